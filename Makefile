@@ -1,0 +1,47 @@
+# filterlens: the two commands of the README, and a few helpers.
+#   make run    set up the environment and run the default workflow (the offline mini zoo)
+#   make test   set up the environment and run the test suite
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+CORES ?= all
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint format lock clean
+
+venv:
+	@tools/ensure-venv
+
+run: venv
+	@start=$$(date +%s); \
+	$(SNAKEMAKE) --cores $(CORES) && \
+	echo && echo "filterlens: done in $$(( $$(date +%s) - start )) s. Outputs:" && \
+	echo "  models and accuracies  results/tables/models.tsv" && \
+	echo "  filter stores (Zarr)   results/filters/<model>.zarr" && \
+	echo "  accuracy per model     results/metrics/<model>.tsv" && \
+	echo "  checkpoints            data/models/<model>.pt" && \
+	echo "  logs, benchmarks       logs/, benchmarks/" && echo && \
+	column -t -s $$'\t' results/tables/models.tsv
+
+test: venv
+	@start=$$(date +%s); \
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+
+lint: venv
+	$(SNAKEMAKE) --lint
+	$(VENV)/bin/snakefmt --check .
+
+format: venv
+	$(VENV)/bin/snakefmt .
+
+# Re-pin requirements.txt from requirements.in in a throw-away environment.
+lock:
+	rm -rf /tmp/filterlens-lock && python3 -m venv /tmp/filterlens-lock
+	/tmp/filterlens-lock/bin/pip install --quiet -r requirements.in
+	{ echo "# Generated from requirements.in by 'make lock' (pip freeze of a fresh environment). Do not edit by hand."; \
+	  /tmp/filterlens-lock/bin/pip freeze --all | grep -v -E '^(pip|wheel)=='; } > requirements.txt
+
+clean:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,25 @@
+# filterlens: "Adversarial Robustness through the Lens of Convolutional Filters"
+# (Gavrikov & Keuper, CVPR-W 2022), reproduced from the model zoo to every figure.
+#
+#   snakemake --cores all                                  the mini zoo (config/config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml   the paper's 71 + 43 models
+#   snakemake --profile profiles/slurm ...                 on a SLURM cluster
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/acquire.smk"
+include: "rules/extract.smk"
+include: "rules/evaluate.smk"
+include: "rules/tables.smk"
+
+
+rule all:
+    input:
+        "results/tables/models.tsv",

@@ -1,0 +1,45 @@
+# Acquisition: every source ends in the same checkpoint contract, data/models/{model}.pt
+# (filterlens.checkpoint), so nothing downstream knows where a model came from.
+
+
+rule train_minizoo:
+    input:
+        "data/datasets/coloured_digits.npz",
+    output:
+        "data/models/{model}.pt",
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/train/{model}.tsv"
+    wildcard_constraints:
+        model=one_of(models_where(source="minizoo")),
+    conda:
+        "../envs/models.yaml"
+    threads: 1  # one thread per model: deterministic, and models train side by side
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        row=sheet_row,
+        training=config["training"],
+    script:
+        "../workflow_scripts/train_minizoo.py"
+
+
+rule random_init:
+    output:
+        "data/models/{model}.pt",
+    log:
+        "logs/random_init/{model}.log",
+    wildcard_constraints:
+        model=one_of(models_where(source="random")),
+    conda:
+        "../envs/models.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        row=sheet_row,
+        seed=config["training"]["seed"],
+    script:
+        "../workflow_scripts/random_init.py"

@@ -1,0 +1,64 @@
+# Config and sheet validation, the model lists, wildcard constraints and input functions.
+# Everything here runs at parse time, before any job: a bad config or sheet stops the run
+# with every problem listed.
+import os
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# The library, for parse-time checks (rule scripts find it through workflow_scripts/_src_path.py).
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
+from filterlens.configuration import ConfigError, check_config
+from filterlens.sheet import SheetError, read_sheet
+
+CONFIG_SCHEMA = os.path.join(
+    workflow.basedir, "config", "schemas", "config.schema.yaml"
+)
+
+
+def workflow_path(path):
+    """A relative path from the working directory, else from the workflow's own directory."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(workflow.basedir, path)
+
+
+try:
+    check_config(config, CONFIG_SCHEMA)
+    SHEET_PATH = workflow_path(config["sheet"])
+    SHEET = read_sheet(SHEET_PATH)
+except (ConfigError, SheetError) as error:
+    raise WorkflowError(str(error)) from None
+validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
+
+MODELS = list(SHEET.model_id)
+
+
+def models_where(**criteria):
+    """Model ids whose sheet columns equal the given values."""
+    selected = SHEET
+    for column, value in criteria.items():
+        selected = selected[selected[column] == value]
+    return list(selected.model_id)
+
+
+def one_of(ids):
+    """A wildcard regex matching exactly these ids (and nothing, if there are none)."""
+    return "|".join(re.escape(i) for i in ids) or "(?!)"
+
+
+def sheet_row(wildcards):
+    """The model's sheet row as plain types, for a rule's params."""
+    return SHEET.loc[wildcards.model].to_dict()
+
+
+def has_local_data(model):
+    """Models whose test data ships with the workflow can be evaluated here."""
+    return SHEET.loc[model, "dataset"] == "coloured_digits"
+
+
+wildcard_constraints:
+    model=one_of(MODELS),

@@ -1,0 +1,11 @@
+rule coloured_digits:
+    output:
+        "data/datasets/coloured_digits.npz",
+    log:
+        "logs/datasets/coloured_digits.log",
+    conda:
+        "../envs/models.yaml"
+    params:
+        dataset=config["dataset"],
+    script:
+        "../workflow_scripts/make_coloured_digits.py"

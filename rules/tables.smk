@@ -1,0 +1,13 @@
+rule model_table:
+    input:
+        stores=expand("results/filters/{model}.zarr", model=MODELS),
+        metrics=[f"results/metrics/{m}.tsv" for m in MODELS if has_local_data(m)],
+        sheet=SHEET_PATH,
+    output:
+        "results/tables/models.tsv",
+    log:
+        "logs/tables/models.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/model_table.py"

@@ -1,0 +1,141 @@
+"""The checkpoint contract: one file per model under data/models/, whatever its source.
+
+A checkpoint is a ``torch.save`` dict of plain types and tensors::
+
+    format, format_version      "filterlens-checkpoint", 1
+    model_id, dataset, num_classes
+    architecture, arch_kwargs   a name of filterlens.architectures and its keyword arguments
+    normalization               {"mean": [...], "std": [...]} applied before the model, or None
+    source                      where the weights came from (minizoo, robustbench, timm, ...)
+    state_dict                  the architecture's weights
+    extra                       source-specific facts (training history, download URL, ...)
+
+Downstream code calls :func:`load_checkpoint` and :func:`build_model`; it never needs to know
+the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from filterlens.architectures import build_architecture
+from filterlens.atomic import atomic_output
+
+FORMAT = "filterlens-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class Checkpoint:
+    model_id: str
+    dataset: str
+    num_classes: int
+    architecture: str
+    arch_kwargs: dict[str, Any]
+    normalization: dict[str, list[float]] | None
+    source: str
+    state_dict: dict[str, torch.Tensor]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **self.__dict__}
+
+
+def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> None:
+    with atomic_output(path) as temporary:
+        torch.save(checkpoint.to_dict(), temporary)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    path = Path(path)
+    fix = f"Fix: delete {path} and acquire the model again."
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip().lower()
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is empty. {fix}")
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
+        raise CheckpointError(f"checkpoint {path} is an HTML/XML page, not weights (a failed download). {fix}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} cannot be loaded (truncated or corrupt?): {error}. {fix}") from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a filterlens checkpoint (no format {FORMAT!r}). {fix}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {data.get('format_version')}, expected {FORMAT_VERSION}. {fix}")
+    fields = {k: data[k] for k in Checkpoint.__dataclass_fields__ if k in data}
+    return Checkpoint(**fields)
+
+
+def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> nn.Module:
+    """The checkpoint's architecture with its weights, in eval mode.
+
+    Missing, unexpected or mis-shaped keys and non-finite weights raise :class:`CheckpointError`.
+    """
+    model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes, device)
+    expected = model.state_dict()
+    given = checkpoint.state_dict
+    problems = []
+    if missing := sorted(set(expected) - set(given)):
+        problems.append(f"missing keys {_preview(missing)}")
+    if unexpected := sorted(set(given) - set(expected)):
+        problems.append(f"unexpected keys {_preview(unexpected)}")
+    if misshaped := [f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
+                     for k in sorted(set(given) & set(expected)) if given[k].shape != expected[k].shape]:
+        problems.append(f"mis-shaped tensors {_preview(misshaped)}")
+    if problems:
+        raise CheckpointError(
+            f"model {checkpoint.model_id}: the weights do not fit architecture {checkpoint.architecture} "
+            f"{checkpoint.arch_kwargs}: {'; '.join(problems)}. Fix: check the sheet's architecture and "
+            f"arch_kwargs for this model, or acquire the checkpoint again."
+        )
+    if bad := [k for k, v in given.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise CheckpointError(
+            f"model {checkpoint.model_id}: weights with NaN or Inf in {_preview(bad)}. "
+            "Fix: acquire or train the model again (a diverged training run?)."
+        )
+    model.load_state_dict(given)
+    return model.eval()
+
+
+def _preview(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def classifier(model: nn.Module, checkpoint: Checkpoint) -> nn.Module:
+    """A module that takes [0, 1] images: the model behind its input normalisation, if any."""
+    if checkpoint.normalization is None:
+        return model
+    return nn.Sequential(Normalize(**checkpoint.normalization), model).eval()

@@ -1,0 +1,30 @@
+"""Shared test helpers: the repository, and running the real Snakefile in a directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with ``workdir`` as working directory."""
+    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the micro config (two tiny models, one epoch), shared by the tests."""
+    workdir = tmp_path_factory.mktemp("micro")
+    run_snakemake(workdir, "--configfile", str(REPO / "config" / "micro.yaml"), "--cores", "2")
+    return workdir

@@ -1,0 +1,79 @@
+"""Bad sheets and configs stop the run before any job, naming the row or key and what is allowed."""
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+HEADER = "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc"
+NORMAL = 'a_normal\tcoloured_digits\twide_resnet\t{"depth": 10, "widen_factor": 1}\tfalse\tminizoo\t\t\t\t'
+ROBUST = 'a_robust\tcoloured_digits\twide_resnet\t{"depth": 10, "widen_factor": 1}\ttrue\tminizoo\t\ta_normal\t\t'
+
+
+def _plan(tmp_path, rows, **config_overrides):
+    (tmp_path / "sheet.tsv").write_text("\n".join([HEADER, *rows]) + "\n")
+    config = yaml.safe_load((REPO / "config" / "micro.yaml").read_text())
+    config["sheet"] = str(tmp_path / "sheet.tsv")
+    for dotted, value in config_overrides.items():
+        *parents, key = dotted.split("__")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", check=False)
+
+
+def _fails_with(result, *fragments):
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in:\n{output}"
+    assert "Job stats" not in output  # stopped before planning any job
+
+
+def test_a_valid_sheet_plans(tmp_path):
+    result = _plan(tmp_path, [NORMAL, ROBUST])
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_architecture(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL.replace("wide_resnet", "vgg99"), ROBUST]),
+                "line 2 (model_id 'a_normal')", "unknown architecture 'vgg99'", "allowed: wide_resnet")
+
+
+def test_duplicate_id(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST, NORMAL]), "model_id 'a_normal' appears more than once")
+
+
+def test_robust_model_without_counterpart(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST.replace("a_normal", "")]),
+                "robust model 'a_robust' has no counterpart", "set 'counterpart'")
+
+
+def test_counterpart_that_does_not_exist(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST.replace("\ta_normal", "\tb_normal")]),
+                "counterpart 'b_normal' of 'a_robust' is not in the sheet")
+
+
+def test_wrong_types_and_values_in_a_row(tmp_path):
+    bad = NORMAL.replace("\tfalse\t", "\tmaybe\t").replace("coloured_digits", "mnist")
+    _fails_with(_plan(tmp_path, [bad]), "dataset: 'mnist' is not one of", "robust: 'maybe' is not of type 'boolean'")
+
+
+def test_config_value_out_of_range(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST], training__epochs=0),
+                "config key training.epochs: 0 is less than the minimum of 1", "allowed: type integer; >= 1")
+
+
+def test_unknown_config_key(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST], training__epoch=3),
+                "config key training: Additional properties are not allowed ('epoch' was unexpected)")
+
+
+def test_missing_sheet(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "micro.yaml"),
+                           "--config", f"sheet={tmp_path / 'nope.tsv'}", "--cores", "1", check=False)
+    _fails_with(result, "nope.tsv does not exist")

@@ -1,0 +1,70 @@
+"""The checkpoint contract and the errors of bad checkpoints."""
+
+import pytest
+import torch
+
+from filterlens.architectures import build_architecture
+from filterlens.checkpoint import Checkpoint, CheckpointError, build_model, classifier, load_checkpoint, save_checkpoint
+
+KWARGS = {"depth": 10, "widen_factor": 1}
+
+
+def _checkpoint(state_dict=None, **overrides):
+    model = build_architecture("wide_resnet", KWARGS, 10)
+    fields = dict(model_id="m", dataset="coloured_digits", num_classes=10, architecture="wide_resnet",
+                  arch_kwargs=KWARGS, normalization=None, source="minizoo",
+                  state_dict=state_dict if state_dict is not None else model.state_dict())
+    return Checkpoint(**{**fields, **overrides}), model
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path):
+    checkpoint, model = _checkpoint()
+    save_checkpoint(checkpoint, tmp_path / "m.pt")
+    rebuilt = build_model(load_checkpoint(tmp_path / "m.pt"))
+    x = torch.rand(2, 3, 32, 32)
+    model.eval()
+    assert torch.equal(rebuilt(x), model(x))
+
+
+def test_normalization_is_applied_before_the_model():
+    checkpoint, model = _checkpoint(normalization={"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
+    wrapped = classifier(build_model(checkpoint), checkpoint)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(wrapped(x), model.eval()((x - 0.5) / 0.25))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"<!DOCTYPE html><html><body>Quota exceeded</body></html>", "HTML/XML page"),
+])
+def test_empty_and_html_files_are_named(tmp_path, content, message):
+    (tmp_path / "m.pt").write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "m.pt")
+
+
+def test_truncated_checkpoint_is_named_with_the_fix(tmp_path):
+    checkpoint, _ = _checkpoint()
+    save_checkpoint(checkpoint, tmp_path / "m.pt")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "m.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"truncated or corrupt.*acquire the model again"):
+        load_checkpoint(tmp_path / "m.pt")
+
+
+def test_weights_that_do_not_fit_name_the_keys():
+    _, model = _checkpoint()
+    state = model.state_dict()
+    state.pop("fc.weight")
+    state["extra.weight"] = torch.zeros(1)
+    state["conv1.weight"] = torch.zeros(1, 1, 3, 3)
+    with pytest.raises(CheckpointError, match=r"missing keys fc.weight.*unexpected keys extra.weight.*mis-shaped"):
+        build_model(_checkpoint(state)[0])
+
+
+def test_non_finite_weights_are_refused():
+    _, model = _checkpoint()
+    state = model.state_dict()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or Inf in conv1.weight"):
+        build_model(_checkpoint(state)[0])

@@ -1,0 +1,54 @@
+"""The paper's 71 robust models, built on the meta device: their 3x3 filter counts (METHOD §1)."""
+
+import csv
+from collections import Counter
+
+import pytest
+import torch
+
+from filterlens.architectures import build_architecture
+from filterlens.datasets import dataset_info
+from filterlens.extraction import plan_extraction
+from conftest import REPO
+
+PAPER_TOTALS = {"cifar10": 447_825_488, "cifar100": 158_015_344, "imagenet": 10_022_912}
+
+
+def paper_robust_models():
+    with open(REPO / "config" / "reference" / "paper_models.csv") as handle:
+        return [r for r in csv.DictReader(handle) if r["Name"].startswith("robustbench_")]
+
+
+@pytest.fixture(scope="module")
+def plans():
+    result = []
+    for row in paper_robust_models():
+        info = dataset_info(row["Training-Dataset"])
+        model = build_architecture("robustbench", {"dataset": info.name, "key": row["Network"]},
+                                   info.num_classes, device="meta")
+        example = torch.empty(1, 3, info.image_size, info.image_size, device="meta")
+        result.append((info.name, plan_extraction(model, example)))
+    return result
+
+
+def test_there_are_71_models_49_17_5(plans):
+    assert len(plans) == 71
+    assert Counter(d for d, _ in plans) == {"cifar10": 49, "cifar100": 17, "imagenet": 5}
+
+
+def test_filter_totals_per_dataset_equal_the_papers_exactly(plans):
+    totals = Counter()
+    for dataset, plan in plans:
+        totals[dataset] += plan.n_filters
+    assert dict(totals) == PAPER_TOTALS
+    assert sum(totals.values()) == 615_863_744
+
+
+def test_every_paper_model_traces_with_fx_and_imagenet_resnets_have_no_3x3_at_depth_0(plans):
+    assert {plan.depth_method for _, plan in plans} == {"fx"}
+    for dataset, plan in plans:
+        first = min(layer.conv_depth for layer in plan.layers)
+        if dataset == "imagenet":  # a 7x7 stem comes first
+            assert first >= 1
+        else:
+            assert first == 0

@@ -1,0 +1,57 @@
+"""The real Snakefile on the micro config (two tiny models, one epoch) in a temporary directory."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from filterlens.checkpoint import build_model, load_checkpoint
+from filterlens.extraction import plan_extraction
+from filterlens.filterstore import open_filter_store
+from conftest import REPO, run_snakemake
+
+pytestmark = pytest.mark.workflow
+MODELS = ["micro_normal", "micro_robust"]
+
+
+def test_model_table_lists_every_model_with_counts_and_measured_accuracies(micro_run):
+    table = pd.read_csv(micro_run / "results" / "tables" / "models.tsv", sep="\t")
+    assert table.model_id.tolist() == MODELS
+    assert table.accuracy_source.tolist() == ["measured", "measured"]
+    assert table.clean_acc.between(0, 100).all() and table.robust_acc.between(0, 100).all()
+    assert table.depth_method.tolist() == ["fx", "fx"]
+    # WRN-10-1: 3->16, 16->16, 16->16, 16->32, 32->32, 32->64, 64->64 (unused sub_block1 excluded)
+    assert table.n_layers.tolist() == [7, 7]
+    assert table.n_filters.tolist() == [8240, 8240]
+
+
+@pytest.mark.parametrize("model_id", MODELS)
+def test_filter_store_holds_exactly_the_checkpoints_3x3_weights(micro_run, model_id):
+    store = open_filter_store(micro_run / "results" / "filters" / f"{model_id}.zarr")
+    checkpoint = load_checkpoint(micro_run / "data" / "models" / f"{model_id}.pt")
+    model = build_model(checkpoint)
+    plan = plan_extraction(model, torch.zeros(1, 3, 32, 32))
+    assert store.layers.name.tolist() == [layer.name for layer in plan.layers]
+    assert store.layers.conv_depth.tolist() == [layer.conv_depth for layer in plan.layers]
+    rows = store.filters[:]
+    for layer in plan.layers:
+        weight = model.get_submodule(layer.name).weight.detach().numpy().reshape(-1, 9)
+        np.testing.assert_array_equal(rows[layer.row_start:layer.row_stop], weight)
+    assert store.attrs["model_id"] == model_id and store.filters.chunks == (4096, 9)
+
+
+def test_metrics_and_logs_exist_for_every_job(micro_run):
+    for model_id in MODELS:
+        metrics = pd.read_csv(micro_run / "results" / "metrics" / f"{model_id}.tsv", sep="\t")
+        assert metrics.steps.tolist() == [2] and metrics.n_test.tolist() == [50]
+        for stage in ("train", "extract", "evaluate"):
+            assert (micro_run / "logs" / stage / f"{model_id}.log").stat().st_size > 0
+
+
+def test_a_second_run_with_nothing_changed_does_no_work(micro_run):
+    result = run_snakemake(micro_run, "-n", "--configfile", str(REPO / "config" / "micro.yaml"), "--cores", "2")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_no_partial_outputs_are_left_behind(micro_run):
+    assert not list(micro_run.rglob(".*.partial"))

@@ -1,0 +1,30 @@
+"""Rule evaluate_model: clean and PGD accuracy of one model on the test split."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+import pandas as pd
+
+from filterlens.atomic import atomic_output
+from filterlens.checkpoint import build_model, classifier, load_checkpoint
+from filterlens.digits_io import load_split
+from filterlens.scripting import rule_script, set_torch_threads
+from filterlens.training import accuracy
+from filterlens.training_config import pgd_from_config
+
+with rule_script(snakemake) as log:
+    set_torch_threads(snakemake.threads)
+    checkpoint = load_checkpoint(snakemake.input.model)
+    model = classifier(build_model(checkpoint), checkpoint)
+    x, y = load_split(snakemake.input.data, "test")
+    settings = snakemake.params.evaluation
+    attack = pgd_from_config(settings)
+    clean = accuracy(model, x, y)
+    robust = accuracy(model, x, y, attack, seed=settings["seed"])
+    log.info("%s: clean %.2f%%, PGD %.2f%% (%s)", checkpoint.model_id, clean, robust, attack)
+    table = pd.DataFrame([{
+        "model_id": checkpoint.model_id, "clean_acc": clean, "robust_acc": robust, "n_test": len(y),
+        "attack": "pgd_linf", "eps": attack.eps, "steps": attack.steps, "step_size": attack.step_size,
+        "random_start": attack.random_start,
+    }])
+    with atomic_output(snakemake.output[0]) as temporary:
+        table.to_csv(temporary, sep="\t", index=False)

@@ -1,0 +1,33 @@
+"""Rule extract_filters: every executed 3x3 conv of a model into its Zarr filter store."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+import torch
+
+from filterlens.checkpoint import build_model, load_checkpoint, sha256_of
+from filterlens.datasets import dataset_info
+from filterlens.extraction import iter_layer_rows, plan_extraction
+from filterlens.filterstore import FilterStoreWriter
+from filterlens.scripting import rule_script
+
+with rule_script(snakemake) as log:
+    settings = snakemake.params.extraction
+    checkpoint = load_checkpoint(snakemake.input[0])
+    model = build_model(checkpoint)
+    size = dataset_info(checkpoint.dataset).image_size
+    # Only used if fx cannot trace the model: a meta tensor runs the forward without compute.
+    example = torch.empty(1, 3, size, size, device="meta")
+    plan = plan_extraction(model, example, fold_batchnorm=settings["fold_batchnorm"])
+    log.info("%s: %d 3x3 layers, %d filters, depth by %s (max conv depth %d)", checkpoint.model_id,
+             len(plan.layers), plan.n_filters, plan.depth_method, plan.max_conv_depth)
+    attrs = {
+        "model_id": checkpoint.model_id,
+        "dataset": checkpoint.dataset,
+        "depth_method": plan.depth_method,
+        "max_conv_depth": plan.max_conv_depth,
+        "fold_batchnorm": settings["fold_batchnorm"],
+        "checkpoint_sha256": sha256_of(snakemake.input[0]),
+    }
+    with FilterStoreWriter(snakemake.output[0], plan.n_filters, settings["chunk_rows"], attrs) as writer:
+        for layer, rows in iter_layer_rows(model, plan):
+            writer.write_layer(layer, rows)

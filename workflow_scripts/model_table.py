@@ -1,0 +1,20 @@
+"""Rule model_table: one row per model with its filter counts and accuracies."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+import pandas as pd
+
+from filterlens.atomic import atomic_output
+from filterlens.filterstore import open_filter_store
+from filterlens.scripting import rule_script
+from filterlens.sheet import read_sheet
+from filterlens.tables import model_table
+
+with rule_script(snakemake) as log:
+    sheet = read_sheet(snakemake.input.sheet)
+    stores = [open_filter_store(path) for path in snakemake.input.stores]
+    metrics = [pd.read_csv(path, sep="\t") for path in snakemake.input.metrics]
+    table = model_table(sheet, stores, metrics)
+    log.info("\n%s", table.to_string(index=False))
+    with atomic_output(snakemake.output[0]) as temporary:
+        table.to_csv(temporary, sep="\t", index=False, float_format="%.4g")

@@ -1,0 +1,23 @@
+"""Rule random_init: a model's real architecture with seeded random weights (scale runs)."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+from filterlens.architectures import build_architecture
+from filterlens.checkpoint import Checkpoint, save_checkpoint
+from filterlens.datasets import dataset_info
+from filterlens.scripting import rule_script
+
+with rule_script(snakemake) as log:
+    row = snakemake.params.row
+    info = dataset_info(row["dataset"])
+    model = build_architecture(row["architecture"], row["arch_kwargs"], info.num_classes, seed=snakemake.params.seed)
+    log.info("%s: %s with %d parameters, seed %d", row["model_id"], row["architecture"],
+             sum(p.numel() for p in model.parameters()), snakemake.params.seed)
+    normalization = None if info.mean is None else {"mean": list(info.mean), "std": list(info.std)}
+    save_checkpoint(
+        Checkpoint(model_id=row["model_id"], dataset=row["dataset"], num_classes=info.num_classes,
+                   architecture=row["architecture"], arch_kwargs=row["arch_kwargs"],
+                   normalization=normalization, source="random", state_dict=model.state_dict(),
+                   extra={"seed": snakemake.params.seed}),
+        snakemake.output[0],
+    )
