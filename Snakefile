@@ -17,9 +17,14 @@ include: "rules/data.smk"
 include: "rules/acquire.smk"
 include: "rules/extract.smk"
 include: "rules/evaluate.smk"
+include: "rules/summarize.smk"
 include: "rules/tables.smk"
 
 
 rule all:
     input:
         "results/tables/models.tsv",
+        "results/analysis/bases.tsv",
+        "results/analysis/kl_by_dataset.tsv",
+        "results/analysis/kl_by_depth.tsv",
+        "results/analysis/quality_by_depth.tsv",

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from filterlens.configuration import ConfigError, check_config
-from filterlens.sheet import SheetError, read_sheet
+from filterlens.sheet import SheetError, pairs, read_sheet
 
 CONFIG_SCHEMA = os.path.join(
     workflow.basedir, "config", "schemas", "config.schema.yaml"
@@ -35,6 +35,9 @@ except (ConfigError, SheetError) as error:
 validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)
+PAIRS = pairs(SHEET)
+# Models in a robust/normal pair: the "full" basis, the coefficient range and KL use these.
+PAIRED_MODELS = [m for m in MODELS if m in set(PAIRS.robust) | set(PAIRS.normal)]
 
 
 def models_where(**criteria):

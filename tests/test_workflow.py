@@ -55,3 +55,20 @@ def test_a_second_run_with_nothing_changed_does_no_work(micro_run):
 
 def test_no_partial_outputs_are_left_behind(micro_run):
     assert not list(micro_run.rglob(".*.partial"))
+
+
+def test_analysis_tables_have_the_expected_rows(micro_run):
+    analysis = micro_run / "results" / "analysis"
+    kl = pd.read_csv(analysis / "kl_by_dataset.tsv", sep="\t")
+    assert kl[["dataset", "pooling"]].values.tolist() == [["coloured_digits", "unique"], ["coloured_digits", "paired"]]
+    assert (kl.kl >= 0).all()
+    by_depth = pd.read_csv(analysis / "kl_by_depth.tsv", sep="\t")
+    assert by_depth.depth_group.tolist()[:2] == ["first", "0.0-0.1"] and len(by_depth) == 11
+    bases = pd.read_csv(analysis / "bases.tsv", sep="\t")
+    assert set(bases.set) == {"full", "robust", "normal", "model:micro_normal", "model:micro_robust"}
+    assert bases.groupby("set").ratio.sum().round(12).eq(1).all()
+    quality = pd.read_csv(analysis / "quality_by_depth.tsv", sep="\t")
+    assert {"sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"} <= set(quality.columns)
+    assert set(quality.model_id) == set(MODELS)
+    histograms = np.load(micro_run / "results" / "summaries" / "micro_robust" / "histograms.npz")
+    assert histograms["counts"].shape == (7, 9, 70) and histograms["counts"].sum() > 0

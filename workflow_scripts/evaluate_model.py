@@ -4,7 +4,7 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 import pandas as pd
 
-from filterlens.atomic import atomic_output
+from filterlens.outputs import write_tsv
 from filterlens.checkpoint import build_model, classifier, load_checkpoint
 from filterlens.digits_io import load_split
 from filterlens.scripting import rule_script, set_torch_threads
@@ -26,5 +26,4 @@ with rule_script(snakemake) as log:
         "attack": "pgd_linf", "eps": attack.eps, "steps": attack.steps, "step_size": attack.step_size,
         "random_start": attack.random_start,
     }])
-    with atomic_output(snakemake.output[0]) as temporary:
-        table.to_csv(temporary, sep="\t", index=False)
+    write_tsv(table, snakemake.output[0])

@@ -4,7 +4,7 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 import pandas as pd
 
-from filterlens.atomic import atomic_output
+from filterlens.outputs import write_tsv
 from filterlens.filterstore import open_filter_store
 from filterlens.scripting import rule_script
 from filterlens.sheet import read_sheet
@@ -16,5 +16,4 @@ with rule_script(snakemake) as log:
     metrics = [pd.read_csv(path, sep="\t") for path in snakemake.input.metrics]
     table = model_table(sheet, stores, metrics)
     log.info("\n%s", table.to_string(index=False))
-    with atomic_output(snakemake.output[0]) as temporary:
-        table.to_csv(temporary, sep="\t", index=False, float_format="%.4g")
+    write_tsv(table, snakemake.output[0])

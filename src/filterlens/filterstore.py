@@ -14,6 +14,7 @@ reductions check the rest as they stream.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,8 @@ class FilterStoreWriter:
         if rows.shape != (layer.n_filters, 9):
             raise ValueError(f"layer {layer.name}: rows of shape {rows.shape}, expected ({layer.n_filters}, 9)")
         self._array[layer.row_start : layer.row_stop] = rows
-        self._layers.append(layer)
+        max_abs = float(np.abs(rows).max()) if len(rows) else 0.0
+        self._layers.append(dataclasses.replace(layer, max_abs=max_abs))
 
     def close(self) -> None:
         table = {c: [getattr(layer, c) for layer in self._layers] for c in LAYER_COLUMNS}

@@ -19,6 +19,9 @@ class Layer:
     row_start: int
     row_stop: int  # exclusive
     bn_folded: bool
+    # max |W| over the layer, recorded by the store writer: the reductions need it before
+    # they read the layer (the sparse threshold) and check it as they read.
+    max_abs: float = float("nan")
 
     @property
     def n_filters(self) -> int:

@@ -1,0 +1,134 @@
+# Per-model passes over a filter store (Dask over its Zarr chunks, memory bounded by
+# resources.mem_mb), and the merges that only read their small outputs.
+
+
+rule summarize_model:
+    input:
+        "results/filters/{model}.zarr",
+    output:
+        layers="results/summaries/{model}/layers.tsv",
+        moments="results/summaries/{model}/moments.npz",
+    log:
+        "logs/summarize/{model}.log",
+    benchmark:
+        "benchmarks/summarize/{model}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../workflow_scripts/summarize_model.py"
+
+
+rule pca_bases:
+    input:
+        layers=expand("results/summaries/{model}/layers.tsv", model=MODELS),
+        moments=expand("results/summaries/{model}/moments.npz", model=MODELS),
+        sheet=SHEET_PATH,
+    output:
+        table="results/analysis/bases.tsv",
+        full="results/analysis/basis_full.npz",
+    log:
+        "logs/analysis/pca_bases.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/pca_bases.py"
+
+
+rule coefficient_range:
+    input:
+        store="results/filters/{model}.zarr",
+        basis="results/analysis/basis_full.npz",
+    output:
+        "results/summaries/{model}/coefficient_range.tsv",
+    log:
+        "logs/coefficient_range/{model}.log",
+    benchmark:
+        "benchmarks/coefficient_range/{model}.tsv"
+    wildcard_constraints:
+        model=one_of(PAIRED_MODELS),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../workflow_scripts/coefficient_range.py"
+
+
+rule global_coefficient_range:
+    input:
+        expand("results/summaries/{model}/coefficient_range.tsv", model=PAIRED_MODELS),
+    output:
+        "results/analysis/coefficient_range.tsv",
+    log:
+        "logs/analysis/coefficient_range.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/global_coefficient_range.py"
+
+
+rule coefficient_histograms:
+    input:
+        store="results/filters/{model}.zarr",
+        basis="results/analysis/basis_full.npz",
+        range="results/analysis/coefficient_range.tsv",
+    output:
+        "results/summaries/{model}/histograms.npz",
+    log:
+        "logs/coefficient_histograms/{model}.log",
+    benchmark:
+        "benchmarks/coefficient_histograms/{model}.tsv"
+    wildcard_constraints:
+        model=one_of(PAIRED_MODELS),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        bins=config["analysis"]["bins"],
+    script:
+        "../workflow_scripts/coefficient_histograms.py"
+
+
+rule kl_divergence:
+    input:
+        histograms=expand(
+            "results/summaries/{model}/histograms.npz", model=PAIRED_MODELS
+        ),
+        layers=expand("results/summaries/{model}/layers.tsv", model=PAIRED_MODELS),
+        basis="results/analysis/basis_full.npz",
+        sheet=SHEET_PATH,
+    output:
+        by_dataset="results/analysis/kl_by_dataset.tsv",
+        by_depth="results/analysis/kl_by_depth.tsv",
+        components="results/analysis/kl_components.tsv",
+    log:
+        "logs/analysis/kl_divergence.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/kl_divergence.py"
+
+
+rule layer_quality:
+    input:
+        layers=expand("results/summaries/{model}/layers.tsv", model=MODELS),
+        sheet=SHEET_PATH,
+    output:
+        layers="results/analysis/layers.tsv",
+        by_depth="results/analysis/quality_by_depth.tsv",
+        sparse_shares="results/analysis/sparse_shares.tsv",
+    log:
+        "logs/analysis/layer_quality.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/layer_quality.py"

@@ -1,0 +1,22 @@
+"""Depth groups of METHOD §2: "first" (conv_depth 0), then ten deciles of conv_depth_norm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DECILES = [f"{k / 10:.1f}-{(k + 1) / 10:.1f}" for k in range(10)]
+DEPTH_GROUPS = ["first", *DECILES]
+
+
+def depth_group(conv_depth: np.ndarray, max_conv_depth: int) -> np.ndarray:
+    """Group label per layer: 'first' for depth 0, else the decile (k/10, (k+1)/10] of depth/max.
+
+    Integer arithmetic, so a depth on a decile's upper edge (3/10 = 0.3) lands in that decile,
+    not the next, whatever floating point makes of the ratio.
+    """
+    depth = np.asarray(conv_depth, dtype=np.int64)
+    if max_conv_depth <= 0:
+        return np.full(depth.shape, "first", dtype=object)
+    k = -(-10 * depth // max_conv_depth) - 1  # ceil(10 d / max) - 1
+    labels = np.array(DECILES, dtype=object)[np.clip(k, 0, 9)]
+    return np.where(depth == 0, "first", labels).astype(object)

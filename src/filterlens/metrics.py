@@ -1,0 +1,180 @@
+"""The definitions of METHOD §3-§5 on in-memory arrays: filters, PCA, distributions, quality.
+
+Everything here is pure: arrays in, arrays or numbers out. The streaming code applies these
+to pieces of a filter store and merges the pieces; the tests apply them to whole arrays.
+
+Degenerate cases (the policy the tests pin down):
+- a layer with no non-sparse filter, or with one, has no covariance: its variance entropy is
+  NaN, and NaN layers are left out of weighted means;
+- a layer whose non-sparse filters are all identical has zero variance: entropy NaN as well;
+- orthogonality needs two filterbanks: a layer with c_out = 1 gets NaN; an all-zero layer
+  follows the formula (zero rows stay zero): 1 - 1/(c_out - 1);
+- an all-zero layer has max |W| = 0, so every filter is sparse (0 <= 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+N_COMPONENTS = 9
+SPARSE_DIVISOR = 100.0  # a filter is sparse if max|F| <= max|W_layer| / 100
+EMPTY_BIN = float(np.finfo(np.float32).eps)  # replaces empty bins before KL (METHOD §4)
+
+
+# --- §3 per-filter definitions -------------------------------------------------------------
+
+def sparse_mask(rows: np.ndarray, layer_max_abs: float) -> np.ndarray:
+    """True for the sparse filters among ``rows`` (n, 9) of a layer with max |W| ``layer_max_abs``."""
+    return np.abs(rows).max(axis=1) <= layer_max_abs / SPARSE_DIVISOR
+
+
+def scale_filters(rows: np.ndarray) -> np.ndarray:
+    """F / max|F| in float64; an all-zero filter stays as it is."""
+    rows = np.asarray(rows, dtype=np.float64)
+    peak = np.abs(rows).max(axis=1, keepdims=True)
+    return rows / np.where(peak == 0, 1.0, peak)
+
+
+# --- §4 PCA from sufficient statistics -----------------------------------------------------
+
+@dataclass
+class Moments:
+    """Count, sum and 9x9 Gram (float64) of a set of filters: additive over any split."""
+
+    n: int = 0
+    total: np.ndarray = field(default_factory=lambda: np.zeros(N_COMPONENTS))
+    gram: np.ndarray = field(default_factory=lambda: np.zeros((N_COMPONENTS, N_COMPONENTS)))
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> "Moments":
+        rows = np.asarray(rows, dtype=np.float64)
+        return cls(len(rows), rows.sum(axis=0), rows.T @ rows)
+
+    def __add__(self, other: "Moments") -> "Moments":
+        return Moments(self.n + other.n, self.total + other.total, self.gram + other.gram)
+
+    @classmethod
+    def sum(cls, parts) -> "Moments":
+        result = cls()
+        for part in parts:
+            result = result + part
+        return result
+
+
+@dataclass(frozen=True)
+class Basis:
+    """A PCA basis: mean (9,), components (9, 9) as rows, explained variance and its ratio."""
+
+    n: int
+    mean: np.ndarray
+    components: np.ndarray
+    explained_variance: np.ndarray
+    ratio: np.ndarray
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """Coefficients of (centred) ``rows`` on the components, float64 (n, 9)."""
+        return (np.asarray(rows, dtype=np.float64) - self.mean) @ self.components.T
+
+
+def fix_signs(components: np.ndarray) -> np.ndarray:
+    """Make each component's entry of largest magnitude positive (as scikit-learn's PCA does)."""
+    largest = np.argmax(np.abs(components), axis=1)
+    signs = np.sign(components[np.arange(len(components)), largest])
+    return components * np.where(signs == 0, 1.0, signs)[:, None]
+
+
+def pca(moments: Moments) -> Basis:
+    """PCA of the filters behind ``moments``: the eigen-decomposition of their covariance (n - 1).
+
+    With fewer than two filters the covariance is undefined and everything but the mean is NaN.
+    """
+    n = moments.n
+    mean = moments.total / n if n else np.full(N_COMPONENTS, np.nan)
+    if n < 2:
+        nan = np.full(N_COMPONENTS, np.nan)
+        return Basis(n, mean, np.full((N_COMPONENTS, N_COMPONENTS), np.nan), nan, nan)
+    covariance = (moments.gram - n * np.outer(mean, mean)) / (n - 1)
+    covariance = (covariance + covariance.T) / 2
+    values, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(values)[::-1]
+    values = np.clip(values[order], 0.0, None)  # round-off can make a zero variance slightly negative
+    components = fix_signs(vectors[:, order].T)
+    total = values.sum()
+    ratio = values / total if total > 0 else np.full(N_COMPONENTS, np.nan)
+    return Basis(n, mean, components, values, ratio)
+
+
+# --- §5 layer quality ----------------------------------------------------------------------
+
+def variance_entropy(ratio: np.ndarray) -> float:
+    """H = -sum a_i log10 a_i over explained variance ratios (0 log 0 = 0); NaN stays NaN."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    if np.isnan(ratio).any():
+        return float("nan")
+    positive = ratio[ratio > 0]
+    return float(-(positive * np.log10(positive)).sum())
+
+
+def orthogonality_from_gram(gram: np.ndarray) -> float:
+    """1 - sum|Wn Wn^T - I| / (c_out (c_out - 1)), from the raw Gram W W^T of the filterbanks."""
+    c_out = len(gram)
+    if c_out < 2:
+        return float("nan")
+    norms = np.sqrt(np.diag(gram))
+    safe = np.where(norms == 0, 1.0, norms)
+    normalised = gram / np.outer(safe, safe)  # zero rows stay zero
+    deviation = np.abs(normalised - np.eye(c_out)).sum()
+    return float(1.0 - deviation / (c_out * (c_out - 1)))
+
+
+def orthogonality(filterbanks: np.ndarray) -> float:
+    """Orthogonality of a layer given as (c_out, c_in/groups * 9) filterbanks."""
+    w = np.asarray(filterbanks, dtype=np.float64)
+    return orthogonality_from_gram(w @ w.T)
+
+
+# --- §4 distributions and divergence -------------------------------------------------------
+
+def bin_edges(low: float, high: float, bins: int) -> np.ndarray:
+    return np.linspace(low, high, bins + 1)
+
+
+def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """Counts per column of ``values`` (n, k) in ``bins`` equal bins over [low, high]: (k, bins).
+
+    The same bin assignment as ``np.histogram(column, bins, (low, high))`` (its uniform-bin
+    path, edge corrections included), done for all columns at once; values outside the range
+    are not counted.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n, k = values.shape
+    edges = bin_edges(low, high, bins)
+    inside = (values >= low) & (values <= high)
+    flat = values[inside]
+    columns = np.broadcast_to(np.arange(k), values.shape)[inside]
+    index = ((flat - low) / (high - low) * bins).astype(np.intp)
+    index[index == bins] -= 1
+    index[flat < edges[index]] -= 1
+    index[(flat >= edges[index + 1]) & (index != bins - 1)] += 1
+    return np.bincount(columns * bins + index, minlength=k * bins).reshape(k, bins).astype(np.int64)
+
+
+def distribution(counts: np.ndarray) -> np.ndarray:
+    """Counts (..., bins) as probabilities: empty bins get float32 eps, then each sums to 1."""
+    total = counts.sum(axis=-1, keepdims=True)
+    p = counts / np.where(total == 0, 1, total)
+    p = np.where(p == 0, EMPTY_BIN, p)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(P||Q) + KL(Q||P) along the last axis, natural log."""
+    return (p * np.log(p / q)).sum(axis=-1) + (q * np.log(q / p)).sum(axis=-1)
+
+
+def weighted_kl(counts_p: np.ndarray, counts_q: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
+    """Sum over components of weight * symmetric KL, and the per-component KL; counts (9, bins)."""
+    per_component = symmetric_kl(distribution(counts_p), distribution(counts_q))
+    return float((np.asarray(weights) * per_component).sum()), per_component

@@ -1,0 +1,222 @@
+"""The three streamed passes over one model's filter store (METHOD §3-§5).
+
+1. :func:`summarize` — per layer: filter count, sparse count, max |W|, moments (count, sum,
+   9x9 Gram, float64) of the non-sparse filters scaled and unscaled, variance entropy of
+   both, orthogonality.
+2. :func:`coefficient_range` — min and max of the coefficients of the scaled non-sparse
+   filters on a basis (the global range is the min/max over models).
+3. :func:`coefficient_histograms` — per layer and component, counts in equal bins over a
+   given range.
+
+Each pass reads the store once through :mod:`filterlens.streaming`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from filterlens.depthgroups import depth_group
+from filterlens.filterstore import FilterStore, FilterStoreError
+from filterlens.metrics import (N_COMPONENTS, Basis, Moments, histogram_counts, orthogonality_from_gram, pca,
+                                scale_filters, sparse_mask, variance_entropy)
+from filterlens.streaming import Piece, Segment, check_finite, map_segments, plan_segments
+
+
+@dataclass
+class _Layout:
+    """What the passes need to know of a store's layers, by layer_id."""
+
+    store: FilterStore
+    max_abs: np.ndarray
+    c_out: np.ndarray
+    per_out_channel: np.ndarray  # rows per output channel: c_in / groups
+    row_start: np.ndarray
+    row_stop: np.ndarray
+
+    @classmethod
+    def of(cls, store: FilterStore) -> "_Layout":
+        t = store.layers.sort_values("layer_id")
+        return cls(store, t.max_abs.to_numpy(float), t.c_out.to_numpy(int), (t.c_in // t.groups).to_numpy(int),
+                   t.row_start.to_numpy(int), t.row_stop.to_numpy(int))
+
+    def piece_rows(self, rows: np.ndarray, segment: Segment, piece: Piece) -> np.ndarray:
+        x = rows[piece.start - segment.start:piece.stop - segment.start]
+        check_finite(x, self.store, piece.layer_id)
+        return x
+
+    def nonsparse_scaled(self, x: np.ndarray, layer_id: int) -> tuple[np.ndarray, np.ndarray]:
+        sparse = sparse_mask(x, self.max_abs[layer_id])
+        return sparse, scale_filters(x[~sparse])
+
+
+def _segments(store: FilterStore, max_rows: int) -> list[Segment]:
+    return plan_segments(store.layers, store.filters.chunks[0], max_rows)
+
+
+# --- pass 1: layer summaries ---------------------------------------------------------------
+
+@dataclass
+class LayerMoments:
+    """Per layer (indexed by layer_id) moments of the non-sparse filters."""
+
+    scaled: list[Moments]
+    unscaled: list[Moments]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, moments in (("scaled", self.scaled), ("unscaled", self.unscaled)):
+            out[f"{name}_n"] = np.array([m.n for m in moments], dtype=np.int64)
+            out[f"{name}_sum"] = np.array([m.total for m in moments]).reshape(-1, N_COMPONENTS)
+            out[f"{name}_gram"] = np.array([m.gram for m in moments]).reshape(-1, N_COMPONENTS, N_COMPONENTS)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "LayerMoments":
+        def unpack(name):
+            return [Moments(int(n), s, g) for n, s, g in
+                    zip(arrays[f"{name}_n"], arrays[f"{name}_sum"], arrays[f"{name}_gram"])]
+        return cls(unpack("scaled"), unpack("unscaled"))
+
+
+def summarize(store: FilterStore, threads: int, max_rows: int) -> tuple[pd.DataFrame, LayerMoments]:
+    """Pass 1. Returns the per-layer table and the per-layer moments."""
+    layout = _Layout.of(store)
+
+    def task(rows: np.ndarray, segment: Segment):
+        pieces = []
+        for piece in segment.pieces:
+            x = layout.piece_rows(rows, segment, piece)
+            sparse, scaled = layout.nonsparse_scaled(x, piece.layer_id)
+            pieces.append((piece, len(x), int(sparse.sum()), float(np.abs(x).max()),
+                           Moments.of(x[~sparse]), Moments.of(scaled)))
+        grams = {}
+        for layer_id in segment.whole_layers:
+            a, b = layout.row_start[layer_id] - segment.start, layout.row_stop[layer_id] - segment.start
+            w = rows[a:b].reshape(layout.c_out[layer_id], -1).astype(np.float64)
+            grams[layer_id] = orthogonality_from_gram(w @ w.T)
+        return pieces, grams
+
+    segments = _segments(store, max_rows)
+    results = map_segments(store, segments, task, threads)
+    n_layers = len(store.layers)
+    count = np.zeros(n_layers, dtype=np.int64)
+    sparse = np.zeros(n_layers, dtype=np.int64)
+    seen_max = np.zeros(n_layers)
+    unscaled = [Moments() for _ in range(n_layers)]
+    scaled = [Moments() for _ in range(n_layers)]
+    ortho = np.full(n_layers, np.nan)
+    for pieces, grams in results:  # segments and their pieces are in row order
+        for piece, n, n_sparse, peak, m_unscaled, m_scaled in pieces:
+            lid = piece.layer_id
+            count[lid] += n
+            sparse[lid] += n_sparse
+            seen_max[lid] = max(seen_max[lid], peak)
+            unscaled[lid] = unscaled[lid] + m_unscaled
+            scaled[lid] = scaled[lid] + m_scaled
+        for lid, value in grams.items():
+            ortho[lid] = value
+    for lid in range(n_layers):
+        if not any(lid in s.whole_layers for s in segments) and count[lid]:
+            ortho[lid] = _split_layer_orthogonality(store, layout, lid, max_rows)
+    _check_layer_table(store, layout, seen_max)
+    table = _layer_table(store, count, sparse, unscaled, scaled, ortho)
+    return table, LayerMoments(scaled, unscaled)
+
+
+def _split_layer_orthogonality(store: FilterStore, layout: _Layout, lid: int, max_rows: int) -> float:
+    """Orthogonality of a layer too large for one segment, from blocks of output channels."""
+    per = layout.per_out_channel[lid]
+    c_out = layout.c_out[lid]
+    channels = max(1, max_rows // (2 * per))  # two blocks in memory at once
+    bounds = [(o, min(c_out, o + channels)) for o in range(0, c_out, channels)]
+
+    def block(o0: int, o1: int) -> np.ndarray:
+        a = layout.row_start[lid] + o0 * per
+        return store.filters[a:a + (o1 - o0) * per].reshape(o1 - o0, -1).astype(np.float64)
+
+    norms = np.concatenate([np.linalg.norm(block(*b), axis=1) for b in bounds])
+    safe = np.where(norms == 0, 1.0, norms)
+    deviation = 0.0
+    for i, (a0, a1) in enumerate(bounds):
+        wa = block(a0, a1) / safe[a0:a1, None]
+        for b0, b1 in bounds[i:]:
+            g = wa @ (block(b0, b1) / safe[b0:b1, None]).T
+            if a0 == b0:
+                deviation += np.abs(g - np.eye(a1 - a0)).sum()
+            else:
+                deviation += 2 * np.abs(g).sum()
+    return float(1.0 - deviation / (c_out * (c_out - 1))) if c_out > 1 else float("nan")
+
+
+def _check_layer_table(store: FilterStore, layout: _Layout, seen_max: np.ndarray) -> None:
+    bad = np.flatnonzero(seen_max != layout.max_abs)
+    if len(bad):
+        name = store.layers.set_index("layer_id").name[int(bad[0])]
+        raise FilterStoreError(
+            f"{store.path} (model {store.model_id}): layer {name} holds max |W| {seen_max[bad[0]]}, but its "
+            f"layer table says {layout.max_abs[bad[0]]}: the store is inconsistent. "
+            f"Fix: delete {store.path} and extract it again.")
+
+
+def _layer_table(store, count, sparse, unscaled, scaled, ortho) -> pd.DataFrame:
+    layers = store.layers.sort_values("layer_id").reset_index(drop=True)
+    table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs"]].copy()
+    table.insert(0, "model_id", store.model_id)
+    max_depth = int(store.attrs.get("max_conv_depth", layers.conv_depth.max() if len(layers) else 0))
+    table["max_conv_depth"] = max_depth
+    table["depth_group"] = depth_group(table.conv_depth.to_numpy(), max_depth)
+    table["n_filters"] = count
+    table["n_sparse"] = sparse
+    table["n_nonsparse"] = count - sparse
+    table["sparsity"] = sparse / np.where(count == 0, 1, count)
+    table["entropy_unscaled"] = [variance_entropy(pca(m).ratio) for m in unscaled]
+    table["entropy_scaled"] = [variance_entropy(pca(m).ratio) for m in scaled]
+    table["orthogonality"] = ortho
+    return table
+
+
+# --- pass 2: coefficient range -------------------------------------------------------------
+
+def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per component min and max of the coefficients of the scaled non-sparse filters."""
+    layout = _Layout.of(store)
+
+    def task(rows: np.ndarray, segment: Segment):
+        low = np.full(N_COMPONENTS, np.inf)
+        high = np.full(N_COMPONENTS, -np.inf)
+        for piece in segment.pieces:
+            _, scaled = layout.nonsparse_scaled(layout.piece_rows(rows, segment, piece), piece.layer_id)
+            if len(scaled):
+                coefficients = basis.project(scaled)
+                low = np.minimum(low, coefficients.min(axis=0))
+                high = np.maximum(high, coefficients.max(axis=0))
+        return low, high
+
+    results = map_segments(store, _segments(store, max_rows), task, threads)
+    low = np.min([r[0] for r in results], axis=0) if results else np.full(N_COMPONENTS, np.inf)
+    high = np.max([r[1] for r in results], axis=0) if results else np.full(N_COMPONENTS, -np.inf)
+    return low, high
+
+
+# --- pass 3: coefficient histograms --------------------------------------------------------
+
+def coefficient_histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
+                           threads: int, max_rows: int) -> np.ndarray:
+    """Counts (n_layers, 9, bins) of the coefficients of the scaled non-sparse filters."""
+    layout = _Layout.of(store)
+
+    def task(rows: np.ndarray, segment: Segment):
+        out = []
+        for piece in segment.pieces:
+            _, scaled = layout.nonsparse_scaled(layout.piece_rows(rows, segment, piece), piece.layer_id)
+            out.append((piece.layer_id, histogram_counts(basis.project(scaled), low, high, bins)))
+        return out
+
+    counts = np.zeros((len(store.layers), N_COMPONENTS, bins), dtype=np.int64)
+    for result in map_segments(store, _segments(store, max_rows), task, threads):
+        for layer_id, piece_counts in result:
+            counts[layer_id] += piece_counts
+    return counts

@@ -1,0 +1,123 @@
+"""Known answers for every metric of METHOD §3-§5, degenerate cases included."""
+
+import numpy as np
+import pytest
+
+from filterlens.depthgroups import depth_group
+from filterlens.metrics import (EMPTY_BIN, Moments, distribution, fix_signs, histogram_counts, orthogonality, pca,
+                                scale_filters, sparse_mask, symmetric_kl, variance_entropy, weighted_kl)
+
+LOG10_9 = np.log10(9)
+
+
+def _entropy(rows):
+    return variance_entropy(pca(Moments.of(rows)).ratio)
+
+
+def test_sparse_means_at_most_a_hundredth_of_the_layers_largest_weight():
+    rows = np.zeros((3, 9), dtype=np.float32)
+    rows[0, 4] = 2.0  # the layer's max |W|
+    rows[1, 0] = -0.02  # exactly max / 100: sparse (<=)
+    rows[2, 8] = 0.0201  # just above: not sparse
+    assert sparse_mask(rows, 2.0).tolist() == [False, True, False]
+
+
+def test_an_all_zero_layer_is_all_sparse():
+    assert sparse_mask(np.zeros((5, 9), np.float32), 0.0).all()
+
+
+def test_scaling_divides_by_the_peak_and_leaves_zero_filters():
+    rows = np.array([[0.5, -2.0] + [0.0] * 7, [0.0] * 9])
+    scaled = scale_filters(rows)
+    np.testing.assert_array_equal(scaled[0, :2], [0.25, -1.0])
+    np.testing.assert_array_equal(scaled[1], np.zeros(9))
+
+
+def test_variance_spread_evenly_over_nine_directions_has_entropy_log10_9():
+    rows = np.concatenate([np.eye(9), -np.eye(9)])
+    assert _entropy(rows) == pytest.approx(LOG10_9, abs=1e-12)
+
+
+def test_variance_in_one_direction_has_entropy_zero():
+    direction = np.arange(1.0, 10.0)
+    rows = np.outer(np.linspace(-1, 1, 7), direction)
+    assert _entropy(rows) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("rows", [np.ones((1, 9)), np.ones((4, 9)), np.zeros((0, 9))],
+                         ids=["one filter", "identical filters", "no filter"])
+def test_entropy_is_nan_without_variance(rows):
+    assert np.isnan(_entropy(rows))
+
+
+def test_orthogonal_filterbanks_have_orthogonality_one():
+    assert orthogonality(np.eye(4, 18) * 3.0) == pytest.approx(1.0)
+
+
+def test_identical_filterbanks_have_orthogonality_zero():
+    assert orthogonality(np.tile(np.arange(1.0, 19.0), (5, 1))) == pytest.approx(0.0)
+
+
+def test_all_zero_layer_follows_the_formula_and_c_out_1_is_undefined():
+    assert orthogonality(np.zeros((4, 18))) == pytest.approx(1 - 1 / 3)
+    assert np.isnan(orthogonality(np.ones((1, 18))))
+
+
+def test_orthogonality_ignores_the_scale_of_each_filterbank():
+    w = np.random.default_rng(0).standard_normal((6, 27))
+    assert orthogonality(w * np.arange(1, 7)[:, None]) == pytest.approx(orthogonality(w))
+
+
+def test_pca_matches_a_known_covariance_and_fixes_signs():
+    rng = np.random.default_rng(1)
+    scales = np.arange(9, 0, -1.0)
+    rows = rng.standard_normal((20000, 9)) * scales
+    basis = pca(Moments.of(rows))
+    np.testing.assert_allclose(basis.explained_variance, np.var(rows, axis=0, ddof=1)[np.argsort(-scales)], rtol=0.05)
+    np.testing.assert_allclose(np.abs(basis.components), np.eye(9), atol=0.05)
+    assert (basis.components[np.arange(9), np.abs(basis.components).argmax(axis=1)] > 0).all()
+    assert basis.ratio.sum() == pytest.approx(1.0)
+
+
+def test_sign_fix_makes_the_largest_entry_positive():
+    flipped = fix_signs(np.array([[0.1, -0.9, 0.2], [0.5, 0.4, -0.3]]))
+    np.testing.assert_array_equal(flipped, [[-0.1, 0.9, -0.2], [0.5, 0.4, -0.3]])
+
+
+def test_histogram_counts_equal_numpy_histogram_edges_included():
+    rng = np.random.default_rng(2)
+    values = rng.uniform(-1, 1, (5000, 3))
+    edges = np.linspace(-1, 1, 71)
+    values[:70, 0] = edges[:70]  # values exactly on bin edges
+    values[0, 1], values[1, 1] = -1.0, 1.0  # the range's ends
+    counts = histogram_counts(values, -1.0, 1.0, 70)
+    for c in range(3):
+        np.testing.assert_array_equal(counts[c], np.histogram(values[:, c], 70, (-1.0, 1.0))[0])
+
+
+def test_empty_bins_get_float32_eps_before_normalising():
+    p = distribution(np.array([3, 0, 1]))
+    expected = np.array([0.75, EMPTY_BIN, 0.25]) / (1 + EMPTY_BIN)
+    np.testing.assert_allclose(p, expected, rtol=1e-15)
+
+
+def test_symmetric_kl_known_value_and_zero_for_equal_distributions():
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    expected = 0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1) + 0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5)
+    assert symmetric_kl(p, q) == pytest.approx(expected, rel=1e-12)
+    assert symmetric_kl(p, p) == 0.0
+
+
+def test_weighted_kl_weights_each_component():
+    counts_p = np.array([[5, 5], [9, 1]])
+    counts_q = np.array([[9, 1], [9, 1]])
+    total, per_component = weighted_kl(counts_p, counts_q, np.array([0.25, 0.75]))
+    assert per_component[1] == 0.0
+    assert total == pytest.approx(0.25 * per_component[0])
+
+
+def test_depth_groups_first_and_deciles_with_exact_edges():
+    groups = depth_group(np.arange(11), 10)
+    assert groups.tolist() == ["first", "0.0-0.1", "0.1-0.2", "0.2-0.3", "0.3-0.4", "0.4-0.5", "0.5-0.6",
+                               "0.6-0.7", "0.7-0.8", "0.8-0.9", "0.9-1.0"]
+    assert depth_group(np.array([3]), 30).tolist() == ["0.0-0.1"]  # 3/30 = 0.1 on the edge: first decile

@@ -1,0 +1,21 @@
+"""Rule coefficient_histograms: pass 3: per layer and component, counts over the global range."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+from filterlens.analysis import load_basis
+from filterlens.filterstore import open_filter_store
+from filterlens.outputs import read_tsv, write_npz
+from filterlens.reductions import coefficient_histograms
+from filterlens.scripting import rule_script
+from filterlens.streaming import rows_per_segment
+
+with rule_script(snakemake) as log:
+    store = open_filter_store(snakemake.input.store)
+    basis = load_basis(snakemake.input.basis)
+    value_range = read_tsv(snakemake.input.range).iloc[0]
+    low, high, bins = float(value_range["min"]), float(value_range["max"]), snakemake.params.bins
+    max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
+    counts = coefficient_histograms(store, basis, low, high, bins, snakemake.threads, max_rows)
+    log.info("%s: %d coefficients per component in %d bins over [%r, %r]",
+             store.model_id, counts[:, 0].sum(), bins, low, high)
+    write_npz(snakemake.output[0], counts=counts, low=low, high=high)
