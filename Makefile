@@ -8,7 +8,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint format lock clean
+.PHONY: venv run test lint format lock clean benchmark
 
 venv:
 	@tools/ensure-venv
@@ -28,6 +28,11 @@ test: venv
 	@start=$$(date +%s); \
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+
+# The reductions against the read floor on synthetic zoos of ~50M and ~200M filters
+# (about 8 GB under data/benchmark/, kept for reruns): results/benchmarks/reductions.{tsv,png}
+benchmark: venv
+	$(PY) tools/benchmark_reductions.py $(BENCHMARK_ARGS)
 
 lint: venv
 	$(SNAKEMAKE) --lint

@@ -121,3 +121,10 @@ def test_depth_groups_first_and_deciles_with_exact_edges():
     assert groups.tolist() == ["first", "0.0-0.1", "0.1-0.2", "0.2-0.3", "0.3-0.4", "0.4-0.5", "0.5-0.6",
                                "0.6-0.7", "0.7-0.8", "0.8-0.9", "0.9-1.0"]
     assert depth_group(np.array([3]), 30).tolist() == ["0.0-0.1"]  # 3/30 = 0.1 on the edge: first decile
+
+
+def test_histogram_counts_leave_out_values_outside_the_range():
+    values = np.array([[-2.0, 0.5], [0.0, 3.0], [1.0, 1.0]])
+    counts = histogram_counts(values, -1.0, 1.0, 4)
+    np.testing.assert_array_equal(counts[0], np.histogram(values[:, 0], 4, (-1.0, 1.0))[0])
+    np.testing.assert_array_equal(counts[1], np.histogram(values[:, 1], 4, (-1.0, 1.0))[0])

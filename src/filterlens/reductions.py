@@ -20,8 +20,8 @@ import pandas as pd
 
 from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
-from filterlens.metrics import (N_COMPONENTS, Basis, Moments, histogram_counts, orthogonality_from_gram, pca,
-                                scale_filters, sparse_mask, variance_entropy)
+from filterlens.metrics import (N_COMPONENTS, Basis, Moments, filterbank_gram, histogram_counts, orthogonality_from_gram, pca,
+                                row_peaks, scale_filters, sparse_mask, variance_entropy)
 from filterlens.streaming import Piece, Segment, check_finite, map_segments, plan_segments
 
 
@@ -47,9 +47,23 @@ class _Layout:
         check_finite(x, self.store, piece.layer_id)
         return x
 
-    def nonsparse_scaled(self, x: np.ndarray, layer_id: int) -> tuple[np.ndarray, np.ndarray]:
-        sparse = sparse_mask(x, self.max_abs[layer_id])
-        return sparse, scale_filters(x[~sparse])
+    def split(self, x: np.ndarray, layer_id: int) -> "_PieceFilters":
+        """The piece's filters: peaks, sparse mask, and the non-sparse ones unscaled and scaled."""
+        peaks = row_peaks(x)
+        sparse = sparse_mask(x, self.max_abs[layer_id], peaks)
+        keep = ~sparse
+        nonsparse = x if keep.all() else x[keep]
+        kept_peaks = peaks if keep.all() else peaks[keep]
+        unscaled = nonsparse.astype(np.float64)
+        return _PieceFilters(peaks, sparse, unscaled, scale_filters(unscaled, kept_peaks))
+
+
+@dataclass
+class _PieceFilters:
+    peaks: np.ndarray
+    sparse: np.ndarray
+    unscaled: np.ndarray  # non-sparse filters, float64
+    scaled: np.ndarray  # the same, divided by their peaks
 
 
 def _segments(store: FilterStore, max_rows: int) -> list[Segment]:
@@ -81,22 +95,26 @@ class LayerMoments:
         return cls(unpack("scaled"), unpack("unscaled"))
 
 
-def summarize(store: FilterStore, threads: int, max_rows: int) -> tuple[pd.DataFrame, LayerMoments]:
-    """Pass 1. Returns the per-layer table and the per-layer moments."""
+def summarize(store: FilterStore, threads: int, max_rows: int,
+              with_orthogonality: bool = True) -> tuple[pd.DataFrame, LayerMoments]:
+    """Pass 1. Returns the per-layer table and the per-layer moments.
+
+    ``with_orthogonality=False`` leaves that column NaN (the benchmark uses it to show the
+    cost of the one compute-bound metric apart from the streaming).
+    """
     layout = _Layout.of(store)
 
     def task(rows: np.ndarray, segment: Segment):
         pieces = []
         for piece in segment.pieces:
             x = layout.piece_rows(rows, segment, piece)
-            sparse, scaled = layout.nonsparse_scaled(x, piece.layer_id)
-            pieces.append((piece, len(x), int(sparse.sum()), float(np.abs(x).max()),
-                           Moments.of(x[~sparse]), Moments.of(scaled)))
+            f = layout.split(x, piece.layer_id)
+            pieces.append((piece, len(x), int(f.sparse.sum()), float(f.peaks.max(initial=0.0)),
+                           Moments.of(f.unscaled), Moments.of(f.scaled)))
         grams = {}
-        for layer_id in segment.whole_layers:
+        for layer_id in segment.whole_layers if with_orthogonality else ():
             a, b = layout.row_start[layer_id] - segment.start, layout.row_stop[layer_id] - segment.start
-            w = rows[a:b].reshape(layout.c_out[layer_id], -1).astype(np.float64)
-            grams[layer_id] = orthogonality_from_gram(w @ w.T)
+            grams[layer_id] = orthogonality_from_gram(filterbank_gram(rows[a:b].reshape(layout.c_out[layer_id], -1)))
         return pieces, grams
 
     segments = _segments(store, max_rows)
@@ -118,7 +136,7 @@ def summarize(store: FilterStore, threads: int, max_rows: int) -> tuple[pd.DataF
             scaled[lid] = scaled[lid] + m_scaled
         for lid, value in grams.items():
             ortho[lid] = value
-    for lid in range(n_layers):
+    for lid in range(n_layers) if with_orthogonality else ():
         if not any(lid in s.whole_layers for s in segments) and count[lid]:
             ortho[lid] = _split_layer_orthogonality(store, layout, lid, max_rows)
     _check_layer_table(store, layout, seen_max)
@@ -188,7 +206,7 @@ def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: 
         low = np.full(N_COMPONENTS, np.inf)
         high = np.full(N_COMPONENTS, -np.inf)
         for piece in segment.pieces:
-            _, scaled = layout.nonsparse_scaled(layout.piece_rows(rows, segment, piece), piece.layer_id)
+            scaled = layout.split(layout.piece_rows(rows, segment, piece), piece.layer_id).scaled
             if len(scaled):
                 coefficients = basis.project(scaled)
                 low = np.minimum(low, coefficients.min(axis=0))
@@ -211,7 +229,7 @@ def coefficient_histograms(store: FilterStore, basis: Basis, low: float, high: f
     def task(rows: np.ndarray, segment: Segment):
         out = []
         for piece in segment.pieces:
-            _, scaled = layout.nonsparse_scaled(layout.piece_rows(rows, segment, piece), piece.layer_id)
+            scaled = layout.split(layout.piece_rows(rows, segment, piece), piece.layer_id).scaled
             out.append((piece.layer_id, histogram_counts(basis.project(scaled), low, high, bins)))
         return out
 

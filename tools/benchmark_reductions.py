@@ -1,0 +1,239 @@
+"""Benchmark of the reduction passes against the read floor, on synthetic zoos.
+
+    python tools/benchmark_reductions.py [--sizes 50000000 200000000] [--threads 2] [--mem-mb 2000]
+
+For each size, a zoo is made from the real shapes of the paper's RobustBench architectures
+(built on the meta device, in the order of config/reference/paper_models.csv, until the
+size is reached) with seeded random weights, written as filter stores under
+data/benchmark/<size>/ (kept and reused). Every pass then runs in a fresh process over all
+stores of the zoo, as the workflow's per-model jobs would, and reports wall time, peak RSS
+and throughput:
+
+    read_floor            decompress and sum the stores (dask.array.from_zarr(...).sum())
+    summary_streaming     pass 1 without orthogonality: counts, sparse filters, moments, entropy
+    summary               pass 1 as the workflow runs it, orthogonality included (compute-bound:
+                          c_out * c_in * 9 multiply-adds per output channel)
+    coefficient_range     pass 2: min/max of the coefficients on the full basis
+    coefficient_histograms  pass 3: per layer and component, 70-bin counts
+    merge                 PCA bases and KL from the small per-model summaries
+
+Writes results/benchmarks/reductions.tsv and reductions.png and prints the targets:
+every pass within 2x the read floor; peak RSS at the largest size within 1.2x of the
+smallest and under 3 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+PASSES = ["read_floor", "summary_streaming", "summary", "coefficient_range", "coefficient_histograms", "merge"]
+BINS = 70
+
+
+# --- the synthetic zoo ---------------------------------------------------------------------
+
+def paper_architectures():
+    from filterlens.architectures import build_architecture
+    from filterlens.datasets import dataset_info
+    from filterlens.extraction import plan_extraction
+    import torch
+
+    with open(REPO / "config" / "reference" / "paper_models.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["Name"].startswith("robustbench_")]
+    for row in rows:
+        info = dataset_info(row["Training-Dataset"])
+        model = build_architecture("robustbench", {"dataset": info.name, "key": row["Network"]}, info.num_classes,
+                                   device="meta")
+        yield row["Network"], plan_extraction(model, torch.empty(1, 3, info.image_size, info.image_size, device="meta"))
+
+
+def make_zoo(size: int, root: Path, chunk_rows: int) -> list[Path]:
+    """Stores of real architecture shapes with random weights, at least ``size`` filters in all."""
+    from filterlens.filterstore import FilterStoreWriter
+
+    root.mkdir(parents=True, exist_ok=True)
+    paths, total = [], 0
+    for index, (key, plan) in enumerate(paper_architectures()):
+        if total >= size:
+            break
+        path = root / f"{index:02d}_{key}.zarr"
+        paths.append(path)
+        total += plan.n_filters
+        if path.exists():
+            continue
+        rng = np.random.default_rng(index)
+        attrs = {"model_id": path.stem, "depth_method": plan.depth_method, "max_conv_depth": plan.max_conv_depth,
+                 "synthetic": True}
+        with FilterStoreWriter(path, plan.n_filters, chunk_rows, attrs) as writer:
+            for layer in plan.layers:
+                fan_in = layer.c_in // layer.groups * 9
+                rows = rng.standard_normal((layer.n_filters, 9), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
+                rows[rng.random(layer.n_filters) < 0.1] *= np.float32(1e-3)  # some sparse filters
+                writer.write_layer(layer, rows)
+        print(f"  wrote {path.name}: {plan.n_filters:,} filters", flush=True)
+    return paths
+
+
+# --- one pass in a fresh process -----------------------------------------------------------
+
+def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int) -> dict:
+    import dask
+    import dask.array as da
+
+    from filterlens.analysis import basis_arrays, load_basis
+    from filterlens.filterstore import open_filter_store
+    from filterlens.metrics import Moments, pca, weighted_kl
+    from filterlens.outputs import write_npz
+    from filterlens.reductions import LayerMoments, coefficient_histograms, coefficient_range, summarize
+    from filterlens.streaming import rows_per_segment
+
+    max_rows = rows_per_segment(mem_mb, threads)
+    rows = 0
+    start = time.perf_counter()
+    if name == "merge":
+        moments = [LayerMoments.from_arrays(np.load(work / f"{Path(s).stem}.moments.npz")).scaled for s in stores]
+        basis = pca(Moments.sum(m for model in moments for m in model))
+        counts = [np.load(work / f"{Path(s).stem}.hist.npz")["counts"].sum(axis=0) for s in stores]
+        half = len(counts) // 2 or 1
+        weighted_kl(sum(counts[:half]), sum(counts[half:]) if counts[half:] else counts[0], basis.ratio)
+    else:
+        basis = load_basis(work / "basis.npz") if name.startswith("coefficient") else None
+        low_high = []
+        for path in stores:
+            store = open_filter_store(path)
+            rows += store.filters.shape[0]
+            if name == "read_floor":
+                with dask.config.set(scheduler="threads", num_workers=threads):
+                    da.from_zarr(store.filters).sum().compute()
+            elif name == "summary_streaming":
+                summarize(store, threads, max_rows, with_orthogonality=False)
+            elif name == "summary":
+                _, moments = summarize(store, threads, max_rows)
+                write_npz(work / f"{Path(path).stem}.moments.npz", **moments.to_arrays())
+            elif name == "coefficient_range":
+                low_high.append(coefficient_range(store, basis, threads, max_rows))
+            elif name == "coefficient_histograms":
+                value_range = json.loads((work / "range.json").read_text())
+                counts = coefficient_histograms(store, basis, value_range["low"], value_range["high"], BINS,
+                                                threads, max_rows)
+                write_npz(work / f"{Path(path).stem}.hist.npz", counts=counts)
+        if name == "summary":
+            moments = [LayerMoments.from_arrays(np.load(work / f"{Path(s).stem}.moments.npz")).scaled for s in stores]
+            write_npz(work / "basis.npz", **basis_arrays(pca(Moments.sum(m for model in moments for m in model))))
+        if name == "coefficient_range":
+            (work / "range.json").write_text(json.dumps({"low": min(float(lo.min()) for lo, _ in low_high),
+                                                         "high": max(float(hi.max()) for _, hi in low_high)}))
+    wall = time.perf_counter() - start
+    return {"pass": name, "wall_s": wall, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss, which Linux
+    carries over from the parent across exec (the parent built torch models)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- driver --------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[50e6, 200e6])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mem-mb", type=int, default=2000, help="the per-model rules' resources.mem_mb")
+    parser.add_argument("--chunk-rows", type=int, default=65536)
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "benchmark")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks")
+    parser.add_argument("--run-pass", help=argparse.SUPPRESS)
+    parser.add_argument("--stores", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.run_pass:  # the child process of one measurement
+        print(json.dumps(run_pass(args.run_pass, args.stores, args.work, args.threads, args.mem_mb)))
+        return
+
+    results = []
+    for size in map(int, args.sizes):
+        print(f"zoo of >= {size:,} filters:", flush=True)
+        stores = make_zoo(size, args.data / str(size), args.chunk_rows)
+        work = args.data / f"{size}.work"
+        work.mkdir(exist_ok=True)
+        for name in PASSES:
+            child = subprocess.run(
+                [sys.executable, __file__, "--run-pass", name, "--work", str(work), "--threads", str(args.threads),
+                 "--mem-mb", str(args.mem_mb), "--stores", *map(str, stores)],
+                capture_output=True, text=True, check=True)
+            row = json.loads(child.stdout.strip().splitlines()[-1])
+            row.update(size=size, n_models=len(stores))
+            results.append(row)
+            print(f"  {name:24s} {row['wall_s']:8.2f} s  peak RSS {row['peak_rss_mb']:7.0f} MB", flush=True)
+    report(results, args.out)
+
+
+def report(results: list[dict], out: Path) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame(results)
+    n_filters = table[table["pass"] == "read_floor"].set_index("size").rows
+    floor = table[table["pass"] == "read_floor"].set_index("size").wall_s
+    table["n_filters"] = table["size"].map(n_filters)
+    table["ratio_to_floor"] = table.wall_s / table["size"].map(floor)
+    table["million_filters_per_s"] = table.n_filters / table.wall_s / 1e6
+    table = table[["size", "n_models", "n_filters", "pass", "wall_s", "million_filters_per_s", "ratio_to_floor",
+                   "peak_rss_mb"]]
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "reductions.tsv", sep="\t", index=False, float_format="%.4g")
+    print()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    passes = table[~table["pass"].isin(["read_floor", "merge", "summary"])]
+    sizes = sorted(table["size"].unique())
+    rss = table.groupby("size").peak_rss_mb.max()
+    print("\ntargets:")
+    print(f"  every streaming pass within 2x the read floor: worst {passes.ratio_to_floor.max():.2f}x "
+          f"({passes.loc[passes.ratio_to_floor.idxmax(), 'pass']})")
+    full = table[table["pass"] == "summary"]
+    print(f"  summary with orthogonality (compute-bound): {full.ratio_to_floor.max():.2f}x the read floor")
+    print(f"  peak RSS largest/smallest: {rss[sizes[-1]] / rss[sizes[0]]:.2f} (target <= 1.2); "
+          f"largest {rss[sizes[-1]]:.0f} MB (target < 3072 MB)")
+    plot(table, out / "reductions.png")
+
+
+def plot(table, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    table = table.assign(zoo=(table["n_filters"] / 1e6).round().astype(int).astype(str) + "M filters")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+    sns.barplot(table, x="pass", y="ratio_to_floor", hue="zoo", ax=axes[0], palette="colorblind")
+    axes[0].axhline(2, color="grey", linestyle="--", linewidth=1)
+    axes[0].set(ylabel="wall time / read floor", xlabel="")
+    sns.barplot(table, x="pass", y="peak_rss_mb", hue="zoo", ax=axes[1], palette="colorblind")
+    axes[1].axhline(3072, color="grey", linestyle="--", linewidth=1)
+    axes[1].set(ylabel="peak RSS (MB)", xlabel="")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+    fig.savefig(path, dpi=150)
+
+
+if __name__ == "__main__":
+    main()
