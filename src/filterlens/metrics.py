@@ -62,7 +62,9 @@ class Moments:
     @classmethod
     def of(cls, rows: np.ndarray) -> "Moments":
         rows = np.asarray(rows, dtype=np.float64)
-        return cls(len(rows), rows.sum(axis=0), rows.T @ rows)
+        # Column sums as a matrix-vector product: several times faster than sum(axis=0)
+        # on (n, 9) rows, and as deterministic (one BLAS thread per task).
+        return cls(len(rows), np.ones(len(rows)) @ rows, rows.T @ rows)
 
     def __add__(self, other: "Moments") -> "Moments":
         return Moments(self.n + other.n, self.total + other.total, self.gram + other.gram)

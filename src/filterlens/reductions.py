@@ -21,7 +21,7 @@ import pandas as pd
 from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
 from filterlens.metrics import (N_COMPONENTS, Basis, Moments, filterbank_gram, histogram_counts, orthogonality_from_gram, pca,
-                                row_peaks, scale_filters, sparse_mask, variance_entropy)
+                                row_peaks, sparse_mask, variance_entropy)
 from filterlens.streaming import Piece, Segment, check_finite, map_segments, plan_segments
 
 
@@ -55,7 +55,8 @@ class _Layout:
         nonsparse = x if keep.all() else x[keep]
         kept_peaks = peaks if keep.all() else peaks[keep]
         unscaled = nonsparse.astype(np.float64)
-        return _PieceFilters(peaks, sparse, unscaled, scale_filters(unscaled, kept_peaks))
+        # Non-sparse filters have peaks > max|W|/100 >= 0: F / max|F| needs no zero guard here.
+        return _PieceFilters(peaks, sparse, unscaled, unscaled / kept_peaks.astype(np.float64)[:, None])
 
 
 @dataclass
