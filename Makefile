@@ -16,13 +16,8 @@ venv:
 run: venv
 	@start=$$(date +%s); \
 	$(SNAKEMAKE) --cores $(CORES) && \
-	echo && echo "filterlens: done in $$(( $$(date +%s) - start )) s. Outputs:" && \
-	echo "  models and accuracies  results/tables/models.tsv" && \
-	echo "  filter stores (Zarr)   results/filters/<model>.zarr" && \
-	echo "  accuracy per model     results/metrics/<model>.tsv" && \
-	echo "  checkpoints            data/models/<model>.pt" && \
-	echo "  logs, benchmarks       logs/, benchmarks/" && echo && \
-	column -t -s $$'\t' results/tables/models.tsv
+	echo && echo "filterlens: workflow finished in $$(( $$(date +%s) - start )) s" && \
+	$(PY) tools/print_results.py
 
 test: venv
 	@start=$$(date +%s); \

@@ -1,0 +1,51 @@
+"""Print where a run's outputs are and its headline tables (what `make run` ends with)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+OUTPUTS = [
+    ("models, filter counts, accuracies", "results/tables/models.tsv"),
+    ("filter stores (Zarr v3)", "results/filters/<model>.zarr"),
+    ("per-model summaries", "results/summaries/<model>/"),
+    ("analyses (PCA, KL, layer quality)", "results/analysis/"),
+    ("figures and tables", "results/figures/, results/tables/"),
+    ("report", "results/report.html"),
+    ("checkpoints", "data/models/<model>.pt"),
+    ("logs, benchmarks", "logs/, benchmarks/"),
+]
+
+
+def show(title: str, path: Path, columns: list[str] | None = None, query: str | None = None) -> None:
+    if not path.exists():
+        return
+    table = pd.read_csv(path, sep="\t")
+    if query:
+        table = table.query(query)
+    if columns:
+        table = table[[c for c in columns if c in table.columns]]
+    print(f"\n{title} ({path}):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def main(root: Path) -> None:
+    print("Outputs:")
+    for label, path in OUTPUTS:
+        if (root / path.split("<")[0].split(",")[0]).exists():
+            print(f"  {label:36s} {path}")
+    show("Models", root / "results/tables/models.tsv",
+         ["model_id", "architecture", "robust", "n_layers", "n_filters", "clean_acc", "robust_acc"])
+    show("KL divergence robust vs normal", root / "results/analysis/kl_by_dataset.tsv",
+         ["dataset", "pooling", "kl", "default"])
+    show("KL by depth group (paired)", root / "results/analysis/kl_by_depth.tsv", ["dataset", "depth_group", "kl"])
+    show("Layer quality per model (all layers)", root / "results/analysis/quality_by_depth.tsv",
+         ["model_id", "robust", "sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"],
+         "depth_group == 'all'")
+    show("Sparse filters", root / "results/analysis/sparse_shares.tsv")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
