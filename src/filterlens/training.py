@@ -27,7 +27,8 @@ class PGDSettings:
     warmup_epochs: int = 0
 
     def scaled(self, fraction: float) -> "PGDSettings":
-        return PGDSettings(self.eps * fraction, self.step_size * fraction, self.steps, self.random_start)
+        return PGDSettings(self.eps * fraction, self.step_size * fraction, self.steps, self.random_start,
+                           self.warmup_epochs)
 
 
 @dataclass(frozen=True)
