@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "rules/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/acquire.smk"
@@ -19,6 +22,7 @@ include: "rules/extract.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
 include: "rules/tables.smk"
+include: "rules/figures.smk"
 
 
 rule all:
@@ -28,3 +32,4 @@ rule all:
         "results/analysis/kl_by_dataset.tsv",
         "results/analysis/kl_by_depth.tsv",
         "results/analysis/quality_by_depth.tsv",
+        FIGURE_TARGETS,

@@ -1,0 +1,250 @@
+"""Pure data shaping for the paper's figures and tables (METHOD §6): small tables in, small
+tables out; the rule scripts read and write the files and draw.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from filterlens.metrics import N_COMPONENTS, bin_edges
+
+
+class FigureConfigError(ValueError):
+    """A figures setting the zoo cannot satisfy; the message names key, value and allowed ids."""
+
+
+# --- which models a figure shows -----------------------------------------------------------
+
+def robust_models(sheet: pd.DataFrame) -> list[str]:
+    return list(sheet.model_id[sheet.robust == True])  # noqa: E712 (a boolean column)
+
+
+def resolve_pair(sheet: pd.DataFrame, robust_id: str | None, key: str = "figures.pair") -> tuple[str, str]:
+    """(robust, normal) for Fig. 4-6: ``robust_id`` and its counterpart from the sheet.
+
+    ``None`` means the sheet's first robust model. An id that is not a robust model of the
+    sheet raises :class:`FigureConfigError` naming the key, the value and the allowed ids.
+    """
+    allowed = robust_models(sheet)
+    if not allowed:
+        raise FigureConfigError(f"config key {key}: the zoo has no robust model, so Fig. 4-6 have no pair to show")
+    if robust_id is None:
+        robust_id = allowed[0]
+    if robust_id not in allowed:
+        what = ("is a normal model; name the robust model of the pair" if robust_id in set(sheet.model_id)
+                else "is not a model of the zoo")
+        raise FigureConfigError(f"config key {key}: {robust_id!r} {what}. Allowed (robust model ids of the "
+                                f"sheet): {', '.join(allowed)}")
+    return robust_id, str(sheet.loc[robust_id, "counterpart"])
+
+
+LOCAL_TEST_DATA = {"coloured_digits": "data/datasets/coloured_digits.npz"}
+
+
+def activation_inputs(sheet: pd.DataFrame, model: str) -> dict[str, str]:
+    """Fig. 6's inputs: the model's checkpoint and its dataset's test images, which the workflow
+    holds only for the mini zoo's dataset; any other raises :class:`FigureConfigError`."""
+    dataset = sheet.loc[model, "dataset"]
+    if dataset not in LOCAL_TEST_DATA:
+        raise FigureConfigError(
+            f"config key figures.pair: Fig. 6 attacks a test image of {model}'s dataset {dataset!r}, which this "
+            f"workflow does not hold (only {', '.join(LOCAL_TEST_DATA)}); set figures.pair to a model of those")
+    return {"model": f"data/models/{model}.pt", "data": LOCAL_TEST_DATA[dataset]}
+
+
+def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
+    """``min(n, n_total)`` distinct indices of ``range(n_total)``, sorted, fixed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
+
+
+# --- Fig. 3: pooled coefficient distributions ----------------------------------------------
+
+def coefficient_distributions(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], low: float,
+                              high: float) -> pd.DataFrame:
+    """Per dataset and training (unique pooling: each distinct model once), per component and
+    bin: counts summed over all layers of the models, and probability = count / total count of
+    the component (NaN when the component has no coefficient).
+
+    ``histograms`` maps model id to its counts (n_layers, 9, bins) over [low, high].
+    """
+    rows = []
+    for dataset, part in pairs.groupby("dataset", sort=False):
+        for training, models in (("robust", part.robust), ("normal", part.normal)):
+            models = list(dict.fromkeys(models))
+            counts = sum(histograms[m].sum(axis=0) for m in models)  # (9, bins)
+            bins = counts.shape[1]
+            edges = bin_edges(low, high, bins)
+            totals = counts.sum(axis=1)
+            for c in range(N_COMPONENTS):
+                probability = counts[c] / totals[c] if totals[c] else np.full(bins, np.nan)
+                rows.append(pd.DataFrame({
+                    "dataset": dataset, "training": training, "component": c + 1, "bin": np.arange(bins),
+                    "bin_left": edges[:-1], "bin_right": edges[1:], "count": counts[c].astype(np.int64),
+                    "probability": probability,
+                }))
+    columns = ["dataset", "training", "component", "bin", "bin_left", "bin_right", "count", "probability"]
+    return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def pairs_table(models: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per robust/normal pair: both ids, architecture, 3x3 filters and accuracies."""
+    m = models.set_index("model_id")
+    rows = []
+    for pair in pairs.itertuples():
+        r, n = m.loc[pair.robust], m.loc[pair.normal]
+        rows.append({
+            "dataset": pair.dataset, "architecture": r.architecture, "robust_model": pair.robust,
+            "normal_model": pair.normal, "n_layers": r.n_layers, "n_filters": r.n_filters,
+            "robust_clean_acc": r.clean_acc, "robust_robust_acc": r.robust_acc, "normal_clean_acc": n.clean_acc,
+            "normal_n_filters": n.n_filters, "accuracy_source": r.accuracy_source,
+        })
+    return pd.DataFrame(rows)
+
+
+def zoo_summary(models: pd.DataFrame, pairs: pd.DataFrame, datasets: Iterable[str]) -> pd.DataFrame:
+    """Table 1, per dataset: mean and std over robust models of their 3x3 filters (millions);
+    clean accuracy of the normal models (mean over pairs: a counterpart counts once per robust
+    model it is paired with, as the authors' means do); clean and robust accuracy of the
+    robust models."""
+    m = models.set_index("model_id")
+    rows = []
+    for dataset in datasets:
+        part = pairs[pairs.dataset == dataset]
+        robust = m.loc[list(dict.fromkeys(part.robust))]
+        normal_paired = m.loc[list(part.normal)]
+        filters_mean, filters_std = _mean_std(robust.n_filters / 1e6)
+        row = {"dataset": dataset, "n_robust": len(robust), "n_normal": part.normal.nunique(),
+               "filters_m_mean": filters_mean, "filters_m_std": filters_std,
+               "filters_total": int(robust.n_filters.sum())}
+        for name, frame, column in (("normal_clean_acc", normal_paired, "clean_acc"),
+                                    ("robust_clean_acc", robust, "clean_acc"),
+                                    ("robust_robust_acc", robust, "robust_acc")):
+            row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(frame[column])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def this_run_values(kl_by_dataset: pd.DataFrame, kl_by_depth: pd.DataFrame, sparse_shares: pd.DataFrame,
+                    summary: pd.DataFrame, bases: pd.DataFrame) -> pd.DataFrame:
+    """The headline numbers of this run as (metric, dataset, value) rows, in the units of
+    config/reference/authors_values.tsv (KL in nats, shares and accuracies in percent)."""
+    rows = []
+    for r in kl_by_dataset.itertuples():
+        rows.append((f"kl_{r.pooling}", r.dataset, r.kl))
+    first = kl_by_depth[kl_by_depth.depth_group == "first"]
+    for r in first.itertuples():
+        # no 3x3 filter at depth 0 (ImageNet ResNets): the authors report 0
+        rows.append(("kl_first_layer", r.dataset, r.kl if r.n_robust_filters and r.n_normal_filters else 0.0))
+    for r in sparse_shares.itertuples():
+        rows.append((f"sparse_share_{r.training}", "all", 100 * r.pooled_share))
+    for r in summary.itertuples():
+        rows += [("filters_total_robust", r.dataset, r.filters_total),
+                 ("normal_clean_acc_mean", r.dataset, r.normal_clean_acc_mean),
+                 ("robust_clean_acc_mean", r.dataset, r.robust_clean_acc_mean),
+                 ("robust_robust_acc_mean", r.dataset, r.robust_robust_acc_mean)]
+    normal = bases[(bases.set == "normal") & (bases.component == 1)]
+    if len(normal):
+        rows.append(("normal_first_component_ratio", "all", 100 * float(normal.ratio.iloc[0])))
+    return pd.DataFrame(rows, columns=["metric", "dataset", "value"])
+
+
+def paper_comparison(authors: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
+    """Every headline number of the authors beside this run's (NaN where this run lacks the
+    dataset), then this run's numbers for datasets the authors did not have (authors NaN)."""
+    ours = this_run.set_index(["metric", "dataset"]).value
+    table = authors.rename(columns={"value": "authors_value"}).copy()
+    table["this_run"] = [ours.get((m, d), np.nan) for m, d in zip(table.metric, table.dataset)]
+    table["difference"] = table.this_run - table.authors_value
+    known = set(zip(authors.metric, authors.dataset))
+    units = dict(zip(authors.metric, authors.unit))
+    descriptions = dict(zip(authors.metric, authors.description))
+    extra = this_run[[(m, d) not in known and m in units for m, d in zip(this_run.metric, this_run.dataset)]]
+    if len(extra):
+        table = pd.concat([table, pd.DataFrame({
+            "metric": extra.metric, "dataset": extra.dataset, "description": extra.metric.map(descriptions),
+            "unit": extra.metric.map(units), "authors_value": np.nan, "source": "not in the paper",
+            "this_run": extra.value, "difference": np.nan,
+        })], ignore_index=True)
+    columns = ["metric", "dataset", "description", "unit", "authors_value", "this_run", "difference", "source"]
+    return table[columns]
+
+
+# --- writing tables ------------------------------------------------------------------------
+
+def _format(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def formatted(table: pd.DataFrame, digits: Mapping[str, int] | None = None, default_digits: int = 3) -> pd.DataFrame:
+    """Every cell as text: NaN as n/a, integers with thousands separators, floats rounded."""
+    digits = digits or {}
+    return pd.DataFrame({c: [_format(v, digits.get(c, default_digits)) for v in table[c]] for c in table.columns})
+
+
+UNIT_DIGITS = {"nats": 3, "%": 2}
+
+
+def format_by_unit(value, unit: str) -> str:
+    """A number as printed in the comparison table: counts as integers, KL to 3, % to 2 digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "filters":
+        return f"{int(round(value)):,}"
+    return f"{value:.{UNIT_DIGITS.get(unit, 3)}f}"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs ``table`` of text cells (see :func:`formatted`); no jinja2 needed."""
+    align = "".join("l" if i == 0 or not _numeric_column(table[c]) else "r" for i, c in enumerate(table.columns))
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{latex_escape(caption)}}}",
+             rf"\label{{{label}}}", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in table.astype(str).itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _numeric_column(column: pd.Series) -> bool:
+    text = column.astype(str).str.replace(",", "").str.replace(" ± ", "").str.replace("n/a", "0")
+    return bool(pd.to_numeric(text, errors="coerce").notna().all())
+
+
+def to_html(table: pd.DataFrame, caption: str) -> str:
+    """A standalone HTML page of the table, for the Snakemake report (which shows HTML inline)."""
+    body = table.to_html(index=False, border=0, classes="filterlens", na_rep="n/a", escape=True)
+    style = ("body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+             "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+             "th:first-child,td:first-child{text-align:left}caption{text-align:left;margin-bottom:6px}")
+    caption = caption.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{caption}</title><style>{style}</style>"
+            f"</head><body><p>{caption}</p>\n{body}\n</body></html>\n")

@@ -1,0 +1,45 @@
+"""Rule table1_zoo_summary: Table 1 per dataset (TSV of numbers; LaTeX and HTML as printed)."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+import math
+
+import pandas as pd
+
+from filterlens.atomic import atomic_output
+from filterlens.figures import to_html, to_latex, zoo_summary
+from filterlens.outputs import read_tsv, write_tsv
+from filterlens.plotting import dataset_label, dataset_order
+from filterlens.scripting import rule_script
+from filterlens.sheet import pairs, read_sheet
+
+CAPTION = ("The zoo per dataset: mean ± std over robust models of their 3x3 filters (millions); clean accuracy "
+           "of the normal models (mean over pairs); clean and robust accuracy of the robust models (%).")
+
+
+def pm(mean: float, std: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+with rule_script(snakemake) as log:
+    sheet = read_sheet(snakemake.input.sheet)
+    models = read_tsv(snakemake.input.models)
+    model_pairs = pairs(sheet)
+    table = zoo_summary(models, model_pairs, dataset_order(model_pairs.dataset))
+    log.info("\n%s", table.to_string(index=False))
+    write_tsv(table, snakemake.output.tsv)
+    printed = pd.DataFrame({
+        "Dataset": table.dataset.map(dataset_label),
+        "Robust models": table.n_robust.astype(str),
+        "Normal models": table.n_normal.astype(str),
+        "3x3 filters [M]": [pm(m, s, 3) for m, s in zip(table.filters_m_mean, table.filters_m_std)],
+        "Normal clean acc.": [pm(m, s, 2) for m, s in zip(table.normal_clean_acc_mean, table.normal_clean_acc_std)],
+        "Robust clean acc.": [pm(m, s, 2) for m, s in zip(table.robust_clean_acc_mean, table.robust_clean_acc_std)],
+        "Robust robust acc.": [pm(m, s, 2) for m, s in zip(table.robust_robust_acc_mean, table.robust_robust_acc_std)],
+    })
+    with atomic_output(snakemake.output.tex) as temporary:
+        temporary.write_text(to_latex(printed, CAPTION, "tab:zoo-summary"))
+    with atomic_output(snakemake.output.html) as temporary:
+        temporary.write_text(to_html(printed, "Table 1. " + CAPTION))
