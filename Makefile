@@ -16,8 +16,10 @@ venv:
 run: venv
 	@start=$$(date +%s); \
 	$(SNAKEMAKE) --cores $(CORES) && \
-	echo && echo "filterlens: workflow finished in $$(( $$(date +%s) - start )) s" && \
-	$(PY) tools/print_results.py
+	$(SNAKEMAKE) --report results/report.html && \
+	echo && echo "filterlens: workflow and report finished in $$(( $$(date +%s) - start )) s" && \
+	$(PY) tools/print_results.py && \
+	echo && echo "Report: $$(pwd)/results/report.html"
 
 test: venv
 	@start=$$(date +%s); \

@@ -3,7 +3,8 @@
 #
 #   snakemake --cores all                                  the mini zoo (config/config.yaml)
 #   snakemake --cores all --configfile config/paper.yaml   the paper's 71 + 43 models
-#   snakemake --profile profiles/slurm ...                 on a SLURM cluster
+#   snakemake --profile profiles/slurm --workflow-profile none ...   on a SLURM cluster
+#                                                          (docs/cluster.md)
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -34,7 +34,7 @@ def show(title: str, path: Path, columns: list[str] | None = None, query: str | 
 def main(root: Path) -> None:
     print("Outputs:")
     for label, path in OUTPUTS:
-        if (root / path.split("<")[0].split(",")[0]).exists():
+        if (root / path.split("<")[0].split(",")[0]).exists() or (root / path).exists():
             print(f"  {label:36s} {path}")
     show("Models", root / "results/tables/models.tsv",
          ["model_id", "architecture", "robust", "n_layers", "n_filters", "clean_acc", "robust_acc"])
