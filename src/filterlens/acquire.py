@@ -1,0 +1,487 @@
+"""Acquisition of pretrained models: RobustBench's model zoo and timm, into the checkpoint contract.
+
+Everything that touches the network goes through a function passed in (``load_model``,
+``create_model``) and every wait through an injectable ``sleep``, so the logic is tested
+offline on files the tests write themselves.
+
+RobustBench
+    ``robustbench.utils.load_model(model_name=key, model_dir=..., dataset=..., threat_model=...)``
+    reads ``<model_dir>/<dataset>/<threat_model>/<key>.pt`` (ensembles:
+    ``<key>.pt_m0.pt``, ``<key>.pt_m1.pt``, ...) and downloads a file only when it is missing
+    (Google Drive, through gdown). A model directory filled beforehand in that layout is
+    therefore loaded with no network at all. Before and after each attempt the files are
+    checked (:func:`file_problem`): an empty file, a saved HTML page (Google Drive's quota or
+    virus-scan page) or a truncated archive is removed, logged with the fix, and the download is
+    tried again with exponential back-off. The first good file's sha256 is recorded in a lock file
+    (TSV: file, sha256, bytes); later runs verify it and refuse a different file.
+
+timm
+    ``timm.create_model(name, pretrained=True)`` through the Hugging Face hub, which honours
+    ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache is) and ``HF_HUB_OFFLINE=1`` (cache only, no
+    network). The input normalisation is the pretrained config's mean and std.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import logging
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import torch
+from torch import nn
+
+from filterlens.architectures import build_architecture
+from filterlens.atomic import atomic_output
+from filterlens.checkpoint import Checkpoint, sha256_of
+from filterlens.datasets import dataset_info
+
+LOG = logging.getLogger("filterlens.acquire")
+T = TypeVar("T")
+
+HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<meta")
+LOCK_COLUMNS = ["file", "sha256", "bytes"]
+LOCK_HEADER = (
+    "# sha256 of every downloaded pretrained weight file, recorded on its first good download\n"
+    "# (filterlens.acquire). Later runs verify the files against it and refuse a different one.\n"
+    "# file: path relative to the model directory (config acquisition.model_dir).\n"
+)
+
+
+class AcquisitionError(RuntimeError):
+    """A model could not be acquired; the message names the files and the fix."""
+
+
+class PermanentError(AcquisitionError):
+    """A failure that another attempt cannot fix (not retried)."""
+
+
+class LockMismatch(PermanentError):
+    """A file differs from the sha256 its lock file recorded (not retried)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Downloaded files
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with a downloaded PyTorch weight file, or None if it looks sound.
+
+    Detects an empty file, an HTML/XML page saved instead of the weights, a zip archive
+    (``torch.save``'s format) that is truncated or fails its CRC checks, and a legacy
+    (pickle) file that ``torch.load`` cannot read to the end.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if head.lstrip().lower().startswith(HTML_PREFIXES):
+        return "it is an HTML page, not weights (Google Drive's quota or confirmation page?)"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            return f"it is truncated or corrupt ({size} bytes; zip archive: {error})"
+        return f"it is corrupt ({size} bytes; bad CRC in {bad})" if bad else None
+    if head[:1] == b"\x80":  # a legacy torch.save file is a sequence of pickles
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any failure to read is the answer
+            if "Weights only load failed" in str(error):
+                return None  # complete, but holds more than tensors: load_model decides
+            return f"it is truncated or corrupt ({size} bytes; torch.load: {str(error).splitlines()[0]})"
+        return None
+    return f"it is not a PyTorch file ({size} bytes, starting {head[:16]!r})"
+
+
+def remove_bad_files(paths: list[Path], fix: Callable[[Path], str], log: logging.Logger = LOG) -> list[str]:
+    """Remove every existing file of ``paths`` with a :func:`file_problem`; return the reports."""
+    reports = []
+    for path in paths:
+        if not path.is_file():
+            continue
+        if problem := file_problem(path):
+            path.unlink()
+            report = f"{path}: {problem}; removed it. {fix(path)}"
+            log.warning(report)
+            reports.append(report)
+    return reports
+
+
+# --------------------------------------------------------------------------------------------
+# The lock file
+
+
+@contextlib.contextmanager
+def _locked_directory(directory: Path) -> Iterator[None]:
+    """An exclusive flock on ``directory`` (parallel jobs update one lock file in turn)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def read_lock(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The lock file's entries by file; an absent file is an empty lock."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    entries = {}
+    for number, row in enumerate(csv.DictReader(lines, delimiter="\t"), start=2):
+        if set(LOCK_COLUMNS) - set(row) or not row["file"] or len(row["sha256"] or "") != 64:
+            raise AcquisitionError(f"lock file {path}: row {number} is malformed ({row}); columns must be "
+                                   f"{LOCK_COLUMNS}. Fix: correct or delete that row.")
+        entries[row["file"]] = {"sha256": row["sha256"], "bytes": int(row["bytes"] or 0)}
+    return entries
+
+
+def _write_lock(path: Path, entries: dict[str, dict[str, Any]]) -> None:
+    with atomic_output(path) as temporary:
+        with open(temporary, "w") as handle:
+            handle.write(LOCK_HEADER)
+            handle.write("\t".join(LOCK_COLUMNS) + "\n")
+            for name in sorted(entries):
+                handle.write(f"{name}\t{entries[name]['sha256']}\t{entries[name]['bytes']}\n")
+
+
+def verify_or_record(lock_path: str | os.PathLike, model_dir: str | os.PathLike, files: list[Path],
+                     log: logging.Logger = LOG) -> list[dict[str, Any]]:
+    """Check ``files`` against the lock file; record those it does not know yet.
+
+    Returns one ``{"file", "sha256", "bytes"}`` per file. A file whose sha256 differs from the
+    recorded one raises :class:`LockMismatch` (and is left in place for inspection).
+    """
+    lock_path, model_dir = Path(lock_path), Path(model_dir)
+    facts = []
+    for path in files:
+        name = path.resolve().relative_to(model_dir.resolve()).as_posix()
+        facts.append({"file": name, "sha256": sha256_of(path), "bytes": path.stat().st_size})
+    with _locked_directory(lock_path.parent):
+        entries = read_lock(lock_path)
+        mismatches = [f for f in facts if f["file"] in entries and entries[f["file"]]["sha256"] != f["sha256"]]
+        if mismatches:
+            lines = [f"{model_dir / f['file']}: sha256 {f['sha256']} ({f['bytes']} bytes), the lock file recorded "
+                     f"{entries[f['file']]['sha256']} ({entries[f['file']]['bytes']} bytes)" for f in mismatches]
+            raise LockMismatch(
+                "weight file(s) differ from the ones recorded in the lock file " f"{lock_path}:\n  "
+                + "\n  ".join(lines)
+                + "\nFix: if the file was replaced by mistake, delete it and run again to download it anew; "
+                "if you trust the new file (the authors re-uploaded it), delete its row from the lock file."
+            )
+        new = [f for f in facts if f["file"] not in entries]
+        if new:
+            for fact in new:
+                entries[fact["file"]] = {"sha256": fact["sha256"], "bytes": fact["bytes"]}
+                log.info("lock file %s: recorded %s sha256 %s", lock_path, fact["file"], fact["sha256"])
+            _write_lock(lock_path, entries)
+        else:
+            log.info("lock file %s: verified %s", lock_path, ", ".join(f["file"] for f in facts))
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# Retries
+
+
+def with_retries(action: Callable[[int], T], *, attempts: int, backoff_s: float, max_backoff_s: float = 600.0,
+                 sleep: Callable[[float], None] = time.sleep, give_up_on: tuple[type[BaseException], ...] = (),
+                 what: str = "download", fix: str = "", log: logging.Logger = LOG) -> T:
+    """Call ``action(attempt)`` until it returns, at most ``attempts`` times.
+
+    Between failures it sleeps ``backoff_s * 2**i`` seconds (at most ``max_backoff_s``).
+    Exceptions of ``give_up_on`` (and KeyboardInterrupt) are raised at once. After the last
+    failure, :class:`AcquisitionError` lists every attempt's error and the ``fix``.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    errors = []
+    for attempt in range(1, attempts + 1):
+        try:
+            return action(attempt)
+        except give_up_on:
+            raise
+        except Exception as error:  # noqa: BLE001 - network code raises anything
+            errors.append(f"attempt {attempt}: {type(error).__name__}: {error}")
+            log.warning("%s failed (attempt %d of %d): %s", what, attempt, attempts, error)
+            if attempt < attempts:
+                delay = min(max_backoff_s, backoff_s * 2 ** (attempt - 1))
+                log.info("waiting %.1f s before the next attempt", delay)
+                sleep(delay)
+    raise AcquisitionError(f"{what} failed {attempts} time(s):\n  " + "\n  ".join(errors) + (f"\n{fix}" if fix else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# RobustBench
+
+
+@dataclass(frozen=True)
+class RobustBenchEntry:
+    dataset: str  # BenchmarkDataset value: cifar10, cifar100, imagenet
+    key: str
+    threat_model: str = "Linf"  # ThreatModel name: Linf, L2, corruptions
+
+    def zoo_entry(self) -> dict[str, Any]:
+        from robustbench.model_zoo import model_dicts
+        from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+        entries = model_dicts[BenchmarkDataset(self.dataset)][ThreatModel[self.threat_model]]
+        if self.key not in entries:
+            raise AcquisitionError(f"RobustBench has no {self.dataset}/{self.threat_model} model {self.key!r}. "
+                                   "Fix: correct the sheet's source_key (see robustbench.model_zoo.model_dicts).")
+        return entries[self.key]
+
+    def folder(self, model_dir: str | os.PathLike) -> Path:
+        """RobustBench's own layout: <model_dir>/<dataset>/<threat model>/."""
+        from robustbench.model_zoo.enums import ThreatModel
+
+        return Path(model_dir) / self.dataset / ThreatModel[self.threat_model].value.replace("_3d", "")
+
+    def files(self, model_dir: str | os.PathLike) -> list[tuple[Path, str]]:
+        """The weight files ``load_model`` reads, each with its Google Drive id."""
+        gdrive = self.zoo_entry()["gdrive_id"]
+        base = self.folder(model_dir) / f"{self.key}.pt"
+        if isinstance(gdrive, list):  # an ensemble: <key>.pt_m0.pt, <key>.pt_m1.pt, ...
+            return [(Path(f"{base}_m{i}.pt"), g) for i, g in enumerate(gdrive)]
+        return [(base, gdrive)]
+
+
+def manual_download_fix(entry: RobustBenchEntry, model_dir: str | os.PathLike) -> str:
+    lines = [f"  https://drive.google.com/uc?id={gdrive}  ->  {path}" for path, gdrive in entry.files(model_dir)]
+    return ("Fix: download by hand (a browser passes Google Drive's confirmation page) and save as\n"
+            + "\n".join(lines) + "\nthen run again; or copy a RobustBench model directory filled elsewhere "
+            f"(layout <model_dir>/<dataset>/<threat_model>/<key>.pt) to {Path(model_dir)}.")
+
+
+@contextlib.contextmanager
+def _torch_load_trusting(trust: bool) -> Iterator[None]:
+    """With ``trust``, let robustbench's ``torch.load`` unpickle more than tensors (weights_only=False)."""
+    if not trust:
+        yield
+        return
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def _robustbench_load_model() -> Callable[..., nn.Module]:
+    from filterlens.compat import import_robustbench
+
+    import_robustbench()
+    from robustbench.utils import load_model
+
+    return load_model
+
+
+def load_robustbench(entry: RobustBenchEntry, model_dir: str | os.PathLike, lock_file: str | os.PathLike | None, *,
+                     attempts: int = 4, backoff_s: float = 30.0, max_backoff_s: float = 600.0,
+                     trust_pickles: bool = False, load_model: Callable[..., nn.Module] | None = None,
+                     sleep: Callable[[float], None] = time.sleep,
+                     log: logging.Logger = LOG) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """The loaded RobustBench model and the facts (file, sha256, bytes, gdrive_id) of its files."""
+    load_model = load_model or _robustbench_load_model()
+    files = entry.files(model_dir)
+    paths = [path for path, _ in files]
+    fix = manual_download_fix(entry, model_dir)
+
+    def per_file_fix(path: Path) -> str:
+        gdrive = dict(files)[path]
+        return f"Fix: download https://drive.google.com/uc?id={gdrive} by hand and save it as {path}."
+
+    def attempt(number: int) -> nn.Module:
+        remove_bad_files(paths, per_file_fix, log)
+        present = [p for p in paths if p.is_file()]
+        log.info("attempt %d: %s (%s)", number, entry.key,
+                 "all files present, no download" if len(present) == len(paths) else
+                 f"downloading {len(paths) - len(present)} file(s)")
+        try:
+            with _torch_load_trusting(trust_pickles):
+                model = load_model(model_name=entry.key, model_dir=str(model_dir), dataset=entry.dataset,
+                                   threat_model=entry.threat_model)
+        except Exception as error:
+            if reports := remove_bad_files(paths, per_file_fix, log):
+                raise AcquisitionError("bad download: " + " | ".join(reports)) from error
+            if "Weights only load failed" in str(error):
+                raise PermanentError(
+                    f"{entry.key}: the checkpoint holds more than tensors and torch.load refuses to unpickle "
+                    f"it by default. Fix: if you trust RobustBench's file, set config acquisition.trust_pickles: "
+                    f"true. ({str(error).splitlines()[0]})") from error
+            raise
+        return model
+
+    model = with_retries(attempt, attempts=attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                         sleep=sleep, give_up_on=(PermanentError,),
+                         what=f"RobustBench {entry.dataset}/{entry.threat_model}/{entry.key}", fix=fix, log=log)
+    if lock_file:
+        facts = verify_or_record(lock_file, model_dir, paths, log)
+    else:
+        facts = [{"file": p.resolve().relative_to(Path(model_dir).resolve()).as_posix(), "sha256": sha256_of(p),
+                  "bytes": p.stat().st_size} for p in paths]
+    for fact, (_, gdrive) in zip(facts, files):
+        fact["gdrive_id"] = gdrive
+    return model, facts
+
+
+def check_fits(state_dict: dict[str, torch.Tensor], architecture: str, arch_kwargs: dict[str, Any],
+               num_classes: int, model_id: str) -> None:
+    """Raise :class:`AcquisitionError` unless ``state_dict`` fits the architecture exactly."""
+    expected = build_architecture(architecture, arch_kwargs, num_classes, device="meta").state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    misshaped = [k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape]
+    if missing or unexpected or misshaped:
+        raise AcquisitionError(
+            f"{model_id}: the acquired weights do not fit architecture {architecture} {arch_kwargs}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, mis-shaped {sorted(misshaped)[:5]}. "
+            "Fix: check the sheet's architecture and arch_kwargs.")
+
+
+def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def robustbench_checkpoint(model_id: str, entry: RobustBenchEntry, model: nn.Module,
+                           facts: list[dict[str, Any]] | None = None) -> Checkpoint:
+    """A loaded RobustBench model as a checkpoint; inputs in [0, 1] (RobustBench normalises inside)."""
+    arch_kwargs = {"dataset": entry.dataset, "key": entry.key, "threat_model": entry.threat_model}
+    num_classes = dataset_info(entry.dataset).num_classes
+    state_dict = _plain_state_dict(model)
+    check_fits(state_dict, "robustbench", arch_kwargs, num_classes, model_id)
+    import robustbench
+
+    return Checkpoint(model_id=model_id, dataset=entry.dataset, num_classes=num_classes, architecture="robustbench",
+                      arch_kwargs=arch_kwargs, normalization=None, source="robustbench", state_dict=state_dict,
+                      extra={"robustbench_version": getattr(robustbench, "__version__", "unknown"),
+                             "files": facts or []})
+
+
+# --------------------------------------------------------------------------------------------
+# timm
+
+
+def hf_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def hf_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def timm_fix(pretrained_name: str) -> str:
+    repo = f"models--timm--{pretrained_name}"
+    return (f"Fix: on a machine with internet, run\n  HF_HOME=/some/dir python -c \"import timm; "
+            f"timm.create_model('{pretrained_name}', pretrained=True)\"\n"
+            f"and copy /some/dir/hub/{repo} into this machine's Hugging Face cache "
+            f"({hf_cache_dir()}/{repo}; set HF_HOME or HF_HUB_CACHE to use another); "
+            f"or unset HF_HUB_OFFLINE to download.")
+
+
+def timm_checkpoint(model_id: str, name: str, model: nn.Module, pretrained_name: str | None = None) -> Checkpoint:
+    """A timm model as a checkpoint: architecture ``timm`` {"name": name}, its pretrained mean/std."""
+    config = getattr(model, "pretrained_cfg", None) or {}
+    mean, std = config.get("mean"), config.get("std")
+    if mean is None or std is None:
+        raise AcquisitionError(f"{model_id}: timm's pretrained config of {name} has no mean/std")
+    num_classes = int(getattr(model, "num_classes", 1000))
+    state_dict = _plain_state_dict(model)
+    check_fits(state_dict, "timm", {"name": name}, num_classes, model_id)
+    import timm
+
+    return Checkpoint(model_id=model_id, dataset="imagenet", num_classes=num_classes, architecture="timm",
+                      arch_kwargs={"name": name}, normalization={"mean": [float(m) for m in mean],
+                                                                 "std": [float(s) for s in std]},
+                      source="timm", state_dict=state_dict,
+                      extra={"pretrained": pretrained_name or name, "timm_version": timm.__version__,
+                             "hf_hub_id": config.get("hf_hub_id"), "url": config.get("url")})
+
+
+def timm_weights_file(pretrained_name: str) -> str:
+    """The local path of a timm model's pretrained weights, through the Hugging Face cache.
+
+    ``huggingface_hub.hf_hub_download`` of the pretrained config's ``hf_hub_id``
+    (``model.safetensors``, else ``pytorch_model.bin``), as timm itself does; it honours
+    HF_HOME / HF_HUB_CACHE and HF_HUB_OFFLINE. Done here rather than inside timm because
+    timm 1.0.9 cannot import huggingface_hub >= 1.0 (``repo_type_and_id_from_hf_id`` is gone)
+    and then refuses every hub download.
+    """
+    import timm
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    config = timm.models.get_pretrained_cfg(pretrained_name)
+    if config is None or not config.hf_hub_id:
+        raise PermanentError(f"timm has no pretrained weights {pretrained_name!r} on the Hugging Face hub. "
+                             "Fix: set the sheet's source_key to one of timm.list_pretrained().")
+    repo_id, _, revision = config.hf_hub_id.partition("@")
+    filenames = [config.hf_hub_filename] if config.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+    for filename in filenames:
+        try:
+            return hf_hub_download(repo_id=repo_id, filename=filename, revision=revision or None,
+                                   library_name="timm", library_version=timm.__version__)
+        except EntryNotFoundError:  # offline and not cached, or the repository lacks the file
+            if filename == filenames[-1]:
+                raise
+    raise AssertionError("unreachable")
+
+
+def load_timm(pretrained_name: str, *, attempts: int = 4, backoff_s: float = 30.0, max_backoff_s: float = 600.0,
+              weights_file: Callable[[str], str] | None = None, create_model: Callable[..., nn.Module] | None = None,
+              sleep: Callable[[float], None] = time.sleep, log: logging.Logger = LOG) -> nn.Module:
+    """``timm.create_model(pretrained_name, pretrained=True)`` with the weights from the Hugging Face cache.
+
+    Network failures are retried with back-off; offline (HF_HUB_OFFLINE), a missing file fails
+    at once with the fix.
+    """
+    if create_model is None:
+        import timm
+
+        create_model = timm.create_model
+    weights_file = weights_file or timm_weights_file
+    offline = hf_offline()
+    log.info("timm %s: Hugging Face cache %s, offline %s", pretrained_name, hf_cache_dir(), offline)
+
+    def attempt(number: int) -> str:
+        return weights_file(pretrained_name)
+
+    try:
+        path = with_retries(attempt, attempts=1 if offline else attempts, backoff_s=backoff_s,
+                            max_backoff_s=max_backoff_s, sleep=sleep, give_up_on=(PermanentError,),
+                            what=f"timm {pretrained_name} (pretrained weights)", fix=timm_fix(pretrained_name),
+                            log=log)
+    except PermanentError:
+        raise
+    except AcquisitionError as error:
+        if offline:
+            raise AcquisitionError(f"HF_HUB_OFFLINE is set and the weights of timm {pretrained_name} are not in "
+                                   f"the Hugging Face cache {hf_cache_dir()}.\n{error}") from None
+        raise
+    log.info("timm %s: weights %s (sha256 %s)", pretrained_name, path, sha256_of(path))
+    return create_model(pretrained_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}).eval()
+
+
+def timm_base_name(pretrained_name: str) -> str:
+    """``resnet18.tv_in1k`` -> ``resnet18`` (the architecture; the tag picks the weights)."""
+    return pretrained_name.split(".", 1)[0]
