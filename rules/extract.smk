@@ -7,6 +7,8 @@ rule extract_filters:
         "logs/extract/{model}.log",
     benchmark:
         "benchmarks/extract/{model}.tsv"
+    wildcard_constraints:
+        model=one_of(CHECKPOINT_MODELS),
     conda:
         "../envs/models.yaml"
     resources:

@@ -2,6 +2,8 @@
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
+import zlib
+
 from filterlens.architectures import build_architecture
 from filterlens.checkpoint import Checkpoint, save_checkpoint
 from filterlens.datasets import dataset_info
@@ -10,14 +12,17 @@ from filterlens.scripting import rule_script
 with rule_script(snakemake) as log:
     row = snakemake.params.row
     info = dataset_info(row["dataset"])
-    model = build_architecture(row["architecture"], row["arch_kwargs"], info.num_classes, seed=snakemake.params.seed)
+    # One seed per model: a robust model and its counterpart share an architecture and
+    # would otherwise get identical weights.
+    seed = zlib.crc32(row["model_id"].encode()) + snakemake.params.seed
+    model = build_architecture(row["architecture"], row["arch_kwargs"], info.num_classes, seed=seed)
     log.info("%s: %s with %d parameters, seed %d", row["model_id"], row["architecture"],
-             sum(p.numel() for p in model.parameters()), snakemake.params.seed)
+             sum(p.numel() for p in model.parameters()), seed)
     normalization = None if info.mean is None else {"mean": list(info.mean), "std": list(info.std)}
     save_checkpoint(
         Checkpoint(model_id=row["model_id"], dataset=row["dataset"], num_classes=info.num_classes,
                    architecture=row["architecture"], arch_kwargs=row["arch_kwargs"],
                    normalization=normalization, source="random", state_dict=model.state_dict(),
-                   extra={"seed": snakemake.params.seed}),
+                   extra={"seed": seed}),
         snakemake.output[0],
     )

@@ -1,0 +1,323 @@
+"""Import the authors' published filter database into the per-model filter stores.
+
+"CNN-Filter-DB-Robust v1.0.0" (Zenodo, doi 10.5281/zenodo.6414075) holds every 3x3 filter of
+the paper's models in one (N, 9) float32 array and a ``meta`` table with one row per model
+and layer (the authors' scripts: ``h5py.File("dataset.h5")["filters"]`` and
+``pandas.read_hdf("dataset.h5", "meta")``):
+
+- ``filter_ids``: the layer's rows of the array as an INCLUSIVE range ``"start:end"``;
+- ``conv_depth``, ``conv_depth_norm``, ``layer_id``: the layer's depth (METHOD 2);
+- ``Name``: the model, e.g. ``robustbench_<Key>_<dataset>_linf_13``,
+  ``hso_normal_training_robustbench_<Key>_<dataset>_13``, ``timm_<arch>_imagenet1k_13``;
+- optionally the layer's channels (``c_in``/``c_out``/``groups`` or
+  ``in_channels``/``out_channels``); without them a layer's orthogonality is unknown (its
+  store records c_out = 1, so the orthogonality is NaN and left out of the means).
+
+:func:`import_model` copies one model, layer by layer, into a filter store; only one layer's
+rows are in memory at a time. The array may be an HDF5 dataset (h5py), a ``.npy`` file
+(memory-mapped) or a Zarr array / group; the meta table a CSV or a pandas HDF5 table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from filterlens.filterstore import FilterStoreWriter
+from filterlens.layertable import Layer
+
+REQUIRED_COLUMNS = ["filter_ids", "conv_depth", "conv_depth_norm", "layer_id"]
+CHANNEL_COLUMNS = [("c_in", "c_out", "groups"), ("in_channels", "out_channels", "groups")]
+RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+# Database model names -> sheet ids (tools/make_paper_sheet.py names the sheet's models).
+_ROBUST = re.compile(r"^robustbench_(?P<key>.+)_(?P<dataset>cifar100|cifar10|imagenet)_(?:linf|l2|corruptions)_\d+$")
+_NORMAL_RB = re.compile(
+    r"^hso_normal_training_robustbench_(?P<key>.+)_(?P<dataset>cifar100|cifar10|imagenet(?:1k)?)_\d+$")
+_NORMAL_TIMM = re.compile(r"^timm_(?P<name>.+)_imagenet(?:1k)?_\d+$")
+
+
+class FilterDBError(ValueError):
+    """The database (or its meta table) cannot be imported; the message names what and the fix."""
+
+
+def sheet_id(name: str) -> str | None:
+    """The sheet's model id of a database model name, or None for a name of another form."""
+    if match := _ROBUST.match(name):
+        return f"rb_{match['dataset']}_{match['key']}"
+    if match := _NORMAL_RB.match(name):
+        return f"normal_{match['dataset'].removesuffix('1k')}_{match['key']}"
+    if match := _NORMAL_TIMM.match(name):
+        return f"timm_{match['name']}"
+    return None
+
+
+def uses_filterdb(sheet: pd.DataFrame, models: str | list[str]) -> list[str]:
+    """Model ids whose filters come from the database: sheet rows with source ``filterdb``,
+    and the ids of config ``filterdb.models`` ("all": every row), in sheet order."""
+    chosen = set(sheet.model_id) if models == "all" else set(models)
+    return [m for m, source in zip(sheet.model_id, sheet.source) if source == "filterdb" or m in chosen]
+
+
+def config_problems(sheet: pd.DataFrame, models: str | list[str]) -> list[str]:
+    """Parse-time checks of config ``filterdb.models`` against the sheet."""
+    problems = []
+    if models != "all":
+        for model in models:
+            if model not in set(sheet.model_id):
+                problems.append(f"config key filterdb.models: {model!r} is not a model of the sheet")
+    for model in uses_filterdb(sheet, models):
+        if sheet.loc[model, "dataset"] == "coloured_digits":
+            problems.append(f"model {model!r} (coloured_digits) cannot come from the filter database: it holds "
+                            "the paper's CIFAR-10/100 and ImageNet models only. Fix: remove it from "
+                            "filterdb.models or change its source")
+    return problems
+
+
+def database_files(settings: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """The inputs of rule import_filterdb, role -> (location, is a storage query): ``filters``,
+    and ``meta`` if it is another file. Local paths under ``local_dir``, else Zenodo URLs for
+    the http storage plugin or ``zenodo://record/...`` queries for the zenodo plugin."""
+    names = {"filters": settings["filters_file"]}
+    if settings["meta_file"] != settings["filters_file"]:
+        names["meta"] = settings["meta_file"]
+    if settings.get("local_dir") is not None:
+        return {role: (os.path.join(settings["local_dir"], name), False) for role, name in names.items()}
+    record = settings["record"]
+    if settings["download"] == "zenodo":
+        return {role: (f"zenodo://record/{record}/{name}", True) for role, name in names.items()}
+    return {role: (f"https://zenodo.org/records/{record}/files/{name}", True) for role, name in names.items()}
+
+
+# --- the meta table ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DBLayer:
+    name: str  # database model name
+    layer_id: int
+    start: int
+    stop: int  # exclusive (the database's end + 1)
+    conv_depth: int
+    conv_depth_norm: float
+    c_in: int | None
+    c_out: int | None
+    groups: int | None
+
+
+def read_meta(path: str | os.PathLike, key: str = "meta") -> pd.DataFrame:
+    """The meta table as a flat DataFrame: a CSV, or a pandas HDF5 table under ``key``."""
+    path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv") or path.name.endswith((".csv.gz", ".csv.xz")):
+        sep = "\t" if ".tsv" in path.name else ","
+        return pd.read_csv(path, sep=sep, dtype={"filter_ids": str})
+    if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        try:
+            table = pd.read_hdf(path, key)
+        except ImportError as error:
+            raise FilterDBError(
+                f"reading the meta table {path} (key {key!r}) needs PyTables ({error}). Fix: install "
+                "'tables' into the environment, or export the table once to CSV "
+                "(pandas.read_hdf(path, 'meta').reset_index().to_csv('meta.csv')) and set "
+                "filterdb.meta_file to it") from error
+        except KeyError as error:
+            raise FilterDBError(f"{path} has no table {key!r}. Fix: set filterdb.meta_key") from error
+        return table.reset_index()
+    raise FilterDBError(f"meta table {path}: unknown format {path.suffix!r}; use .csv or .h5")
+
+
+def parse_meta(meta: pd.DataFrame, n_rows: int, name_column: str = "Name", where: str = "meta") -> list[DBLayer]:
+    """Check the whole meta table and return its layers, sorted by first row.
+
+    Fails with :class:`FilterDBError` listing every problem: missing columns, ranges that are
+    not ``"start:end"`` with start <= end, that leave the array's ``n_rows`` rows, or that
+    overlap another layer's.
+    """
+    missing = [c for c in [name_column, *REQUIRED_COLUMNS] if c not in meta.columns]
+    if missing:
+        raise FilterDBError(f"{where}: missing column(s) {missing}; it has {list(meta.columns)}. The meta table "
+                            f"needs {[name_column, *REQUIRED_COLUMNS]} (filterdb.name_column names the model "
+                            "column).")
+    channels = next((cols for cols in CHANNEL_COLUMNS if all(c in meta.columns for c in cols[:2])), None)
+    problems: list[str] = []
+    layers: list[DBLayer] = []
+    for index, row in enumerate(meta.to_dict("records")):
+        label = f"{where}, row {index} (model {row[name_column]!r}, layer_id {row['layer_id']})"
+        match = RANGE.match(str(row["filter_ids"]))
+        if not match:
+            problems.append(f"{label}: filter_ids {row['filter_ids']!r} is not an inclusive range 'start:end'")
+            continue
+        start, end = int(match[1]), int(match[2])
+        if end < start:
+            problems.append(f"{label}: filter_ids {start}:{end} ends before it starts")
+            continue
+        if end >= n_rows:
+            problems.append(f"{label}: filter_ids {start}:{end} leaves the filter array of {n_rows} rows "
+                            f"(ranges are inclusive: the last row is {n_rows - 1})")
+            continue
+        c_in = c_out = groups = None
+        if channels is not None:
+            c_in, c_out = int(row[channels[0]]), int(row[channels[1]])
+            groups = int(row["groups"]) if "groups" in meta.columns and pd.notna(row.get("groups")) else 1
+            if c_in % groups or c_out * (c_in // groups) != end - start + 1:
+                problems.append(f"{label}: {end - start + 1} filters, but c_out {c_out} x c_in {c_in} / groups "
+                                f"{groups} = {c_out * (c_in // max(groups, 1))}")
+        layers.append(DBLayer(str(row[name_column]), int(row["layer_id"]), start, end + 1, int(row["conv_depth"]),
+                              float(row["conv_depth_norm"]), c_in, c_out, groups))
+    layers.sort(key=lambda layer: (layer.start, layer.stop))
+    for before, after in zip(layers, layers[1:]):
+        if after.start < before.stop:
+            problems.append(f"{where}: filter_ids {after.start}:{after.stop - 1} (model {after.name!r}, layer_id "
+                            f"{after.layer_id}) overlap {before.start}:{before.stop - 1} (model {before.name!r}, "
+                            f"layer_id {before.layer_id})")
+    if problems:
+        raise FilterDBError(f"the filter database's meta table has {len(problems)} problem(s):\n  - "
+                            + "\n  - ".join(problems[:50]) + ("\n  - ..." if len(problems) > 50 else ""))
+    return layers
+
+
+def model_layers(layers: list[DBLayer], model_id: str, database_name: str | None = None) -> list[DBLayer]:
+    """The layers of one sheet model: the database model named ``database_name`` if given, else
+    the one whose name maps to ``model_id`` (:func:`sheet_id`)."""
+    if database_name:
+        chosen = [layer for layer in layers if layer.name == database_name]
+        what = f"database model {database_name!r} (sheet source_key of {model_id!r})"
+    else:
+        names = sorted({layer.name for layer in layers if sheet_id(layer.name) == model_id})
+        if len(names) > 1:
+            raise FilterDBError(f"model {model_id!r}: several database models map to it: {names}. Fix: give the "
+                                "sheet row source filterdb and the database name as source_key")
+        chosen = [layer for layer in layers if names and layer.name == names[0]]
+        what = f"model {model_id!r}"
+    if not chosen:
+        known = sorted({layer.name for layer in layers})
+        raise FilterDBError(f"{what} is not in the filter database ({len(known)} models there, e.g. "
+                            f"{', '.join(known[:5])}). Fix: correct the sheet row (source_key = the database's "
+                            "model name) or take the model from its checkpoint (drop it from filterdb.models)")
+    return chosen
+
+
+def max_conv_depth(layers: list[DBLayer], what: str) -> int:
+    """The model's max conv depth (which may belong to a non-3x3 conv): conv_depth / conv_depth_norm."""
+    ratios = [layer.conv_depth / layer.conv_depth_norm for layer in layers if layer.conv_depth_norm > 0]
+    if not ratios:
+        if any(layer.conv_depth > 0 for layer in layers):
+            raise FilterDBError(f"{what}: layers of conv_depth > 0 all have conv_depth_norm 0; the depths are unusable")
+        return 0
+    depth = int(round(ratios[0]))
+    if any(abs(r - depth) > 1e-3 * max(depth, 1) for r in ratios):
+        raise FilterDBError(f"{what}: conv_depth / conv_depth_norm differs between layers "
+                            f"({min(ratios):.4g} .. {max(ratios):.4g}); the depths are inconsistent")
+    return depth
+
+
+def store_layers(layers: list[DBLayer], max_depth: int) -> list[Layer]:
+    """The store's layer table: the database's layers in row order, rows concatenated."""
+    out, row = [], 0
+    for index, layer in enumerate(layers):
+        n = layer.stop - layer.start
+        known = layer.c_out is not None
+        out.append(Layer(
+            layer_id=index, name=f"filterdb_layer_{layer.layer_id}", conv_depth=layer.conv_depth,
+            conv_depth_norm=layer.conv_depth / max_depth if max_depth else 0.0,
+            c_in=layer.c_in if known else n, c_out=layer.c_out if known else 1,
+            groups=layer.groups if known else 1, row_start=row, row_stop=row + n, bn_folded=False))
+        row += n
+    return out
+
+
+# --- the filter array --------------------------------------------------------------------------
+
+class FilterArray:
+    """Row slices of the database's (N, 9) array without loading it: HDF5, .npy or Zarr."""
+
+    def __init__(self, path: str | os.PathLike, key: str = "filters"):
+        self.path = Path(path)
+        self._close = None
+        suffix = self.path.suffix.lower()
+        if suffix in (".h5", ".hdf5", ".hdf"):
+            try:
+                import h5py
+            except ImportError as error:
+                raise FilterDBError(f"reading {self.path} needs h5py, which this environment lacks. Fix: install "
+                                    "h5py (pip install h5py)") from error
+            handle = h5py.File(self.path, "r")
+            self._close = handle.close
+            if key not in handle:
+                handle.close()
+                raise FilterDBError(f"{self.path} has no dataset {key!r} (it has {list(handle)}). "
+                                    "Fix: set filterdb.filters_key")
+            self._array = handle[key]
+        elif suffix == ".npy":
+            self._array = np.load(self.path, mmap_mode="r")
+        elif suffix == ".zarr":
+            import zarr
+
+            node = zarr.open(str(self.path), mode="r")
+            self._array = node[key] if isinstance(node, zarr.Group) else node
+        else:
+            raise FilterDBError(f"filter array {self.path}: unknown format {suffix!r}; use .h5, .npy or .zarr")
+        shape = tuple(self._array.shape)
+        if len(shape) == 3 and shape[1:] == (3, 3):
+            self._flat = True
+        elif len(shape) == 2 and shape[1] == 9:
+            self._flat = False
+        else:
+            self.close()
+            raise FilterDBError(f"{self.path}: the filter array has shape {shape}; expected (N, 9) or (N, 3, 3)")
+        self.n_rows = shape[0]
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self._array[start:stop], dtype=np.float32).reshape(stop - start, 9)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> "FilterArray":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --- import ------------------------------------------------------------------------------------
+
+def iter_layer_rows(array: FilterArray, db_layers: list[DBLayer], layers: list[Layer],
+                    what: str) -> Iterator[tuple[Layer, np.ndarray]]:
+    for db_layer, layer in zip(db_layers, layers):
+        rows = array.rows(db_layer.start, db_layer.stop)
+        if not np.isfinite(rows).all():
+            raise FilterDBError(f"{what}, layer_id {db_layer.layer_id} (rows {db_layer.start}:{db_layer.stop - 1}): "
+                                "NaN or Inf filter values in the database")
+        yield layer, rows
+
+
+def import_model(filters_path: str | os.PathLike, meta: pd.DataFrame, out: str | os.PathLike, model_id: str,
+                 dataset: str, database_name: str | None = None, *, filters_key: str = "filters",
+                 name_column: str = "Name", chunk_rows: int = 65536,
+                 provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the filter store ``out`` of ``model_id`` from the database; returns its attributes."""
+    with FilterArray(filters_path, filters_key) as array:
+        all_layers = parse_meta(meta, array.n_rows, name_column)
+        db_layers = model_layers(all_layers, model_id, database_name)
+        name = db_layers[0].name
+        what = f"model {model_id!r} (database {name!r})"
+        max_depth = max_conv_depth(db_layers, what)
+        layers = store_layers(db_layers, max_depth)
+        attrs = {
+            "model_id": model_id, "dataset": dataset, "depth_method": "filterdb", "max_conv_depth": max_depth,
+            "fold_batchnorm": None, "source": "filterdb", "filterdb_name": name,
+            "channels_known": db_layers[0].c_out is not None, **(provenance or {}),
+        }
+        n = layers[-1].row_stop
+        with FilterStoreWriter(out, n, chunk_rows, attrs) as writer:
+            for layer, rows in iter_layer_rows(array, db_layers, layers, what):
+                writer.write_layer(layer, rows)
+    return {**attrs, "n_filters": n, "n_layers": len(layers)}

@@ -1,0 +1,295 @@
+"""The published filter database as a source: a tiny database in the authors' layout (an (N, 9)
+array, a meta table of INCLUSIVE "start:end" row ranges per layer), imported by the real
+Snakefile into the filter stores and analysed; malformed meta tables fail with clear messages;
+the download through the storage plugin is planned (dry run, no network)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+from filterlens.filterdb import FilterDBError, import_model, parse_meta, read_meta, sheet_id
+from filterlens.filterstore import open_filter_store
+
+ROBUST_10 = "robustbench_Addepalli2021Towards_RN18_cifar10_linf_13"
+NORMAL_10 = "hso_normal_training_robustbench_Addepalli2021Towards_RN18_cifar10_13"
+ROBUST_IN = "robustbench_Salman2020Do_R18_imagenet_linf_13"
+NORMAL_IN = "timm_resnet18_imagenet1k_13"
+OTHER = "robustbench_Wong2020Fast_cifar10_linf_13"  # in the database, not in the sheet
+
+# (database name, [(c_in, c_out, conv_depth)] per 3x3 layer, max conv depth)
+MODELS = [
+    (ROBUST_10, [(3, 8, 0), (8, 8, 1), (8, 16, 2), (16, 16, 4)], 5),
+    (OTHER, [(3, 4, 0), (4, 4, 1)], 2),
+    (NORMAL_10, [(3, 8, 0), (8, 8, 1), (8, 16, 2), (16, 16, 4)], 5),
+    (ROBUST_IN, [(64, 16, 1), (16, 16, 2), (16, 32, 3)], 4),  # 7x7 stem: no 3x3 layer at depth 0
+    (NORMAL_IN, [(64, 16, 1), (16, 16, 2), (16, 32, 3)], 4),
+]
+SHEET_COLUMNS = ["model_id", "dataset", "architecture", "arch_kwargs", "robust", "source", "source_key",
+                 "counterpart", "clean_acc", "robust_acc"]
+
+
+def write_database(folder, seed=0):
+    """filters.npy and meta.csv in the published layout; returns {database name: [layer rows]}."""
+    rng = np.random.default_rng(seed)
+    rows, meta, layers_of = [], [], {}
+    start = 0
+    for model_id, (name, layers, max_depth) in enumerate(MODELS):
+        layers_of[name] = []
+        for layer_id, (c_in, c_out, depth) in enumerate(layers):
+            n = c_in * c_out
+            block = (rng.normal(size=(n, 9)) * rng.uniform(0.05, 1, size=(n, 1))).astype(np.float32)
+            block[rng.random(n) < 0.1] *= 1e-4  # some sparse filters
+            rows.append(block)
+            layers_of[name].append(block)
+            meta.append({"model_id": model_id, "conv_depth": depth, "conv_depth_norm": depth / max_depth,
+                         "layer_id": layer_id, "filter_ids": f"{start}:{start + n - 1}", "Name": name,
+                         "Robust": name.startswith("robustbench"), "in_channels": c_in, "out_channels": c_out})
+            start += n
+            if name == OTHER:
+                start += 5  # rows that belong to no layer are allowed
+                rows.append(np.zeros((5, 9), np.float32))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "filters.npy", np.concatenate(rows))
+    pd.DataFrame(meta).to_csv(folder / "meta.csv", index=False)
+    return layers_of
+
+
+def _row(model_id, dataset, robust, source, source_key="", counterpart="", arch="robustbench", kwargs=None):
+    return {"model_id": model_id, "dataset": dataset, "architecture": arch,
+            "arch_kwargs": json.dumps(kwargs or {"dataset": dataset, "key": "Addepalli2021Towards_RN18",
+                                                 "threat_model": "Linf"}),
+            "robust": str(robust).lower(), "source": source, "source_key": source_key, "counterpart": counterpart,
+            "clean_acc": "", "robust_acc": ""}
+
+
+def write_zoo(workdir):
+    """Database, sheet and config: each way of choosing the database is used once."""
+    layers_of = write_database(workdir / "db")
+    sheet = pd.DataFrame([
+        # source filterdb, database name given
+        _row("rb_cifar10_Addepalli2021Towards_RN18", "cifar10", True, "filterdb", ROBUST_10,
+             "normal_cifar10_Addepalli2021Towards_RN18"),
+        # source filterdb, database name derived from the id
+        _row("normal_cifar10_Addepalli2021Towards_RN18", "cifar10", False, "filterdb"),
+        # checkpoint sources, switched to the database by config filterdb.models
+        _row("rb_imagenet_Salman2020Do_R18", "imagenet", True, "robustbench", "Salman2020Do_R18", "timm_resnet18"),
+        _row("timm_resnet18", "imagenet", False, "timm", "resnet18.tv_in1k", arch="timm",
+             kwargs={"name": "resnet18"}),
+    ], columns=SHEET_COLUMNS)
+    sheet.to_csv(workdir / "sheet.tsv", sep="\t", index=False)
+    config = {"sheet": "sheet.tsv", "extraction": {"chunk_rows": 1024},
+              "filterdb": {"local_dir": "db", "filters_file": "filters.npy", "meta_file": "meta.csv",
+                           "models": ["rb_imagenet_Salman2020Do_R18", "timm_resnet18"]}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return layers_of, dict(zip(sheet.model_id, [ROBUST_10, NORMAL_10, ROBUST_IN, NORMAL_IN]))
+
+
+def test_database_names_map_to_sheet_ids():
+    assert sheet_id(ROBUST_10) == "rb_cifar10_Addepalli2021Towards_RN18"
+    assert sheet_id(NORMAL_10) == "normal_cifar10_Addepalli2021Towards_RN18"
+    assert sheet_id("hso_normal_training_robustbench_Salman2020Do_R18_imagenet1k_13") == \
+        "normal_imagenet_Salman2020Do_R18"
+    assert sheet_id(ROBUST_IN) == "rb_imagenet_Salman2020Do_R18"
+    assert sheet_id(NORMAL_IN) == "timm_resnet18"
+    assert sheet_id("timm_wide_resnet50_2_imagenet1k_13") == "timm_wide_resnet50_2"
+    assert sheet_id("something_else") is None
+
+
+def test_every_paper_model_maps_to_a_paper_sheet_row():
+    sheet = pd.read_csv(REPO / "config" / "models" / "paper.tsv", sep="\t", comment="#")
+    pairings = pd.read_csv(REPO / "config" / "reference" / "paper_pairings.csv")
+    names = set(pairings.Robust) | set(pairings.Normal)
+    assert {sheet_id(n) for n in names} == set(sheet.model_id)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("filterdb")
+    layers_of, names = write_zoo(workdir)
+    targets = ["results/analysis/kl_by_dataset.tsv", "results/analysis/kl_by_depth.tsv",
+               "results/analysis/quality_by_depth.tsv", "results/analysis/bases.tsv", "results/tables/models.tsv",
+               "results/figures/fig4_first_layer_filters.png", "results/figures/fig5_last_layer_filters.png"]
+    result = run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "--cores", "2", *targets)
+    return workdir, layers_of, names, result.stdout + result.stderr
+
+
+def test_stores_equal_the_database_and_analyses_run(imported):
+    workdir, layers_of, names, log = imported
+    assert "extract_filters" not in log and "acquire_" not in log and "import_filterdb" in log
+    for model_id, name in names.items():
+        store = open_filter_store(workdir / "results" / "filters" / f"{model_id}.zarr")
+        expected = np.concatenate(layers_of[name])
+        np.testing.assert_array_equal(store.filters[:], expected)
+        assert store.attrs["filterdb_name"] == name and store.attrs["depth_method"] == "filterdb"
+        assert store.attrs["max_conv_depth"] == {ROBUST_10: 5, NORMAL_10: 5}.get(name, 4)
+        spec = dict((m[0], m[1]) for m in MODELS)[name]
+        assert list(store.layers.conv_depth) == [d for _, _, d in spec]
+        assert list(store.layers.c_out) == [c for _, c, _ in spec]
+        assert list(store.layers.row_stop - store.layers.row_start) == [a * b for a, b, _ in spec]
+    kl = pd.read_csv(workdir / "results/analysis/kl_by_dataset.tsv", sep="\t")
+    assert set(kl.dataset) >= {"cifar10", "imagenet"}
+    assert np.isfinite(kl.select_dtypes("number").to_numpy()).all()
+    quality = pd.read_csv(workdir / "results/analysis/quality_by_depth.tsv", sep="\t")
+    assert set(quality.model_id) == set(names)
+    assert quality.orthogonality.notna().any()
+    models = pd.read_csv(workdir / "results/tables/models.tsv", sep="\t")
+    assert dict(zip(models.model_id, models.n_filters)) == {
+        m: sum(len(b) for b in layers_of[n]) for m, n in names.items()}
+
+
+def test_a_second_run_does_nothing(imported):
+    workdir = imported[0]
+    result = run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "-n", "results/tables/models.tsv")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# Snakemake with the http storage plugin answering "exists" without network (a dry run asks
+# the storage whether the input exists; this machine is offline).
+OFFLINE_HTTP = """
+import sys
+import snakemake_storage_plugin_http as http
+
+async def inventory(self, cache):
+    pass
+
+http.StorageObject.inventory = inventory
+http.StorageObject.exists = lambda self: True
+http.StorageObject.mtime = lambda self: 0.0
+http.StorageObject.size = lambda self: 1
+from snakemake.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_download_is_planned_through_the_storage_plugin(tmp_path):
+    write_zoo(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["filterdb"] = {"models": "all"}  # defaults: dataset.h5 from Zenodo record 6414075 over http
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-c", OFFLINE_HTTP, "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "-n", "results/tables/models.tsv", "--configfile", str(tmp_path / "config.yaml")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "https://zenodo.org/records/6414075/files/dataset.h5" in output, output
+    assert "https://zenodo.org/records/6414075/files/dataset.h5 (retrieve from storage)" in output, output
+    assert len(re.findall(r"rule import_filterdb:", output)) == 4, output
+    assert "rule extract_filters:" not in output
+    assert not (tmp_path / "results").exists()  # a dry run
+
+
+def test_the_paper_zoo_from_the_database_is_planned(tmp_path):
+    (tmp_path / "over.yaml").write_text("filterdb:\n  models: all\n")
+    command = [sys.executable, "-c", OFFLINE_HTTP, "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "-n", "results/analysis/kl_by_dataset.tsv",
+               "results/analysis/quality_by_depth.tsv", "results/tables/models.tsv", "--quiet", "rules",
+               "--configfile", str(REPO / "config" / "paper.yaml"), str(tmp_path / "over.yaml")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
+    assert counts["import_filterdb"] == 114 and counts["summarize_model"] == 114, output
+    assert not {"extract_filters", "acquire_robustbench", "acquire_timm", "train_cifar"} & set(counts), output
+
+
+@pytest.mark.xfail(reason="rules/provenance.smk and rules/statistics.smk (layer_spectra) ask for the checkpoints "
+                          "of every model; models from the database have none: they should use CHECKPOINT_MODELS "
+                          "(rules/filterdb.smk)", strict=False)
+def test_the_default_target_needs_no_checkpoint_of_a_database_model(imported):
+    workdir = imported[0]
+    result = run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert not re.search(r"rule (acquire_\w+|train_\w+|random_init|extract_filters):", output), output
+
+
+def test_config_naming_an_unknown_model_stops_before_any_job(tmp_path):
+    write_zoo(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["filterdb"]["models"] = ["no_such_model"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), check=False)
+    assert result.returncode != 0
+    assert "filterdb.models: 'no_such_model' is not a model of the sheet" in result.stdout + result.stderr
+
+
+# --- malformed meta tables -------------------------------------------------------------------
+
+@pytest.fixture()
+def database(tmp_path):
+    write_database(tmp_path)
+    return tmp_path, read_meta(tmp_path / "meta.csv"), len(np.load(tmp_path / "filters.npy", mmap_mode="r"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.drop(columns=["conv_depth_norm", "filter_ids"]),
+     r"missing column\(s\) \['filter_ids', 'conv_depth_norm'\]"),
+    (lambda m: m.assign(filter_ids=m.filter_ids.where(m.index != 1, "24:100")), r"overlap"),
+    (lambda m: m.assign(filter_ids=m.filter_ids.where(m.index != 2, "0:3")), r"overlap"),
+    (lambda m: m.assign(filter_ids=m.filter_ids.where(m.index != 3, "10000:10010")),
+     r"leaves the filter array of \d+ rows \(ranges are inclusive"),
+    (lambda m: m.assign(filter_ids=m.filter_ids.where(m.index != 0, "5-9")), r"not an inclusive range 'start:end'"),
+    (lambda m: m.assign(filter_ids=m.filter_ids.where(m.index != 0, "9:5")), r"ends before it starts"),
+    (lambda m: m.assign(out_channels=m.out_channels + (m.index == 0)), r"c_out 9 x c_in 3"),
+])
+def test_malformed_meta_fails_with_a_clear_message(database, change, message):
+    folder, meta, n = database
+    with pytest.raises(FilterDBError, match=message):
+        parse_meta(change(meta), n)
+
+
+def test_the_inclusive_end_row_is_allowed(database):
+    folder, meta, n = database
+    last = meta.filter_ids.iloc[-1]
+    assert int(last.split(":")[1]) == n - 1
+    parse_meta(meta, n)
+
+
+def test_unknown_model_and_inconsistent_depths(database, tmp_path):
+    folder, meta, _ = database
+    with pytest.raises(FilterDBError, match="'rb_cifar10_Nope' is not in the filter database"):
+        import_model(folder / "filters.npy", meta, tmp_path / "x.zarr", "rb_cifar10_Nope", "cifar10")
+    bad = meta.assign(conv_depth_norm=meta.conv_depth_norm.where(meta.index != 1, 0.9))
+    with pytest.raises(FilterDBError, match="conv_depth / conv_depth_norm differs between layers"):
+        import_model(folder / "filters.npy", bad, tmp_path / "x.zarr", "rb_cifar10_Addepalli2021Towards_RN18",
+                     "cifar10")
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_nan_filters_fail_and_leave_no_store(database, tmp_path):
+    folder, meta, _ = database
+    filters = np.load(folder / "filters.npy")
+    filters[40, 3] = np.nan
+    np.save(folder / "filters.npy", filters)
+    with pytest.raises(FilterDBError, match=r"layer_id 1 \(rows 24:87\): NaN or Inf"):
+        import_model(folder / "filters.npy", meta, tmp_path / "x.zarr", "rb_cifar10_Addepalli2021Towards_RN18",
+                     "cifar10")
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_without_channels_orthogonality_is_unknown(database, tmp_path):
+    folder, meta, _ = database
+    attrs = import_model(folder / "filters.npy", meta.drop(columns=["in_channels", "out_channels"]),
+                         tmp_path / "x.zarr", "timm_resnet18", "imagenet")
+    store = open_filter_store(tmp_path / "x.zarr")
+    assert attrs["channels_known"] is False and (store.layers.c_out == 1).all()
+
+
+def test_hdf5_database_in_the_authors_layout(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    layers_of = write_database(tmp_path)
+    with h5py.File(tmp_path / "dataset.h5", "w") as handle:
+        handle["filters"] = np.load(tmp_path / "filters.npy")
+    meta = read_meta(tmp_path / "meta.csv")
+    import_model(tmp_path / "dataset.h5", meta, tmp_path / "s.zarr", "timm_resnet18", "imagenet")
+    np.testing.assert_array_equal(open_filter_store(tmp_path / "s.zarr").filters[:],
+                                  np.concatenate(layers_of[NORMAL_IN]))

@@ -1,0 +1,30 @@
+"""Rule import_filterdb: one model's filters from the published filter database into its store."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+import os
+
+from filterlens.filterdb import import_model, read_meta
+from filterlens.scripting import rule_script
+
+with rule_script(snakemake) as log:
+    settings = snakemake.params.filterdb
+    row = snakemake.params.row
+    filters_path = snakemake.input.filters
+    meta_path = snakemake.input.get("meta", filters_path)
+    meta = read_meta(meta_path, settings["meta_key"])
+    log.info("%s: meta table %s (%d rows), filters %s", row["model_id"], meta_path, len(meta), filters_path)
+    provenance = {
+        "filterdb_record": settings["record"],
+        "filterdb_files": sorted({os.path.basename(filters_path), os.path.basename(meta_path)}),
+        "filterdb_filters_bytes": os.path.getsize(filters_path) if os.path.isfile(filters_path) else None,
+    }
+    attrs = import_model(
+        filters_path, meta, snakemake.output[0], row["model_id"], row["dataset"],
+        database_name=row["source_key"] if row["source"] == "filterdb" and row["source_key"] else None,
+        filters_key=settings["filters_key"], name_column=settings["name_column"],
+        chunk_rows=snakemake.params.chunk_rows, provenance=provenance,
+    )
+    log.info("%s: %d filters in %d layers from database model %s (max conv depth %d, channels %s)",
+             row["model_id"], attrs["n_filters"], attrs["n_layers"], attrs["filterdb_name"],
+             attrs["max_conv_depth"], "known" if attrs["channels_known"] else "unknown: orthogonality NaN")
