@@ -21,11 +21,14 @@ include: "rules/data.smk"
 include: "rules/acquire.smk"
 include: "rules/acquire_pretrained.smk"
 include: "rules/train_cifar.smk"
+include: "rules/filterdb.smk"
 include: "rules/extract.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
+include: "rules/statistics.smk"
 include: "rules/tables.smk"
 include: "rules/figures.smk"
+include: "rules/provenance.smk"
 
 
 rule all:
@@ -36,3 +39,5 @@ rule all:
         "results/analysis/kl_by_depth.tsv",
         "results/analysis/quality_by_depth.tsv",
         FIGURE_TARGETS,
+        "results/provenance/provenance.json",
+        STATISTICS_TARGETS,

@@ -31,7 +31,8 @@ FIGURE_TARGETS += expand("results/tables/{name}.{ext}", name=TABLES, ext=["tsv",
 
 rule fig1_kl_by_depth:
     input:
-        "results/analysis/kl_by_depth.tsv",
+        kl="results/analysis/kl_by_depth.tsv",
+        stats="results/analysis/stats_kl.tsv",
     output:
         pdf="results/figures/fig1_kl_by_depth.pdf",
         png=report(
@@ -45,6 +46,8 @@ rule fig1_kl_by_depth:
         "logs/figures/fig1_kl_by_depth.log",
     conda:
         "../envs/figures.yaml"
+    params:
+        alpha=STATISTICS["alpha"],
     script:
         "../workflow_scripts/fig_kl_by_depth.py"
 
@@ -208,7 +211,8 @@ rule fig6_activations:
 
 rule fig7_layer_quality:
     input:
-        "results/analysis/quality_by_depth.tsv",
+        quality="results/analysis/quality_by_depth.tsv",
+        stats="results/analysis/stats_quality.tsv",
     output:
         pdf="results/figures/fig7_layer_quality.pdf",
         png=report(
@@ -224,6 +228,7 @@ rule fig7_layer_quality:
         "../envs/figures.yaml"
     params:
         entropy=config["figures"]["entropy"],
+        alpha=STATISTICS["alpha"],
     script:
         "../workflow_scripts/fig_layer_quality.py"
 

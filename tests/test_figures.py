@@ -166,13 +166,14 @@ def test_the_report_holds_every_figure_and_table_with_captions(micro_run):
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("figures, expected", [
-    ({"last_layer": {"seed": 1}}, ["all", "fig5_last_layer_filters"]),
-    ({"last_layer": {"n_filters": 16}}, ["all", "fig5_last_layer_filters"]),
-    ({"entropy": "scaled"}, ["all", "fig7_layer_quality"]),
-    ({"activations": {"image_index": 3}}, ["all", "fig6_activations", "fig6_activations_data"]),
-    ({"activations": {"eps": 0.05}}, ["all", "fig6_activations", "fig6_activations_data"]),
+    ({"last_layer": {"seed": 1}}, ["all", "fig5_last_layer_filters", "provenance"]),
+    ({"last_layer": {"n_filters": 16}}, ["all", "fig5_last_layer_filters", "provenance"]),
+    ({"entropy": "scaled"}, ["all", "fig7_layer_quality", "provenance"]),
+    ({"activations": {"image_index": 3}}, ["all", "fig6_activations", "fig6_activations_data", "provenance"]),
+    ({"activations": {"eps": 0.05}}, ["all", "fig6_activations", "fig6_activations_data", "provenance"]),
 ])
 def test_changing_one_figure_setting_plans_that_figure_alone(micro_run, tmp_path, figures, expected):
+    # provenance records the config as resolved: it reruns (alone, in a second) on any change
     extra = _extra_config(tmp_path, figures)
     result = run_snakemake(micro_run, "-n", "--configfile", str(MICRO), str(extra), "--cores", "1")
     assert _planned_rules(result) == expected, result.stdout

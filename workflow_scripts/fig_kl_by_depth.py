@@ -1,5 +1,6 @@
 """Rule fig1_kl_by_depth: Fig. 1, weighted symmetric KL robust vs normal by depth group, a bar
-per dataset (paired pooling, as the authors' by-depth analysis)."""
+per dataset (paired pooling, as the authors' by-depth analysis), with the bootstrap interval over
+models, the noise level of the permutation baseline and marks of its test (results/analysis/stats_kl.tsv)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
@@ -12,11 +13,18 @@ from filterlens.outputs import read_tsv
 from filterlens.plotting import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, apply_style, dataset_colors, dataset_label,
                                  dataset_order, depth_group_label, save_figure)
 from filterlens.scripting import rule_script
+from filterlens.statistics import holm, significance_mark
 
 
 with rule_script(snakemake) as log:
     apply_style()
-    table = read_tsv(snakemake.input[0])
+    table = read_tsv(snakemake.input.kl)
+    alpha = snakemake.params.alpha
+    stats = read_tsv(snakemake.input.stats)
+    stats = stats[(stats.pooling == "paired") & stats.depth_group.isin(DEPTH_GROUPS)].copy()
+    stats["p_holm"] = np.nan
+    for dataset, part in stats.groupby("dataset"):  # Holm over the depth groups of a dataset
+        stats.loc[part.index, "p_holm"] = holm(part.p_permutation.to_numpy())
     # a group without filters on either side has no divergence to show (not a KL of 0)
     empty = (table.n_robust_filters == 0) | (table.n_normal_filters == 0)
     table.loc[empty, "kl"] = np.nan
@@ -33,6 +41,28 @@ with rule_script(snakemake) as log:
                   rotation_mode="anchor")
     ax.set_xlabel(DEPTH_AXIS_LABEL)
     ax.set_ylabel("weighted symmetric KL")
+    # bootstrap interval (black) and the permutation null's 95% quantile (grey tick) on each bar
+    width = 0.8 / len(datasets)
+    indexed = stats.set_index(["dataset", "depth_group"])
+    for i, dataset in enumerate(datasets):
+        for x, group in enumerate(DEPTH_GROUPS):
+            if (dataset, group) not in indexed.index:
+                continue
+            row = indexed.loc[(dataset, group)]
+            if not np.isfinite(row.kl):
+                continue
+            centre = x - 0.4 + (i + 0.5) * width
+            ax.plot([centre, centre], [row.kl_low, row.kl_high], color="black", linewidth=0.6)
+            ax.plot([centre - width * 0.45, centre + width * 0.45], [row.null_q95] * 2, color="0.45",
+                    linewidth=1.2, solid_capstyle="butt")
+            mark = significance_mark(row.p_holm, alpha)
+            if mark:
+                ax.text(centre, max(row.kl_high, row.kl), mark, ha="center", va="bottom", fontsize=5)
+    log.info("\n%s", stats[["dataset", "depth_group", "kl", "kl_low", "kl_high", "null_q95", "p_permutation",
+                            "p_holm"]].to_string(index=False))
     ax.set_ylim(bottom=0)
-    ax.legend(title=None, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=min(4, len(datasets)))
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [plt.Line2D([], [], color="black", linewidth=0.6), plt.Line2D([], [], color="0.45", linewidth=1.2)]
+    labels += ["95% bootstrap interval", "noise: 95% of permutation null"]
+    ax.legend(handles, labels, title=None, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2)
     save_figure(fig, [snakemake.output.pdf, snakemake.output.png])

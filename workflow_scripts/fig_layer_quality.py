@@ -1,5 +1,6 @@
 """Rule fig7_layer_quality: Fig. 7, sparsity, variance entropy and orthogonality by depth group,
-box plots over models of normal vs robust, one column per dataset."""
+box plots over models of normal vs robust, one column per dataset; above each group the mark of
+the Wilcoxon signed-rank test over pairs, Holm-adjusted (results/analysis/stats_quality.tsv)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
@@ -12,19 +13,22 @@ from filterlens.outputs import read_tsv
 from filterlens.plotting import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
                                  apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
 from filterlens.scripting import rule_script
+from filterlens.statistics import significance_mark
 
 with rule_script(snakemake) as log:
     apply_style()
     entropy = f"entropy_{snakemake.params.entropy}"
     metrics = [("sparsity", "sparsity"), (entropy, f"variance entropy\n({snakemake.params.entropy})"),
                ("orthogonality", "orthogonality")]
-    table = read_tsv(snakemake.input[0])
+    table = read_tsv(snakemake.input.quality)
+    stats = read_tsv(snakemake.input.stats)
+    alpha = snakemake.params.alpha
     table = table[table.depth_group.isin(DEPTH_GROUPS)].copy()
     table["training"] = np.where(table.robust.astype(bool), "robust", "normal")
     datasets = dataset_order(table.dataset)
     fig, axes = plt.subplots(len(metrics), len(datasets), squeeze=False, sharex=True, sharey="row",
                              figsize=(min(TEXT_WIDTH, COLUMN_WIDTH * max(1, len(datasets))), 3.9),
-                             gridspec_kw={"hspace": 0.12, "wspace": 0.08})
+                             gridspec_kw={"hspace": 0.2, "wspace": 0.08})
     for c, dataset in enumerate(datasets):
         part = table[table.dataset == dataset]
         log.info("%s: %s", dataset, part.groupby("training").model_id.nunique().to_dict())
@@ -34,11 +38,18 @@ with rule_script(snakemake) as log:
                           hue_order=TRAINING_ORDER, palette=TRAINING_COLORS, ax=ax)
             sns.boxplot(**common, width=0.75, linewidth=0.5, fliersize=0, showfliers=False, boxprops={"alpha": 0.5})
             sns.stripplot(**common, dodge=True, size=1.8, jitter=0.15, linewidth=0, legend=False)
+            tested = stats[(stats.dataset == dataset) & (stats.metric == column)].set_index("depth_group")
+            for x, group in enumerate(DEPTH_GROUPS):
+                if group in tested.index and np.isfinite(tested.p_holm[group]):
+                    mark = significance_mark(tested.p_holm[group], alpha) or "ns"
+                    ax.text(x, 1.0, mark, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=5,
+                            color="0.1" if mark != "ns" else "0.55")
             ax.grid(axis="y", linewidth=0.3, alpha=0.5)
             ax.set_xlabel("")
             ax.set_ylabel(label if c == 0 else "")
             if r == 0:
-                ax.set_title(dataset_label(dataset))
+                n_pairs = stats[(stats.dataset == dataset) & (stats.depth_group == "all")].n_pairs.max()
+                ax.set_title(f"{dataset_label(dataset)} ({n_pairs:.0f} pairs)", pad=8)
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
         axes[-1, c].set_xticks(range(len(DEPTH_GROUPS)), [depth_group_label(g) for g in DEPTH_GROUPS],
@@ -47,6 +58,6 @@ with rule_script(snakemake) as log:
     axes[1, 0].axhline(np.log10(9), color="0.5", linewidth=0.5, linestyle=":")  # uniform variance
     fig.supxlabel(DEPTH_AXIS_LABEL, fontsize=7, y=0.0)
     handles = [plt.Rectangle((0, 0), 1, 1, color=TRAINING_COLORS[t], alpha=0.7) for t in TRAINING_ORDER]
-    fig.subplots_adjust(top=0.9)
-    fig.legend(handles, TRAINING_ORDER, loc="lower center", ncols=2, bbox_to_anchor=(0.5, 0.93))
+    fig.subplots_adjust(top=0.88)
+    fig.legend(handles, TRAINING_ORDER, loc="lower center", ncols=2, bbox_to_anchor=(0.5, 0.94))
     save_figure(fig, [snakemake.output.pdf, snakemake.output.png])

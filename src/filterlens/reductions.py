@@ -2,7 +2,8 @@
 
 1. :func:`summarize` — per layer: filter count, sparse count, max |W|, moments (count, sum,
    9x9 Gram, float64) of the non-sparse filters scaled and unscaled, variance entropy of
-   both, orthogonality.
+   both, orthogonality; and (METHOD §7) sums over the non-sparse filters of their L1/L2
+   sparsity ratio and high-frequency share, with their means (columns at the end).
 2. :func:`coefficient_range` — min and max of the coefficients of the scaled non-sparse
    filters on a basis (the global range is the min/max over models).
 3. :func:`coefficient_histograms` — per layer and component, counts in equal bins over a
@@ -22,6 +23,7 @@ from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
 from filterlens.metrics import (N_COMPONENTS, Basis, Moments, filterbank_gram, histogram_counts, orthogonality_from_gram, pca,
                                 row_peaks, sparse_mask, variance_entropy)
+from filterlens.filter_measures import filter_measure_sums
 from filterlens.streaming import Piece, Segment, check_finite, map_segments, plan_segments
 
 
@@ -111,7 +113,7 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
             x = layout.piece_rows(rows, segment, piece)
             f = layout.split(x, piece.layer_id)
             pieces.append((piece, len(x), int(f.sparse.sum()), float(f.peaks.max(initial=0.0)),
-                           Moments.of(f.unscaled), Moments.of(f.scaled)))
+                           Moments.of(f.unscaled), Moments.of(f.scaled), filter_measure_sums(f.unscaled)))
         grams = {}
         for layer_id in segment.whole_layers if with_orthogonality else ():
             a, b = layout.row_start[layer_id] - segment.start, layout.row_stop[layer_id] - segment.start
@@ -126,22 +128,24 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
     seen_max = np.zeros(n_layers)
     unscaled = [Moments() for _ in range(n_layers)]
     scaled = [Moments() for _ in range(n_layers)]
+    measure_sums = np.zeros((n_layers, 2))  # L1/L2 ratio, high-frequency share
     ortho = np.full(n_layers, np.nan)
     for pieces, grams in results:  # segments and their pieces are in row order
-        for piece, n, n_sparse, peak, m_unscaled, m_scaled in pieces:
+        for piece, n, n_sparse, peak, m_unscaled, m_scaled, sums in pieces:
             lid = piece.layer_id
             count[lid] += n
             sparse[lid] += n_sparse
             seen_max[lid] = max(seen_max[lid], peak)
             unscaled[lid] = unscaled[lid] + m_unscaled
             scaled[lid] = scaled[lid] + m_scaled
+            measure_sums[lid] += sums
         for lid, value in grams.items():
             ortho[lid] = value
     for lid in range(n_layers) if with_orthogonality else ():
         if not any(lid in s.whole_layers for s in segments) and count[lid]:
             ortho[lid] = _split_layer_orthogonality(store, layout, lid, max_rows)
     _check_layer_table(store, layout, seen_max)
-    table = _layer_table(store, count, sparse, unscaled, scaled, ortho)
+    table = _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums)
     return table, LayerMoments(scaled, unscaled)
 
 
@@ -180,7 +184,7 @@ def _check_layer_table(store: FilterStore, layout: _Layout, seen_max: np.ndarray
             f"Fix: delete {store.path} and extract it again.")
 
 
-def _layer_table(store, count, sparse, unscaled, scaled, ortho) -> pd.DataFrame:
+def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) -> pd.DataFrame:
     layers = store.layers.sort_values("layer_id").reset_index(drop=True)
     table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs"]].copy()
     table.insert(0, "model_id", store.model_id)
@@ -194,6 +198,13 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho) -> pd.DataFrame:
     table["entropy_unscaled"] = [variance_entropy(pca(m).ratio) for m in unscaled]
     table["entropy_scaled"] = [variance_entropy(pca(m).ratio) for m in scaled]
     table["orthogonality"] = ortho
+    # METHOD §7, over the non-sparse filters: sums (additive over layers) and layer means
+    nonsparse = count - sparse
+    table["l1l2_ratio_sum"] = measure_sums[:, 0]
+    table["hf_share_sum"] = measure_sums[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["l1l2_ratio"] = np.where(nonsparse > 0, measure_sums[:, 0] / nonsparse, np.nan)
+        table["hf_share"] = np.where(nonsparse > 0, measure_sums[:, 1] / nonsparse, np.nan)
     return table
 
 
