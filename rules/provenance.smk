@@ -10,8 +10,9 @@ PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
 
 rule provenance:
     input:
-        checkpoints=expand("data/models/{model}.pt", model=MODELS),
-        stores=expand("results/filters/{model}.zarr", model=MODELS),
+        # Models imported from the filter database have no checkpoint to hash.
+        checkpoints=expand("data/models/{model}.pt", model=CHECKPOINT_MODELS),
+        stores=expand("results/filters/{model}.zarr", model=CHECKPOINT_MODELS),
     output:
         json="results/provenance/provenance.json",
         tsv="results/provenance/provenance.tsv",
@@ -30,7 +31,7 @@ rule provenance:
         mem_mb=1000,
         runtime=60,
     params:
-        models=MODELS,
+        models=CHECKPOINT_MODELS,
         facts=PROVENANCE,
     script:
         "../workflow_scripts/provenance.py"

@@ -201,9 +201,6 @@ def test_the_paper_zoo_from_the_database_is_planned(tmp_path):
     assert not {"extract_filters", "acquire_robustbench", "acquire_timm", "train_cifar"} & set(counts), output
 
 
-@pytest.mark.xfail(reason="rules/provenance.smk and rules/statistics.smk (layer_spectra) ask for the checkpoints "
-                          "of every model; models from the database have none: they should use CHECKPOINT_MODELS "
-                          "(rules/filterdb.smk)", strict=False)
 def test_the_default_target_needs_no_checkpoint_of_a_database_model(imported):
     workdir = imported[0]
     result = run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "-n", check=False)
