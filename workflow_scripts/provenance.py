@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import zarr
 
-from filterlens.provenance import FORMAT, FORMAT_VERSION, file_sha256, model_facts, write_provenance
+from filterlens.hashing import sha256_of
+from filterlens.provenance import FORMAT, FORMAT_VERSION, model_facts, write_provenance
 from filterlens.scripting import rule_script
 
 
@@ -24,7 +25,7 @@ with rule_script(snakemake) as log:
     models = snakemake.params.models
     # hashlib releases the GIL on large blocks: checkpoints are hashed side by side
     with ThreadPoolExecutor(max(1, snakemake.threads)) as pool:
-        digests = list(pool.map(file_sha256, snakemake.input.checkpoints))
+        digests = list(pool.map(sha256_of, snakemake.input.checkpoints))
     records = []
     for model, digest, store in zip(models, digests, snakemake.input.stores):
         facts = model_facts(model, digest, store_attrs(store))

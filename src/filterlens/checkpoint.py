@@ -16,7 +16,6 @@ the source.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from filterlens.architectures import build_architecture
 from filterlens.atomic import atomic_output
+from filterlens.hashing import sha256_of  # noqa: F401  (part of this module's interface)
 
 FORMAT = "filterlens-checkpoint"
 FORMAT_VERSION = 1
@@ -50,14 +50,6 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **self.__dict__}
-
-
-def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> None:

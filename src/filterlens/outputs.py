@@ -23,3 +23,20 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=True)
+
+
+def read_paired_histograms(sheet_path, histogram_paths, layer_paths):
+    """The sheet's robust/normal pairs and, per paired model (in sheet order, as the rules list
+    them), its histogram counts (n_layers, 9, bins) and its layer table."""
+    from filterlens.sheet import pairs, read_sheet
+
+    sheet = read_sheet(sheet_path)
+    model_pairs = pairs(sheet)
+    paired = set(model_pairs.robust) | set(model_pairs.normal)
+    models = [m for m in sheet.model_id if m in paired]
+    histograms, layers = {}, {}
+    for model, histogram_path, layers_path in zip(models, histogram_paths, layer_paths, strict=True):
+        with np.load(histogram_path) as data:
+            histograms[model] = data["counts"]
+        layers[model] = read_tsv(layers_path)
+    return model_pairs, histograms, layers

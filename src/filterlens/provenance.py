@@ -9,7 +9,6 @@ the per-model facts (:func:`model_facts`) and writes JSON, TSV and HTML (:func:`
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -24,19 +23,12 @@ import pandas as pd
 
 from filterlens.atomic import atomic_output
 
+from filterlens.hashing import sha256_of
+
 KEY_PACKAGES = ("torch", "torchvision", "robustbench", "timm", "snakemake", "zarr", "dask", "numpy", "pandas",
                 "scipy", "seaborn", "matplotlib")
 FORMAT = "filterlens-provenance"
 FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """The same digest as filterlens.checkpoint.sha256_of, without importing torch."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str | None]:
@@ -77,7 +69,7 @@ def run_facts(config: dict[str, Any], sheet_path: str | os.PathLike, workflow_di
     """Everything known at parse time, as plain JSON types (the provenance rule's params)."""
     return {
         "config": json.loads(json.dumps(config, default=str)),
-        "sheet": {"path": str(sheet_path), "sha256": file_sha256(sheet_path)},
+        "sheet": {"path": str(sheet_path), "sha256": sha256_of(sheet_path)},
         "workflow": {"directory": str(Path(workflow_dir).resolve()), **git_state(workflow_dir)},
         "packages": package_versions(),
         "interpreter": interpreter(),
