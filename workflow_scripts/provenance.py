@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import zarr
 
 from filterlens.hashing import sha256_of
-from filterlens.provenance import FORMAT, FORMAT_VERSION, model_facts, write_provenance
+from filterlens.provenance import FORMAT, FORMAT_VERSION, git_state, model_facts, write_provenance
 from filterlens.scripting import rule_script
 
 
@@ -38,6 +38,7 @@ with rule_script(snakemake) as log:
               "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **snakemake.params.facts, "models": records}
     workflow = record["workflow"]
+    workflow.update(git_state(workflow["directory"]))
     log.info("workflow %s at commit %s%s; %d models; sheet sha256 %s", workflow["directory"], workflow["commit"],
              " (dirty tree)" if workflow["dirty"] else "", len(records), record["sheet"]["sha256"])
     write_provenance(record, snakemake.output.json, snakemake.output.tsv, snakemake.output.html)

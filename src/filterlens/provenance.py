@@ -70,7 +70,9 @@ def run_facts(config: dict[str, Any], sheet_path: str | os.PathLike, workflow_di
     return {
         "config": json.loads(json.dumps(config, default=str)),
         "sheet": {"path": str(sheet_path), "sha256": sha256_of(sheet_path)},
-        "workflow": {"directory": str(Path(workflow_dir).resolve()), **git_state(workflow_dir)},
+        # The commit only: whether the tree is dirty is read when the job runs (the provenance
+        # script), so editing a file does not make every run plan the provenance job again.
+        "workflow": {"directory": str(Path(workflow_dir).resolve()), "commit": git_state(workflow_dir)["commit"]},
         "packages": package_versions(),
         "interpreter": interpreter(),
     }
