@@ -28,3 +28,13 @@ def micro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("micro")
     run_snakemake(workdir, "--configfile", str(REPO / "config" / "micro.yaml"), "--cores", "2")
     return workdir
+
+
+def load_tool(name: str):
+    """A script of tools/ as a module (the tools are not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, load_tool, run_snakemake
 from filterlens.sheet import pairs, read_sheet
 
 SHEET = REPO / "config" / "models" / "paper.tsv"
@@ -16,10 +15,7 @@ PAIRINGS = REPO / "config" / "reference" / "paper_pairings.csv"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("make_paper_sheet", REPO / "tools" / "make_paper_sheet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("make_paper_sheet")
 
 
 @pytest.fixture(scope="module")
