@@ -26,11 +26,15 @@ rule train_minizoo:
         "../workflow_scripts/train_minizoo.py"
 
 
+# Seeded random weights are rebuilt in seconds, and at paper scale their checkpoints would
+# take ~40 GB: temporary, deleted once extracted (and left out of the provenance record).
 rule random_init:
     output:
-        "data/models/{model}.pt",
+        temp("data/models/{model}.pt"),
     log:
         "logs/random_init/{model}.log",
+    benchmark:
+        "benchmarks/random_init/{model}.tsv"
     wildcard_constraints:
         model=one_of(models_where(source="random")),
     conda:

@@ -18,6 +18,8 @@ rule acquire_robustbench:
         "data/models/{model}.pt",
     log:
         "logs/acquire/{model}.log",
+    benchmark:
+        "benchmarks/acquire_robustbench/{model}.tsv"
     wildcard_constraints:
         model=one_of(models_where(source="robustbench")),
     localrule: True
@@ -39,6 +41,8 @@ rule acquire_timm:
         "data/models/{model}.pt",
     log:
         "logs/acquire/{model}.log",
+    benchmark:
+        "benchmarks/acquire_timm/{model}.tsv"
     wildcard_constraints:
         model=one_of(models_where(source="timm")),
     localrule: True

@@ -3,6 +3,8 @@ rule coloured_digits:
         "data/datasets/coloured_digits.npz",
     log:
         "logs/datasets/coloured_digits.log",
+    benchmark:
+        "benchmarks/coloured_digits.tsv"
     conda:
         "../envs/models.yaml"
     params:

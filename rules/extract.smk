@@ -9,6 +9,9 @@ rule extract_filters:
         "benchmarks/extract/{model}.tsv"
     wildcard_constraints:
         model=one_of(CHECKPOINT_MODELS),
+    # Extract as soon as a checkpoint exists: temporary ones (random_init) are then deleted
+    # one by one instead of piling up (~40 GB at paper scale).
+    priority: 10
     conda:
         "../envs/models.yaml"
     resources:

@@ -44,6 +44,8 @@ rule fig1_kl_by_depth:
         ),
     log:
         "logs/figures/fig1_kl_by_depth.log",
+    benchmark:
+        "benchmarks/fig1_kl_by_depth.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -66,6 +68,8 @@ rule fig2_pca_basis:
         ),
     log:
         "logs/figures/fig2_pca_basis.log",
+    benchmark:
+        "benchmarks/fig2_pca_basis.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -82,6 +86,8 @@ rule coefficient_distributions:
         "results/analysis/coefficient_distributions.tsv",
     log:
         "logs/figures/coefficient_distributions.log",
+    benchmark:
+        "benchmarks/coefficient_distributions.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -102,6 +108,8 @@ rule fig3_coefficient_distributions:
         ),
     log:
         "logs/figures/fig3_coefficient_distributions.log",
+    benchmark:
+        "benchmarks/fig3_coefficient_distributions.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -116,6 +124,8 @@ rule pair_filters:
         "results/analysis/pair_filters.npz",
     log:
         "logs/figures/pair_filters.log",
+    benchmark:
+        "benchmarks/pair_filters.tsv"
     conda:
         "../envs/analysis.yaml"  # zarr: reads two filter stores
     params:
@@ -138,6 +148,8 @@ rule fig4_first_layer_filters:
         ),
     log:
         "logs/figures/fig4_first_layer_filters.log",
+    benchmark:
+        "benchmarks/fig4_first_layer_filters.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -160,6 +172,8 @@ rule fig5_last_layer_filters:
         ),
     log:
         "logs/figures/fig5_last_layer_filters.log",
+    benchmark:
+        "benchmarks/fig5_last_layer_filters.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -176,6 +190,8 @@ rule fig6_activations_data:
         "results/analysis/activations.npz",
     log:
         "logs/figures/activations.log",
+    benchmark:
+        "benchmarks/fig6_activations_data.tsv"
     conda:
         "../envs/models.yaml"  # torch: the model and the attack
     threads: 1
@@ -200,6 +216,8 @@ rule fig6_activations:
         ),
     log:
         "logs/figures/fig6_activations.log",
+    benchmark:
+        "benchmarks/fig6_activations.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -224,6 +242,8 @@ rule fig7_layer_quality:
         ),
     log:
         "logs/figures/fig7_layer_quality.log",
+    benchmark:
+        "benchmarks/fig7_layer_quality.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -249,6 +269,8 @@ rule table1_zoo_summary:
         ),
     log:
         "logs/tables/table1_zoo_summary.log",
+    benchmark:
+        "benchmarks/table1_zoo_summary.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -271,6 +293,8 @@ rule table_pairs:
         ),
     log:
         "logs/tables/table_pairs.log",
+    benchmark:
+        "benchmarks/table_pairs.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -297,6 +321,8 @@ rule paper_comparison:
         ),
     log:
         "logs/tables/paper_comparison.log",
+    benchmark:
+        "benchmarks/paper_comparison.tsv"
     conda:
         "../envs/figures.yaml"
     script:

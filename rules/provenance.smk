@@ -6,13 +6,15 @@
 from filterlens.provenance import run_facts
 
 PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
+# Models imported from the filter database have no checkpoint to hash; seeded random ones
+# have a temporary one (the seed is in the sheet and config, the store records its sha256).
+HASHED_MODELS = [m for m in CHECKPOINT_MODELS if m not in models_where(source="random")]
 
 
 rule provenance:
     input:
-        # Models imported from the filter database have no checkpoint to hash.
-        checkpoints=expand("data/models/{model}.pt", model=CHECKPOINT_MODELS),
-        stores=expand("results/filters/{model}.zarr", model=CHECKPOINT_MODELS),
+        checkpoints=expand("data/models/{model}.pt", model=HASHED_MODELS),
+        stores=expand("results/filters/{model}.zarr", model=HASHED_MODELS),
     output:
         json="results/provenance/provenance.json",
         tsv="results/provenance/provenance.tsv",
@@ -24,6 +26,8 @@ rule provenance:
         ),
     log:
         "logs/provenance/provenance.log",
+    benchmark:
+        "benchmarks/provenance.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 2  # checkpoints are hashed two at a time
@@ -31,7 +35,7 @@ rule provenance:
         mem_mb=1000,
         runtime=60,
     params:
-        models=CHECKPOINT_MODELS,
+        models=HASHED_MODELS,
         facts=PROVENANCE,
     script:
         "../workflow_scripts/provenance.py"

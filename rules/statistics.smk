@@ -27,6 +27,8 @@ FILTER_MEASURES = [
 ]
 # Measures that need the weights of the whole model or its test data (not a filter database).
 LOCAL_DATA_MODELS = [m for m in CHECKPOINT_MODELS if has_local_data(m)]
+# Exact spectra are costly for wide models: config analysis.spectra can turn them off.
+SPECTRA_MODELS = CHECKPOINT_MODELS if config["analysis"]["spectra"] else []
 STATISTICS_TARGETS = [
     "results/analysis/stats_quality.tsv",
     "results/analysis/stats_kl.tsv",
@@ -95,7 +97,7 @@ rule layer_perturbation:
 rule filter_measures:
     input:
         layers=expand("results/summaries/{model}/layers.tsv", model=MODELS),
-        spectra=expand("results/summaries/{model}/spectra.tsv", model=CHECKPOINT_MODELS),
+        spectra=expand("results/summaries/{model}/spectra.tsv", model=SPECTRA_MODELS),
         perturbation=expand(
             "results/summaries/{model}/perturbation.tsv", model=LOCAL_DATA_MODELS
         ),
@@ -104,6 +106,8 @@ rule filter_measures:
         "results/analysis/filter_measures_by_depth.tsv",
     log:
         "logs/analysis/filter_measures.log",
+    benchmark:
+        "benchmarks/filter_measures.tsv"
     conda:
         "../envs/analysis.yaml"
     script:
@@ -118,6 +122,8 @@ rule stats_quality:
         "results/analysis/stats_quality.tsv",
     log:
         "logs/analysis/stats_quality.log",
+    benchmark:
+        "benchmarks/stats_quality.tsv"
     conda:
         "../envs/analysis.yaml"
     params:
@@ -135,6 +141,8 @@ rule stats_filter_measures:
         "results/analysis/stats_filter_measures.tsv",
     log:
         "logs/analysis/stats_filter_measures.log",
+    benchmark:
+        "benchmarks/stats_filter_measures.tsv"
     conda:
         "../envs/analysis.yaml"
     params:
@@ -156,6 +164,8 @@ rule stats_kl:
         "results/analysis/stats_kl.tsv",
     log:
         "logs/analysis/stats_kl.log",
+    benchmark:
+        "benchmarks/stats_kl.tsv"
     conda:
         "../envs/analysis.yaml"
     params:
@@ -173,6 +183,8 @@ rule correlations:
         "results/analysis/correlations.tsv",
     log:
         "logs/analysis/correlations.log",
+    benchmark:
+        "benchmarks/correlations.tsv"
     conda:
         "../envs/analysis.yaml"
     params:
@@ -196,6 +208,8 @@ rule fig8_correlations:
         ),
     log:
         "logs/figures/fig8_correlations.log",
+    benchmark:
+        "benchmarks/fig8_correlations.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -219,6 +233,8 @@ rule fig9_filter_measures:
         ),
     log:
         "logs/figures/fig9_filter_measures.log",
+    benchmark:
+        "benchmarks/fig9_filter_measures.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -246,6 +262,8 @@ rule table_statistics:
         ),
     log:
         "logs/tables/table_statistics.log",
+    benchmark:
+        "benchmarks/table_statistics.tsv"
     conda:
         "../envs/figures.yaml"
     params:

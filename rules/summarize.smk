@@ -32,6 +32,8 @@ rule pca_bases:
         full="results/analysis/basis_full.npz",
     log:
         "logs/analysis/pca_bases.log",
+    benchmark:
+        "benchmarks/pca_bases.tsv"
     conda:
         "../envs/analysis.yaml"
     script:
@@ -67,6 +69,8 @@ rule global_coefficient_range:
         "results/analysis/coefficient_range.tsv",
     log:
         "logs/analysis/coefficient_range.log",
+    benchmark:
+        "benchmarks/global_coefficient_range.tsv"
     conda:
         "../envs/analysis.yaml"
     script:
@@ -112,6 +116,8 @@ rule kl_divergence:
         components="results/analysis/kl_components.tsv",
     log:
         "logs/analysis/kl_divergence.log",
+    benchmark:
+        "benchmarks/kl_divergence.tsv"
     conda:
         "../envs/analysis.yaml"
     script:
@@ -128,6 +134,8 @@ rule layer_quality:
         sparse_shares="results/analysis/sparse_shares.tsv",
     log:
         "logs/analysis/layer_quality.log",
+    benchmark:
+        "benchmarks/layer_quality.tsv"
     conda:
         "../envs/analysis.yaml"
     script:

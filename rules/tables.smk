@@ -7,6 +7,8 @@ rule model_table:
         "results/tables/models.tsv",
     log:
         "logs/tables/models.log",
+    benchmark:
+        "benchmarks/model_table.tsv"
     conda:
         "../envs/analysis.yaml"
     script:

@@ -70,7 +70,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
         raise CheckpointError(f"checkpoint {path} is an HTML/XML page, not weights (a failed download). {fix}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # Memory-mapped: tensors are paged in from the file as they are used, so a model of
+        # 400M parameters is not held twice (file copy and model) by the job that loads it.
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise CheckpointError(f"checkpoint {path} cannot be loaded (truncated or corrupt?): {error}. {fix}") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -86,7 +88,8 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> n
 
     Missing, unexpected or mis-shaped keys and non-finite weights raise :class:`CheckpointError`.
     """
-    model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes, device)
+    # Shapes only (no allocation): the checkpoint's own tensors become the weights below.
+    model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes, "meta")
     expected = model.state_dict()
     given = checkpoint.state_dict
     problems = []
@@ -103,13 +106,23 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> n
             f"{checkpoint.arch_kwargs}: {'; '.join(problems)}. Fix: check the sheet's architecture and "
             f"arch_kwargs for this model, or acquire the checkpoint again."
         )
+    model.load_state_dict(given, assign=True)
+    if _has_meta_tensors(model):
+        # A buffer outside the state dict (e.g. DMWideResNet's mean/std constants) needs the
+        # real constructor; its freshly initialised weights are then swapped for the file's
+        # (before the check below pages the file in: the two are never held at once).
+        model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes)
+        model.load_state_dict(given, assign=True)
     if bad := [k for k, v in given.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
         raise CheckpointError(
             f"model {checkpoint.model_id}: weights with NaN or Inf in {_preview(bad)}. "
             "Fix: acquire or train the model again (a diverged training run?)."
         )
-    model.load_state_dict(given)
-    return model.eval()
+    return model.to(device).eval()
+
+
+def _has_meta_tensors(model: nn.Module) -> bool:
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
 
 def _preview(items: list[str], n: int = 5) -> str:
