@@ -8,7 +8,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint format lock clean benchmark
+.PHONY: venv run test lint format lock clean benchmark scale in-memory
 
 venv:
 	@tools/ensure-venv
@@ -30,6 +30,16 @@ test: venv
 # (about 8 GB under data/benchmark/, kept for reruns): results/benchmarks/reductions.{tsv,png}
 benchmark: venv
 	$(PY) tools/benchmark_reductions.py $(BENCHMARK_ARGS)
+
+# The paper-scale run (config/scale.yaml: 114 real architectures, random weights, ~1.0 billion
+# filters, ~33 GB of stores): per stage wall time, peak RSS, disk, throughput vs the read
+# floor in results/benchmarks/scale.tsv. `make in-memory`: the plain in-memory approach on
+# the same stores, results/benchmarks/in_memory.tsv.
+scale: venv
+	CORES=$(CORES) tools/scale_run $(SCALE_ARGS)
+
+in-memory: venv
+	$(PY) tools/benchmark_in_memory.py $(IN_MEMORY_ARGS)
 
 lint: venv
 	$(SNAKEMAKE) --lint

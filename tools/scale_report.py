@@ -1,0 +1,129 @@
+"""The scale run's table: per stage the wall time, peak RSS per job, disk and throughput
+against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...).
+
+    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--threads 2]
+
+The read floor is measured here, on the run's own stores: decompress and sum every store
+with Dask (the same threads as the reduction jobs). Per-model stages run one job per model;
+their wall time is the sum over jobs (a 2-thread reduction job runs alone on 2 cores; the
+1-thread acquisition jobs run two at a time, so their elapsed time is about half the sum).
+Writes results/benchmarks/scale.tsv and prints it with the run's elapsed time (tools/scale_run
+records start and end in logs/scale/) and its disk use (logs/scale/disk.tsv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+# Per-model stages in workflow order, with the outputs whose disk use they account for.
+STAGES = {
+    "random_init": "data/models",
+    "extract": "results/filters",
+    "summarize": "results/summaries/*/layers.tsv results/summaries/*/moments.npz",
+    "coefficient_range": "results/summaries/*/coefficient_range.tsv",
+    "coefficient_histograms": "results/summaries/*/histograms.npz",
+}
+READ_PASSES = ["summarize", "coefficient_range", "coefficient_histograms"]
+
+
+def job_table(benchmarks: Path) -> pd.DataFrame:
+    """One row per job: stage, wall s, CPU s (user + system; unlike wall time, hardly changed by
+    other load on the machine), peak RSS MB (Snakemake's max_rss)."""
+    rows = []
+    for path in sorted(benchmarks.rglob("*.tsv")):
+        stage = path.parent.name if path.parent != benchmarks else path.stem
+        b = pd.read_csv(path, sep="\t").iloc[-1]
+        rows.append({"stage": stage, "job": path.stem, "wall_s": float(b.s), "cpu_s": float(b.cpu_time),
+                     "peak_rss_mb": float(b.max_rss)})
+    return pd.DataFrame(rows)
+
+
+def disk_bytes(patterns: str) -> int:
+    total = 0
+    for pattern in patterns.split():
+        for match in glob.glob(str(REPO / pattern)):
+            p = Path(match)
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    return total
+
+
+def read_floor(stores: list[str], threads: int) -> tuple[float, int]:
+    """Seconds to decompress and sum every store, and their filters."""
+    import dask
+    import dask.array as da
+
+    from filterlens.filterstore import open_filter_store
+
+    rows, start = 0, time.perf_counter()
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        for path in stores:
+            store = open_filter_store(path)
+            rows += store.filters.shape[0]
+            da.from_zarr(store.filters).sum().compute()
+    return time.perf_counter() - start, rows
+
+
+def stage_table(jobs: pd.DataFrame, floor_s: float, n_filters: int) -> pd.DataFrame:
+    per_model = jobs[jobs.stage.isin(STAGES)]
+    merges = jobs[~jobs.stage.isin(STAGES)].assign(stage="merges, statistics, figures, tables")
+    table = pd.concat([per_model, merges]).groupby("stage", sort=False).agg(
+        jobs=("job", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"), longest_job_s=("wall_s", "max"),
+        peak_rss_mb=("peak_rss_mb", "max"))
+    order = [s for s in STAGES if s in table.index] + [s for s in table.index if s not in STAGES]
+    table = table.loc[order].reset_index()
+    table["disk_gb"] = [disk_bytes(STAGES[s]) / 1e9 if s in STAGES and s != "random_init" else float("nan")
+                        for s in table.stage]
+    table["million_filters_per_s"] = [n_filters / w / 1e6 if s in STAGES else float("nan")
+                                      for s, w in zip(table.stage, table.wall_s)]
+    table["x_read_floor"] = [w / floor_s if s in READ_PASSES else float("nan")
+                             for s, w in zip(table.stage, table.wall_s)]
+    floor = {"stage": "read floor (decompress + sum)", "jobs": len(jobs[jobs.stage == "extract"]), "wall_s": floor_s,
+             "million_filters_per_s": n_filters / floor_s / 1e6, "x_read_floor": 1.0}
+    return pd.concat([table, pd.DataFrame([floor])], ignore_index=True)
+
+
+def run_facts(logs: Path) -> list[str]:
+    lines = []
+    if (logs / "start").exists() and (logs / "end").exists():
+        elapsed = int((logs / "end").read_text()) - int((logs / "start").read_text())
+        lines.append(f"elapsed (tools/scale_run): {elapsed / 3600:.2f} h ({elapsed} s)")
+    if (logs / "disk.tsv").exists():
+        disk = pd.read_csv(logs / "disk.tsv", sep="\t")
+        lines.append(f"disk: stores {disk.stores_bytes.iloc[-1] / 1e9:.1f} GB at the end; temporary checkpoints "
+                     f"at most {disk.checkpoints_bytes.max() / 1e9:.1f} GB at once; all outputs at most "
+                     f"{(disk.results_bytes + disk.checkpoints_bytes).max() / 1e9:.1f} GB")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", default="results/filters/*.zarr")
+    parser.add_argument("--benchmarks", type=Path, default=REPO / "benchmarks")
+    parser.add_argument("--logs", type=Path, default=REPO / "logs" / "scale")
+    parser.add_argument("--threads", type=int, default=2, help="the reduction jobs' threads")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.tsv")
+    args = parser.parse_args()
+    stores = sorted(glob.glob(str(REPO / args.stores)))
+    if not stores:
+        sys.exit(f"scale_report: no stores match {args.stores}. Fix: run tools/scale_run (make scale) first.")
+    floor_s, n_filters = read_floor(stores, args.threads)
+    table = stage_table(job_table(args.benchmarks), floor_s, n_filters)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
+    print(f"{len(stores)} stores, {n_filters:,} filters\n")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    for line in run_facts(args.logs):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
