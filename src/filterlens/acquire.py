@@ -11,9 +11,10 @@ RobustBench
     (Google Drive, through gdown). A model directory filled beforehand in that layout is
     therefore loaded with no network at all. Before and after each attempt the files are
     checked (:func:`file_problem`): an empty file, a saved HTML page (Google Drive's quota or
-    virus-scan page) or a truncated archive is removed, logged with the fix, and the download is
-    tried again with exponential back-off. The first good file's sha256 is recorded in a lock file
-    (TSV: file, sha256, bytes); later runs verify it and refuse a different file.
+    virus-scan page; both :mod:`filterlens.failed_downloads`) or a truncated archive is removed,
+    logged with the fix, and the download is tried again with exponential back-off. The first
+    good file's sha256 is recorded in a lock file (TSV: file, sha256, bytes); later runs verify
+    it and refuse a different file.
 
 timm
     ``timm.create_model(name, pretrained=True)`` through the Hugging Face hub, which honours
@@ -41,11 +42,11 @@ from filterlens.architectures import build_architecture
 from filterlens.atomic import atomic_output
 from filterlens.checkpoint import Checkpoint, sha256_of
 from filterlens.datasets import dataset_info
+from filterlens.failed_downloads import failed_download_problem
 
 LOG = logging.getLogger("filterlens.acquire")
 T = TypeVar("T")
 
-HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<meta")
 LOCK_COLUMNS = ["file", "sha256", "bytes"]
 LOCK_HEADER = (
     "# sha256 of every downloaded pretrained weight file, recorded on its first good download\n"
@@ -78,13 +79,11 @@ def file_problem(path: str | os.PathLike) -> str | None:
     (pickle) file that ``torch.load`` cannot read to the end.
     """
     path = Path(path)
+    if problem := failed_download_problem(path):
+        return f"it {problem}"
     size = path.stat().st_size
-    if size == 0:
-        return "it is empty (0 bytes)"
     with open(path, "rb") as handle:
-        head = handle.read(512)
-    if head.lstrip().lower().startswith(HTML_PREFIXES):
-        return "it is an HTML page, not weights (Google Drive's quota or confirmation page?)"
+        head = handle.read(16)
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as archive:
