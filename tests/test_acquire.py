@@ -326,11 +326,24 @@ def test_timm_download_failures_are_retried_with_backoff(monkeypatch):
     monkeypatch.setattr(acquire, "hf_offline", lambda: False)
     sleeps, calls = Sleeps(), []
 
-    def flaky_hub(name):
+    def flaky_hub(name, pretrained):
         calls.append(name)
         raise ConnectionError("hub unreachable")
 
     with pytest.raises(AcquisitionError) as error:
-        acquire.load_timm("resnet18.tv_in1k", attempts=3, backoff_s=1, weights_file=flaky_hub, sleep=sleeps)
+        acquire.load_timm("resnet18.tv_in1k", attempts=3, backoff_s=1, create_model=flaky_hub, sleep=sleeps)
     assert calls == ["resnet18.tv_in1k"] * 3 and sleeps == [1, 2]
     assert "hub unreachable" in str(error.value) and "pretrained=True" in str(error.value)
+
+
+def test_timm_without_pretrained_weights_or_without_the_hub_fails_at_once(monkeypatch):
+    import timm.models._hub
+
+    def never(*args, **kwargs):
+        raise AssertionError("create_model called")
+
+    with pytest.raises(acquire.PermanentError, match="no pretrained weights 'resnet18.no_such_tag'"):
+        acquire.load_timm("resnet18.no_such_tag", create_model=never, sleep=_no_sleep)
+    monkeypatch.setattr(timm.models._hub, "_has_hf_hub", False)  # as with huggingface_hub >= 1.0
+    with pytest.raises(acquire.PermanentError, match=r"huggingface_hub of requirements.txt \(< 1.0\)"):
+        acquire.load_timm("resnet18.tv_in1k", create_model=never, sleep=_no_sleep)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import REPO
 from filterlens.architectures import build_architecture
 from filterlens.checkpoint import Checkpoint, CheckpointError, build_model, classifier, load_checkpoint, save_checkpoint
 
@@ -41,6 +42,33 @@ def test_empty_and_html_files_are_named(tmp_path, content, message):
     (tmp_path / "m.pt").write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is empty (0 bytes)"),
+    (b"\n \n", "is empty (3 bytes of white space)"),
+    (b"\n  <body>Sign in</body>", "is an HTML/XML page, not weights"),
+    (b"<?xml version='1.0'?><Error>AccessDenied</Error>", "is an HTML/XML page, not weights"),
+])
+def test_one_failed_download_check_serves_acquisition_and_loading(tmp_path, content, problem):
+    from filterlens.acquire import file_problem
+    from filterlens.failed_downloads import failed_download_problem
+
+    path = tmp_path / "m.pt"
+    path.write_bytes(content)
+    assert failed_download_problem(path).startswith(problem)
+    assert file_problem(path) == f"it {failed_download_problem(path)}"
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value).startswith(f"checkpoint {path} {failed_download_problem(path)}. Fix: delete")
+
+
+def test_the_failed_download_check_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, filterlens.failed_downloads; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO / "src")
 
 
 def test_truncated_checkpoint_is_named_with_the_fix(tmp_path):

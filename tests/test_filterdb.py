@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -281,12 +282,55 @@ def test_without_channels_orthogonality_is_unknown(database, tmp_path):
     assert attrs["channels_known"] is False and (store.layers.c_out == 1).all()
 
 
+AUTHORS_INDEX = ["model_id", "conv_depth", "conv_depth_norm", "layer_id"]
+
+
+def write_authors_dataset_h5(folder, seed=0):
+    """ONE dataset.h5 as the authors' scripts wrote it: the (N, 9) float32 dataset ``filters``
+    (h5py) and, beside it in the same file, the pandas table ``meta`` (``DataFrame.to_hdf(...,
+    "meta")``) indexed by (model_id, conv_depth, conv_depth_norm, layer_id), one row per layer,
+    with ``filter_ids`` an inclusive "start:end" range and the model's meta columns (Name,
+    Robust, ...), no channel counts. Returns {database name: [layer rows]}."""
+    layers_of = write_database(folder, seed)
+    filters = np.load(folder / "filters.npy")
+    meta = pd.read_csv(folder / "meta.csv", dtype={"filter_ids": str})
+    meta = meta.drop(columns=["in_channels", "out_channels"]).set_index(AUTHORS_INDEX)
+    meta["model"] = meta.Name.str.removesuffix("_13") + ".onnx"
+    (folder / "filters.npy").unlink()
+    (folder / "meta.csv").unlink()
+    with h5py.File(folder / "dataset.h5", "w") as handle:
+        handle.create_dataset("filters", data=filters)
+    meta.to_hdf(folder / "dataset.h5", key="meta")  # mode "a": next to the h5py dataset
+    return layers_of
+
+
 def test_hdf5_database_in_the_authors_layout(tmp_path):
-    h5py = pytest.importorskip("h5py")
-    layers_of = write_database(tmp_path)
-    with h5py.File(tmp_path / "dataset.h5", "w") as handle:
-        handle["filters"] = np.load(tmp_path / "filters.npy")
-    meta = read_meta(tmp_path / "meta.csv")
-    import_model(tmp_path / "dataset.h5", meta, tmp_path / "s.zarr", "timm_resnet18", "imagenet")
-    np.testing.assert_array_equal(open_filter_store(tmp_path / "s.zarr").filters[:],
-                                  np.concatenate(layers_of[NORMAL_IN]))
+    _, names = write_zoo(tmp_path)
+    layers_of = write_authors_dataset_h5(tmp_path / "db")
+    database = tmp_path / "db" / "dataset.h5"
+    with h5py.File(database, "r") as handle:
+        assert {"filters", "meta"} <= set(handle) and handle["filters"].shape[1:] == (9,)
+    meta = read_meta(database)
+    assert list(meta.columns[:5]) == [*AUTHORS_INDEX, "filter_ids"]
+    assert meta.filter_ids.iloc[0] == "0:23" and len(meta) == sum(len(layers) for _, layers, _ in MODELS)
+
+    # the library entry point, for every database model
+    for name, layers, max_depth in MODELS:
+        attrs = import_model(database, meta, tmp_path / f"{name}.zarr", sheet_id(name), "imagenet"
+                             if "imagenet" in name else "cifar10", database_name=name)
+        store = open_filter_store(tmp_path / f"{name}.zarr")
+        np.testing.assert_array_equal(store.filters[:], np.concatenate(layers_of[name]))
+        assert attrs["max_conv_depth"] == max_depth and attrs["channels_known"] is False
+        assert list(store.layers.conv_depth) == [d for _, _, d in layers]
+
+    # the rule: filters and meta from the one file (filterdb.meta_file = filterdb.filters_file)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["filterdb"].update(filters_file="dataset.h5", meta_file="dataset.h5")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/filters/{model}.zarr" for model in names]
+    result = run_snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", *targets)
+    assert "rule import_filterdb:" in result.stdout + result.stderr
+    for model_id, name in names.items():
+        store = open_filter_store(tmp_path / "results" / "filters" / f"{model_id}.zarr")
+        np.testing.assert_array_equal(store.filters[:], np.concatenate(layers_of[name]))
+        assert store.attrs["filterdb_name"] == name and store.attrs["filterdb_files"] == ["dataset.h5"]

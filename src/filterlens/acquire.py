@@ -11,14 +11,17 @@ RobustBench
     (Google Drive, through gdown). A model directory filled beforehand in that layout is
     therefore loaded with no network at all. Before and after each attempt the files are
     checked (:func:`file_problem`): an empty file, a saved HTML page (Google Drive's quota or
-    virus-scan page) or a truncated archive is removed, logged with the fix, and the download is
-    tried again with exponential back-off. The first good file's sha256 is recorded in a lock file
-    (TSV: file, sha256, bytes); later runs verify it and refuse a different file.
+    virus-scan page; both :mod:`filterlens.failed_downloads`) or a truncated archive is removed,
+    logged with the fix, and the download is tried again with exponential back-off. The first
+    good file's sha256 is recorded in a lock file (TSV: file, sha256, bytes); later runs verify
+    it and refuse a different file.
 
 timm
-    ``timm.create_model(name, pretrained=True)`` through the Hugging Face hub, which honours
-    ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache is) and ``HF_HUB_OFFLINE=1`` (cache only, no
-    network). The input normalisation is the pretrained config's mean and std.
+    ``timm.create_model(name, pretrained=True)``, timm's own download through the Hugging Face
+    hub, which honours ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache is) and ``HF_HUB_OFFLINE=1``
+    (cache only, no network). timm 1.0.9 imports only huggingface_hub < 1.0 (requirements.in pins
+    it); with a newer one it would silently skip the hub and its cache. The input normalisation is
+    the pretrained config's mean and std.
 """
 
 from __future__ import annotations
@@ -41,11 +44,11 @@ from filterlens.architectures import build_architecture
 from filterlens.atomic import atomic_output
 from filterlens.checkpoint import Checkpoint, sha256_of
 from filterlens.datasets import dataset_info
+from filterlens.failed_downloads import failed_download_problem
 
 LOG = logging.getLogger("filterlens.acquire")
 T = TypeVar("T")
 
-HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<meta")
 LOCK_COLUMNS = ["file", "sha256", "bytes"]
 LOCK_HEADER = (
     "# sha256 of every downloaded pretrained weight file, recorded on its first good download\n"
@@ -78,13 +81,11 @@ def file_problem(path: str | os.PathLike) -> str | None:
     (pickle) file that ``torch.load`` cannot read to the end.
     """
     path = Path(path)
+    if problem := failed_download_problem(path):
+        return f"it {problem}"
     size = path.stat().st_size
-    if size == 0:
-        return "it is empty (0 bytes)"
     with open(path, "rb") as handle:
-        head = handle.read(512)
-    if head.lstrip().lower().startswith(HTML_PREFIXES):
-        return "it is an HTML page, not weights (Google Drive's quota or confirmation page?)"
+        head = handle.read(16)
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -418,68 +419,43 @@ def timm_checkpoint(model_id: str, name: str, model: nn.Module, pretrained_name:
                              "hf_hub_id": config.get("hf_hub_id"), "url": config.get("url")})
 
 
-def timm_weights_file(pretrained_name: str) -> str:
-    """The local path of a timm model's pretrained weights, through the Hugging Face cache.
+def load_timm(pretrained_name: str, *, attempts: int = 4, backoff_s: float = 30.0, max_backoff_s: float = 600.0,
+              create_model: Callable[..., nn.Module] | None = None, sleep: Callable[[float], None] = time.sleep,
+              log: logging.Logger = LOG) -> nn.Module:
+    """``timm.create_model(pretrained_name, pretrained=True)``: timm's own download through the
+    Hugging Face hub (huggingface_hub < 1.0, which timm 1.0.9 imports), into and from its cache.
 
-    ``huggingface_hub.hf_hub_download`` of the pretrained config's ``hf_hub_id``
-    (``model.safetensors``, else ``pytorch_model.bin``), as timm itself does; it honours
-    HF_HOME / HF_HUB_CACHE and HF_HUB_OFFLINE. Done here rather than inside timm because
-    timm 1.0.9 cannot import huggingface_hub >= 1.0 (``repo_type_and_id_from_hf_id`` is gone)
-    and then refuses every hub download.
+    Network failures are retried with back-off; offline (HF_HUB_OFFLINE), weights missing from
+    the cache fail at once with the fix; a name without pretrained weights on the hub fails at once.
     """
     import timm
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
 
-    config = timm.models.get_pretrained_cfg(pretrained_name)
+    create_model = create_model or timm.create_model
+    try:
+        config = timm.models.get_pretrained_cfg(pretrained_name)
+    except RuntimeError:  # an unknown tag of a known architecture
+        config = None
     if config is None or not config.hf_hub_id:
         raise PermanentError(f"timm has no pretrained weights {pretrained_name!r} on the Hugging Face hub. "
                              "Fix: set the sheet's source_key to one of timm.list_pretrained().")
-    repo_id, _, revision = config.hf_hub_id.partition("@")
-    filenames = [config.hf_hub_filename] if config.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
-    for filename in filenames:
-        try:
-            return hf_hub_download(repo_id=repo_id, filename=filename, revision=revision or None,
-                                   library_name="timm", library_version=timm.__version__)
-        except EntryNotFoundError:  # offline and not cached, or the repository lacks the file
-            if filename == filenames[-1]:
-                raise
-    raise AssertionError("unreachable")
-
-
-def load_timm(pretrained_name: str, *, attempts: int = 4, backoff_s: float = 30.0, max_backoff_s: float = 600.0,
-              weights_file: Callable[[str], str] | None = None, create_model: Callable[..., nn.Module] | None = None,
-              sleep: Callable[[float], None] = time.sleep, log: logging.Logger = LOG) -> nn.Module:
-    """``timm.create_model(pretrained_name, pretrained=True)`` with the weights from the Hugging Face cache.
-
-    Network failures are retried with back-off; offline (HF_HUB_OFFLINE), a missing file fails
-    at once with the fix.
-    """
-    if create_model is None:
-        import timm
-
-        create_model = timm.create_model
-    weights_file = weights_file or timm_weights_file
+    if not timm.models._hub.has_hf_hub():
+        raise PermanentError(f"timm {timm.__version__} cannot import this huggingface_hub and would bypass the "
+                             "Hugging Face cache. Fix: install the huggingface_hub of requirements.txt (< 1.0).")
     offline = hf_offline()
-    log.info("timm %s: Hugging Face cache %s, offline %s", pretrained_name, hf_cache_dir(), offline)
-
-    def attempt(number: int) -> str:
-        return weights_file(pretrained_name)
-
+    log.info("timm %s: Hugging Face hub %s, cache %s, offline %s", pretrained_name, config.hf_hub_id,
+             hf_cache_dir(), offline)
     try:
-        path = with_retries(attempt, attempts=1 if offline else attempts, backoff_s=backoff_s,
-                            max_backoff_s=max_backoff_s, sleep=sleep, give_up_on=(PermanentError,),
-                            what=f"timm {pretrained_name} (pretrained weights)", fix=timm_fix(pretrained_name),
-                            log=log)
-    except PermanentError:
-        raise
+        model = with_retries(lambda attempt: create_model(pretrained_name, pretrained=True),
+                             attempts=1 if offline else attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                             sleep=sleep, give_up_on=(PermanentError,),
+                             what=f"timm {pretrained_name} (pretrained weights)", fix=timm_fix(pretrained_name),
+                             log=log)
     except AcquisitionError as error:
-        if offline:
+        if offline and not isinstance(error, PermanentError):
             raise AcquisitionError(f"HF_HUB_OFFLINE is set and the weights of timm {pretrained_name} are not in "
                                    f"the Hugging Face cache {hf_cache_dir()}.\n{error}") from None
         raise
-    log.info("timm %s: weights %s (sha256 %s)", pretrained_name, path, sha256_of(path))
-    return create_model(pretrained_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}).eval()
+    return model.eval()
 
 
 def timm_base_name(pretrained_name: str) -> str:

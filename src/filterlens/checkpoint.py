@@ -26,6 +26,7 @@ from torch import nn
 
 from filterlens.architectures import build_architecture
 from filterlens.atomic import atomic_output
+from filterlens.failed_downloads import failed_download_problem
 from filterlens.hashing import sha256_of  # noqa: F401  (part of this module's interface)
 
 FORMAT = "filterlens-checkpoint"
@@ -61,14 +62,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     fix = f"Fix: delete {path} and acquire the model again."
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(64).lstrip().lower()
+        problem = failed_download_problem(path)
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
-    if not head:
-        raise CheckpointError(f"checkpoint {path} is empty. {fix}")
-    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
-        raise CheckpointError(f"checkpoint {path} is an HTML/XML page, not weights (a failed download). {fix}")
+    if problem:
+        raise CheckpointError(f"checkpoint {path} {problem}. {fix}")
     try:
         # Memory-mapped: tensors are paged in from the file as they are used, so a model of
         # 400M parameters is not held twice (file copy and model) by the job that loads it.

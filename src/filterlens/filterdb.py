@@ -111,7 +111,9 @@ class DBLayer:
 
 
 def read_meta(path: str | os.PathLike, key: str = "meta") -> pd.DataFrame:
-    """The meta table as a flat DataFrame: a CSV, or a pandas HDF5 table under ``key``."""
+    """The meta table as a flat DataFrame: a CSV, or a pandas HDF5 table under ``key`` (the
+    authors' ``meta`` in dataset.h5, beside the ``filters`` array: its index model_id,
+    conv_depth, conv_depth_norm, layer_id becomes columns)."""
     path = Path(path)
     if path.suffix.lower() in (".csv", ".tsv") or path.name.endswith((".csv.gz", ".csv.xz")):
         sep = "\t" if ".tsv" in path.name else ","
