@@ -10,6 +10,8 @@ Degenerate cases (the policy the tests pin down):
 - orthogonality needs two filterbanks: a layer with c_out = 1 gets NaN; an all-zero layer
   follows the formula (zero rows stay zero): 1 - 1/(c_out - 1);
 - an all-zero layer has max |W| = 0, so every filter is sparse (0 <= 0).
+
+Histogram bins are exactly numpy's (:class:`EqualBins`).
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ class Basis:
     ratio: np.ndarray
 
     def project(self, rows: np.ndarray) -> np.ndarray:
-        """Coefficients of (centred) ``rows`` on the components, float64 (n, 9)."""
-        return (np.asarray(rows, dtype=np.float64) - self.mean) @ self.components.T
+        """Coefficients of (centred) ``rows`` (n, 9) on the components, float64, one component
+        per row: (9, n), so that each component's values are contiguous."""
+        return self.components @ (np.asarray(rows, dtype=np.float64) - self.mean).T
 
 
 def fix_signs(components: np.ndarray) -> np.ndarray:
@@ -162,33 +165,70 @@ def bin_edges(low: float, high: float, bins: int) -> np.ndarray:
     return np.linspace(low, high, bins + 1)
 
 
-def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
-    """Counts per column of ``values`` (n, k) in ``bins`` equal bins over [low, high]: (k, bins).
+class EqualBins:
+    """``bins`` equal bins over [low, high], assigned exactly as ``np.histogram(column, bins,
+    (low, high))`` does (its uniform-bin path): values outside the range are left out, the
+    last bin includes the right edge, and an empty range is widened by 0.5 on each side.
 
-    The same bin assignment as ``np.histogram(column, bins, (low, high))`` (its uniform-bin
-    path, edge corrections included), done for all columns at once and in place; values
-    outside the range are not counted.
+    numpy estimates a value's bin as int((v - low) / (high - low) * bins), clips it to the
+    last bin, then moves it down one if v < edges[i] and up one if v >= edges[i + 1] (not
+    from the last bin): the estimate can be off near an edge. :meth:`counts` makes the same
+    estimate and the same two tests (both cannot hold at once: the edges increase), but
+    counts every value at its estimate and then moves only the few that a test flags,
+    instead of correcting every index. Work is done in place on (k, m) blocks, one
+    component per row, which the caller keeps cache-sized.
     """
+
+    def __init__(self, low: float, high: float, bins: int):
+        low, high = float(low), float(high)
+        if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+            raise ValueError(f"bad histogram range [{low}, {high}]")
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        self.low, self.high, self.bins = low, high, bins
+        self.width = high - low
+        self.edges = bin_edges(low, high, bins)
+        self.lower = self.edges[:-1]  # lower edge of bin i
+        # upper edge of bin i; numpy never moves a value up from the last bin
+        self.upper = np.append(self.edges[1:-1], np.inf)
+
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """Counts (k, bins) of each row of ``values`` (k, m) float64."""
+        k = len(values)
+        if not values.size:
+            return np.zeros((k, self.bins), dtype=np.int64)
+        if values.min() < self.low or values.max() > self.high:
+            return np.stack([self._counts_inside(row[(row >= self.low) & (row <= self.high)][None]) for row in values]
+                            ).reshape(k, self.bins)
+        return self._counts_inside(values)
+
+    def _counts_inside(self, values: np.ndarray) -> np.ndarray:
+        k = len(values)
+        index = self._estimate(values)
+        flat = index + (np.arange(k) * self.bins)[:, None]  # one run of bins per row
+        counts = np.bincount(flat.ravel(), minlength=k * self.bins)
+        for moved, step in ((values < self.lower.take(index), -1), (values >= self.upper.take(index), 1)):
+            if moved.any():
+                source = flat[moved]
+                counts -= np.bincount(source, minlength=k * self.bins)
+                counts += np.bincount(source + step, minlength=k * self.bins)
+        return counts.reshape(k, self.bins).astype(np.int64, copy=False)
+
+    def _estimate(self, values: np.ndarray) -> np.ndarray:
+        """numpy's estimate int((v - low) / (high - low) * bins), clipped to the last bin."""
+        position = np.subtract(values, self.low)
+        position /= self.width
+        position *= self.bins
+        index = position.astype(np.intp)
+        np.minimum(index, self.bins - 1, out=index)
+        return index
+
+
+def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """Counts per column of ``values`` (n, k) in ``bins`` equal bins over [low, high]: (k, bins),
+    as ``np.histogram(column, bins, (low, high))`` counts them (see :class:`EqualBins`)."""
     values = np.asarray(values, dtype=np.float64)
-    if len(values) and (values.min() < low or values.max() > high):
-        inside = ((values >= low) & (values <= high)).all(axis=1)
-        outside = values[~inside]
-        counts = histogram_counts(values[inside], low, high, bins)
-        for column in range(values.shape[1]):  # rows with some values outside: column by column
-            kept = outside[:, column][(outside[:, column] >= low) & (outside[:, column] <= high)]
-            counts[column] += histogram_counts(kept[:, None], low, high, bins)[0]
-        return counts
-    k = values.shape[1]
-    edges = bin_edges(low, high, bins)
-    position = values - low
-    position /= high - low
-    position *= bins
-    index = position.astype(np.intp)
-    np.minimum(index, bins - 1, out=index)  # the last bin includes the right edge
-    index -= values < edges[index]  # numpy's corrections within ~1 ulp of an edge
-    index += (values >= edges[index + 1]) & (index != bins - 1)
-    index += np.arange(k) * bins
-    return np.bincount(index.ravel(), minlength=k * bins).reshape(k, bins).astype(np.int64)
+    return EqualBins(low, high, bins).counts(np.ascontiguousarray(values.T))
 
 
 def distribution(counts: np.ndarray) -> np.ndarray:
