@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from filterlens import metrics
 from filterlens.depthgroups import depth_group
 from filterlens.metrics import (EMPTY_BIN, Moments, bin_edges, distribution, fix_signs, histogram_counts,
                                 orthogonality, pca, scale_filters, sparse_mask, symmetric_kl, variance_entropy,
@@ -160,6 +161,23 @@ def test_the_edge_values_need_numpys_corrections_both_ways():
 def test_histogram_of_an_empty_range_widens_it_as_numpy_does():
     values = np.array([[1.0], [1.0], [0.7], [1.4], [1.6]])
     np.testing.assert_array_equal(histogram_counts(values, 1.0, 1.0, 5)[0], np.histogram(values[:, 0], 5, (1.0, 1.0))[0])
+
+
+def test_orthogonality_does_not_depend_on_the_channel_blocks(monkeypatch):
+    w = np.random.default_rng(3).standard_normal((40, 27))
+    w[5] = 0
+    one_block = orthogonality(w)
+    monkeypatch.setattr(metrics, "GRAM_BLOCK_WEIGHTS", 100)
+    assert len(metrics.channel_blocks(40, 27)) == 10  # of 4 channels
+    assert orthogonality(w) == pytest.approx(one_block, rel=1e-13)
+
+
+def test_float32_gram_stays_within_1e_7_of_the_float64_formula():
+    w = np.random.default_rng(4).standard_normal((metrics.FLOAT32_GRAM_MIN_C_OUT, 36)).astype(np.float32)
+    assert metrics.gram_dtype(len(w)) == np.float32
+    n = w / np.linalg.norm(w.astype(np.float64), axis=1)[:, None]
+    expected = 1 - np.abs(n @ n.T - np.eye(len(w))).sum() / (len(w) * (len(w) - 1))
+    assert orthogonality(w) == pytest.approx(expected, abs=1e-7)
 
 
 def test_histogram_counts_leave_out_values_outside_the_range():

@@ -21,10 +21,10 @@ import pandas as pd
 
 from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
-from filterlens.metrics import (N_COMPONENTS, Basis, EqualBins, Moments, filterbank_gram, orthogonality_from_gram, pca,
-                                row_peaks, sparse_mask, variance_entropy)
+from filterlens.metrics import (N_COMPONENTS, Basis, EqualBins, Moments, blocked_orthogonality, pca, row_peaks,
+                                sparse_mask, variance_entropy)
 from filterlens.filter_measures import filter_measure_sums
-from filterlens.streaming import Piece, Segment, check_finite, map_segments, plan_segments
+from filterlens.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
 
 # Rows per block in passes 2 and 3: their float64 temporaries (a few times 9 x 8192 x 8 bytes)
 # stay in cache. Blocks start at the piece's start, so both passes see the same coefficients.
@@ -141,10 +141,8 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
             f = layout.split(x, piece.layer_id)
             pieces.append((piece, len(x), int(f.sparse.sum()), float(f.peaks.max(initial=0.0)),
                            Moments.of(f.unscaled), Moments.of(f.scaled), filter_measure_sums(f.unscaled)))
-        grams = {}
-        for layer_id in segment.whole_layers if with_orthogonality else ():
-            a, b = layout.row_start[layer_id] - segment.start, layout.row_stop[layer_id] - segment.start
-            grams[layer_id] = orthogonality_from_gram(filterbank_gram(rows[a:b].reshape(layout.c_out[layer_id], -1)))
+        grams = {lid: _layer_orthogonality(layout, lid, rows, layout.row_start[lid] - segment.start)
+                 for lid in (segment.whole_layers if with_orthogonality else ())}
         return pieces, grams
 
     segments = _segments(store, max_rows)
@@ -170,35 +168,29 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
             ortho[lid] = value
     for lid in range(n_layers) if with_orthogonality else ():
         if not any(lid in s.whole_layers for s in segments) and count[lid]:
-            ortho[lid] = _split_layer_orthogonality(store, layout, lid, max_rows)
+            ortho[lid] = _split_layer_orthogonality(store, layout, lid, threads)
     _check_layer_table(store, layout, seen_max)
     table = _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums)
     return table, LayerMoments(scaled, unscaled)
 
 
-def _split_layer_orthogonality(store: FilterStore, layout: _Layout, lid: int, max_rows: int) -> float:
-    """Orthogonality of a layer too large for one segment, from blocks of output channels."""
+def _layer_orthogonality(layout: _Layout, lid: int, rows, offset: int, **options) -> float:
+    """Orthogonality of layer ``lid`` whose rows start at ``offset`` in ``rows`` (a segment's
+    array, or the store itself for a layer too large for one); ``options`` go to
+    :func:`blocked_orthogonality`."""
     per = layout.per_out_channel[lid]
-    c_out = layout.c_out[lid]
-    channels = max(1, max_rows // (2 * per))  # two blocks in memory at once
-    bounds = [(o, min(c_out, o + channels)) for o in range(0, c_out, channels)]
 
-    def block(o0: int, o1: int) -> np.ndarray:
-        a = layout.row_start[lid] + o0 * per
-        return store.filters[a:a + (o1 - o0) * per].reshape(o1 - o0, -1).astype(np.float64)
+    def read_block(o0: int, o1: int) -> np.ndarray:
+        return np.asarray(rows[offset + o0 * per:offset + o1 * per]).reshape(o1 - o0, per * 9)
 
-    norms = np.concatenate([np.linalg.norm(block(*b), axis=1) for b in bounds])
-    safe = np.where(norms == 0, 1.0, norms)
-    deviation = 0.0
-    for i, (a0, a1) in enumerate(bounds):
-        wa = block(a0, a1) / safe[a0:a1, None]
-        for b0, b1 in bounds[i:]:
-            g = wa @ (block(b0, b1) / safe[b0:b1, None]).T
-            if a0 == b0:
-                deviation += np.abs(g - np.eye(a1 - a0)).sum()
-            else:
-                deviation += 2 * np.abs(g).sum()
-    return float(1.0 - deviation / (c_out * (c_out - 1))) if c_out > 1 else float("nan")
+    return blocked_orthogonality(read_block, int(layout.c_out[lid]), int(per) * 9, **options)
+
+
+def _split_layer_orthogonality(store: FilterStore, layout: _Layout, lid: int, threads: int) -> float:
+    """Orthogonality of a layer too large for one segment: the same blocks as in a segment,
+    read from the store (each block row reads its own), block rows in parallel."""
+    return _layer_orthogonality(layout, lid, store.filters, int(layout.row_start[lid]), hold_blocks=False,
+                                map_rows=lambda f, items: map_threads(f, items, threads))
 
 
 def _check_layer_table(store: FilterStore, layout: _Layout, seen_max: np.ndarray) -> None:
