@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from filterlens import metrics
 from filterlens.depthgroups import depth_group
-from filterlens.metrics import (EMPTY_BIN, Moments, distribution, fix_signs, histogram_counts, orthogonality, pca,
-                                scale_filters, sparse_mask, symmetric_kl, variance_entropy, weighted_kl)
+from filterlens.metrics import (EMPTY_BIN, Moments, bin_edges, distribution, fix_signs, histogram_counts,
+                                orthogonality, pca, scale_filters, sparse_mask, symmetric_kl, variance_entropy,
+                                weighted_kl)
 
 LOG10_9 = np.log10(9)
 
@@ -121,6 +123,61 @@ def test_depth_groups_first_and_deciles_with_exact_edges():
     assert groups.tolist() == ["first", "0.0-0.1", "0.1-0.2", "0.2-0.3", "0.3-0.4", "0.4-0.5", "0.5-0.6",
                                "0.6-0.7", "0.7-0.8", "0.8-0.9", "0.9-1.0"]
     assert depth_group(np.array([3]), 30).tolist() == ["0.0-0.1"]  # 3/30 = 0.1 on the edge: first decile
+
+
+def _ulps_around(values, n):
+    """``values`` and their neighbours up to ``n`` ulps below and above."""
+    out = [values]
+    for direction in (-np.inf, np.inf):
+        step = values
+        for _ in range(n):
+            step = np.nextafter(step, direction)
+            out.append(step)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("low, high, bins", [(-1.0, 1.0, 70), (-2.7182818, 3.14159, 70), (0.1, 0.7, 3),
+                                             (-0.3, 0.9, 7), (1e5, 1e5 + 1e-3, 70), (-3.0, 5.0, 1)])
+def test_histogram_counts_equal_numpy_within_two_ulps_of_every_edge(low, high, bins):
+    edges = bin_edges(low, high, bins)
+    values = _ulps_around(edges, 2)
+    values = np.stack([values, values[::-1], np.roll(values, 3)], axis=1)
+    counts = histogram_counts(values, low, high, bins)
+    for c in range(3):
+        np.testing.assert_array_equal(counts[c], np.histogram(values[:, c], bins, (low, high))[0])
+
+
+def test_the_edge_values_need_numpys_corrections_both_ways():
+    """The values above are the hard ones: numpy's first estimate of their bin is off, down
+    and up, so the corrections are exercised."""
+    low, high, bins = -2.7182818, 3.14159, 70
+    values = _ulps_around(bin_edges(low, high, bins), 2)
+    values = values[(values >= low) & (values <= high)]
+    estimate = np.minimum(((values - low) / (high - low) * bins).astype(np.intp), bins - 1)
+    final = np.minimum(np.searchsorted(bin_edges(low, high, bins), values, side="right") - 1, bins - 1)
+    assert (estimate > final).any() and (estimate < final).any()
+
+
+def test_histogram_of_an_empty_range_widens_it_as_numpy_does():
+    values = np.array([[1.0], [1.0], [0.7], [1.4], [1.6]])
+    np.testing.assert_array_equal(histogram_counts(values, 1.0, 1.0, 5)[0], np.histogram(values[:, 0], 5, (1.0, 1.0))[0])
+
+
+def test_orthogonality_does_not_depend_on_the_channel_blocks(monkeypatch):
+    w = np.random.default_rng(3).standard_normal((40, 27))
+    w[5] = 0
+    one_block = orthogonality(w)
+    monkeypatch.setattr(metrics, "GRAM_BLOCK_WEIGHTS", 100)
+    assert len(metrics.channel_blocks(40, 27)) == 10  # of 4 channels
+    assert orthogonality(w) == pytest.approx(one_block, rel=1e-13)
+
+
+def test_float32_gram_stays_within_1e_7_of_the_float64_formula():
+    w = np.random.default_rng(4).standard_normal((metrics.FLOAT32_GRAM_MIN_C_OUT, 36)).astype(np.float32)
+    assert metrics.gram_dtype(len(w)) == np.float32
+    n = w / np.linalg.norm(w.astype(np.float64), axis=1)[:, None]
+    expected = 1 - np.abs(n @ n.T - np.eye(len(w))).sum() / (len(w) * (len(w) - 1))
+    assert orthogonality(w) == pytest.approx(expected, abs=1e-7)
 
 
 def test_histogram_counts_leave_out_values_outside_the_range():

@@ -1,7 +1,9 @@
 """The streamed reductions against the plain way: every filter in memory, scikit-learn PCA,
 numpy histograms, scipy entropy. Counts agree exactly; bases, variances, KL and quality to
 1e-9 relative. The stores are chunked small and the segments smaller than some layers, so
-layers are split across chunks, segments and orthogonality blocks."""
+layers are split across chunks, segments and orthogonality blocks. Layers of 256 output
+channels or more take the float32 Gram (metrics.gram_dtype): their orthogonality is checked
+to 1e-7 absolute, on a store of its own."""
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ import pytest
 from scipy.stats import entropy
 from sklearn.decomposition import PCA
 
+from filterlens import metrics
 from filterlens.analysis import basis_sets, kl_tables, quality_by_depth, set_moments
 from filterlens.filterstore import FilterStoreWriter, open_filter_store
 from filterlens.layertable import Layer
@@ -43,6 +46,20 @@ def _layer_weights(rng, c_in, c_out, groups, robust, index):
     return rows
 
 
+def _write_store(path, shapes, rows):
+    """A store of the layers ``shapes`` ((c_in, c_out, groups) each) with the given rows."""
+    layers, start = [], 0
+    for index, ((c_in, c_out, groups), weights) in enumerate(zip(shapes, rows)):
+        layers.append(Layer(index, f"conv{index}", index, index / max(len(shapes) - 1, 1), c_in, c_out, groups,
+                            start, start + len(weights), False))
+        start += len(weights)
+    attrs = {"model_id": path.stem, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
+    with FilterStoreWriter(path, start, CHUNK_ROWS, attrs) as writer:
+        for layer, weights in zip(layers, rows):
+            writer.write_layer(layer, weights)
+    return path
+
+
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """Per model: its store path and its layers' rows in memory."""
@@ -51,19 +68,8 @@ def zoo(tmp_path_factory):
     result = {}
     for model in SHEET.model_id:
         robust = bool(SHEET.loc[model, "robust"])
-        layers, rows, start = [], [], 0
-        for index, (c_in, c_out, groups) in enumerate(SHAPES):
-            weights = _layer_weights(rng, c_in, c_out, groups, robust, index)
-            layers.append(Layer(index, f"conv{index}", index, index / (len(SHAPES) - 1), c_in, c_out, groups,
-                                start, start + len(weights), False))
-            rows.append(weights)
-            start += len(weights)
-        path = root / f"{model}.zarr"
-        attrs = {"model_id": model, "depth_method": "fx", "max_conv_depth": len(SHAPES) - 1}
-        with FilterStoreWriter(path, start, CHUNK_ROWS, attrs) as writer:
-            for layer, weights in zip(layers, rows):
-                writer.write_layer(layer, weights)
-        result[model] = (path, rows)
+        rows = [_layer_weights(rng, *shape, robust, index) for index, shape in enumerate(SHAPES)]
+        result[model] = (_write_store(root / f"{model}.zarr", SHAPES, rows), rows)
     return result
 
 
@@ -183,15 +189,17 @@ def test_layer_quality_agrees_with_the_plain_way(zoo, streamed):
                     entropy(PCA().fit(scaled).explained_variance_ratio_, base=10), rel=1e-9)
             else:
                 assert np.isnan(table.entropy_unscaled[layer])
-            c_out = shape[1]
-            if c_out > 1:
-                w = weights.reshape(c_out, -1).astype(np.float64)
-                norms = np.linalg.norm(w, axis=1)
-                w = w / np.where(norms == 0, 1, norms)[:, None]
-                expected = 1 - np.abs(w @ w.T - np.eye(c_out)).sum() / (c_out * (c_out - 1))
-                assert table.orthogonality[layer] == pytest.approx(expected, rel=1e-9)
+            if shape[1] > 1:
+                assert table.orthogonality[layer] == pytest.approx(_plain_orthogonality(weights, shape[1]), rel=1e-9)
             else:
                 assert np.isnan(table.orthogonality[layer])
+
+
+def _plain_orthogonality(weights, c_out):
+    w = weights.reshape(c_out, -1).astype(np.float64)
+    norms = np.linalg.norm(w, axis=1)
+    w = w / np.where(norms == 0, 1, norms)[:, None]
+    return 1 - np.abs(w @ w.T - np.eye(c_out)).sum() / (c_out * (c_out - 1))
 
 
 def test_quality_by_depth_weights_layers_as_the_method_says(zoo, streamed):
@@ -206,13 +214,50 @@ def test_quality_by_depth_weights_layers_as_the_method_says(zoo, streamed):
     assert row.orthogonality == pytest.approx(np.average(r1.orthogonality[ok], weights=r1.c_out[ok]))
 
 
-def test_summaries_are_bitwise_identical_across_segment_sizes_and_threads(zoo):
-    store = open_filter_store(zoo["r1"][0])
-    reference_table, reference = summarize(store, threads=1, max_rows=MAX_ROWS)
-    for threads, max_rows in ((2, MAX_ROWS), (2, 10**6), (1, 4096)):
+@pytest.fixture(params=["one", "many"])
+def gram_blocks(request, monkeypatch):
+    """The Gram in one channel block per layer (the default at these sizes), or in many."""
+    if request.param == "many":
+        monkeypatch.setattr(metrics, "GRAM_BLOCK_WEIGHTS", 2048)
+
+
+def _assert_same_summaries(store, reference_threads, reference_max_rows, runs):
+    reference_table, reference = summarize(store, threads=reference_threads, max_rows=reference_max_rows)
+    for threads, max_rows in runs:
         table, moments = summarize(store, threads=threads, max_rows=max_rows)
         for a, b in zip(moments.to_arrays().values(), reference.to_arrays().values()):
             assert np.array_equal(a, b)
-        pd.testing.assert_frame_equal(table.drop(columns="orthogonality"),
-                                      reference_table.drop(columns="orthogonality"))
-        np.testing.assert_allclose(table.orthogonality, reference_table.orthogonality, rtol=1e-12)
+        pd.testing.assert_frame_equal(table, reference_table, check_exact=True)
+    return reference_table
+
+
+def test_summaries_are_bitwise_identical_across_segment_sizes_and_threads(zoo, gram_blocks):
+    """Orthogonality included: a layer split across segments is read in the same channel
+    blocks as one inside a segment."""
+    _assert_same_summaries(open_filter_store(zoo["r1"][0]), 1, MAX_ROWS, ((2, MAX_ROWS), (2, 10**6), (1, 4096)))
+
+
+# (c_in, c_out, groups): float32 Gram layers, split across segments: random, with zero
+# filterbanks, orthonormal filterbanks (every |cos| is rounding noise: float32's worst case)
+WIDE_SHAPES = [(8, 256, 1), (4, 300, 1), (32, 256, 1), (16, 64, 1)]
+
+
+@pytest.fixture(scope="module")
+def wide_store(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    random = rng.standard_normal((256 * 8, 9)).astype(np.float32)
+    with_zeros = rng.standard_normal((300, 4, 9)).astype(np.float32)
+    with_zeros[::10] = 0
+    orthonormal = np.linalg.qr(rng.standard_normal((32 * 9, 256)))[0].T.astype(np.float32)
+    smooth = (rng.standard_normal((64 * 16, 9)) + 0.5).astype(np.float32)
+    rows = [random, with_zeros.reshape(-1, 9), orthonormal.reshape(-1, 9), smooth]
+    return _write_store(tmp_path_factory.mktemp("wide") / "wide.zarr", WIDE_SHAPES, rows), rows
+
+
+def test_float32_gram_orthogonality_is_within_1e_7_and_bitwise_reproducible(wide_store, gram_blocks):
+    path, rows = wide_store
+    table = _assert_same_summaries(open_filter_store(path), 2, 10**6, ((1, MAX_ROWS), (2, 4096)))
+    for layer, ((_, c_out, _), weights) in enumerate(zip(WIDE_SHAPES, rows)):
+        expected = _plain_orthogonality(weights, c_out)
+        tolerance = 1e-7 if metrics.gram_dtype(c_out) == np.float32 else 1e-9 * expected
+        assert abs(table.orthogonality[layer] - expected) <= tolerance, (layer, table.orthogonality[layer], expected)

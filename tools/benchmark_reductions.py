@@ -12,7 +12,9 @@ and throughput:
     read_floor            decompress and sum the stores (dask.array.from_zarr(...).sum())
     summary_streaming     pass 1 without orthogonality: counts, sparse filters, moments, entropy
     summary               pass 1 as the workflow runs it, orthogonality included (compute-bound:
-                          c_out * c_in * 9 multiply-adds per output channel)
+                          c_out * c_in * 9 / 2 multiply-adds per output channel)
+    orthogonality         derived: summary minus summary_streaming, with the Gram's GFLOP/s
+                          (c_out^2 * c_in * 9 flops per layer, float32 GEMM from 256 channels)
     coefficient_range     pass 2: min/max of the coefficients on the full basis
     coefficient_histograms  pass 3: per layer and component, 70-bin counts
     merge                 PCA bases and KL from the small per-model summaries
@@ -136,7 +138,20 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
             (work / "range.json").write_text(json.dumps({"low": min(float(lo.min()) for lo, _ in low_high),
                                                          "high": max(float(hi.max()) for _, hi in low_high)}))
     wall = time.perf_counter() - start
-    return {"pass": name, "wall_s": wall, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+    return {"pass": name, "wall_s": wall, "rows": rows, "peak_rss_mb": peak_rss_mb(),
+            "gram_gflop": gram_gflop(stores) if name == "summary" else float("nan")}
+
+
+def gram_gflop(stores: list[str]) -> float:
+    """Floating-point operations of the orthogonality Grams of the stores: the symmetric
+    Wn Wn^T of a layer is c_out^2 * width / 2 multiply-adds."""
+    from filterlens.filterstore import open_filter_store
+
+    total = 0
+    for path in stores:
+        layers = open_filter_store(path).layers
+        total += int((layers.c_out ** 2 * (layers.c_in // layers.groups) * 9)[layers.c_out > 1].sum())
+    return total / 1e9
 
 
 def peak_rss_mb() -> float:
@@ -189,18 +204,22 @@ def report(results: list[dict], out: Path) -> None:
     import pandas as pd
 
     table = pd.DataFrame(results)
+    table = pd.concat([table, orthogonality_rows(table)], ignore_index=True)
     n_filters = table[table["pass"] == "read_floor"].set_index("size").rows
     floor = table[table["pass"] == "read_floor"].set_index("size").wall_s
     table["n_filters"] = table["size"].map(n_filters)
     table["ratio_to_floor"] = table.wall_s / table["size"].map(floor)
     table["million_filters_per_s"] = table.n_filters / table.wall_s / 1e6
+    table["gflop_per_s"] = (table.gram_gflop / table.wall_s).where(table["pass"] == "orthogonality")
+    order = PASSES[:PASSES.index("summary") + 1] + ["orthogonality"] + PASSES[PASSES.index("summary") + 1:]
+    table = table.sort_values(["size", "pass"], key=lambda c: c.map(order.index) if c.name == "pass" else c)
     table = table[["size", "n_models", "n_filters", "pass", "wall_s", "million_filters_per_s", "ratio_to_floor",
-                   "peak_rss_mb"]]
+                   "peak_rss_mb", "gflop_per_s"]]
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "reductions.tsv", sep="\t", index=False, float_format="%.4g")
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    passes = table[~table["pass"].isin(["read_floor", "merge", "summary"])]
+    passes = table[~table["pass"].isin(["read_floor", "merge", "summary", "orthogonality"])]
     sizes = sorted(table["size"].unique())
     rss = table.groupby("size").peak_rss_mb.max()
     print("\ntargets:")
@@ -208,9 +227,25 @@ def report(results: list[dict], out: Path) -> None:
           f"({passes.loc[passes.ratio_to_floor.idxmax(), 'pass']})")
     full = table[table["pass"] == "summary"]
     print(f"  summary with orthogonality (compute-bound): {full.ratio_to_floor.max():.2f}x the read floor")
+    for row in table[table["pass"] == "orthogonality"].itertuples():
+        print(f"  orthogonality at {row.n_filters / 1e6:.0f}M filters: {row.wall_s:.1f} s over the streaming "
+              f"summary, {row.gflop_per_s:.1f} GFLOP/s of Gram")
     print(f"  peak RSS largest/smallest: {rss[sizes[-1]] / rss[sizes[0]]:.2f} (target <= 1.2); "
           f"largest {rss[sizes[-1]]:.0f} MB (target < 3072 MB)")
     plot(table, out / "reductions.png")
+
+
+def orthogonality_rows(table):
+    """Per size, the cost of orthogonality: the summary's wall time over the streaming summary's,
+    with the summary's Gram flops (its peak RSS is the summary's)."""
+    import pandas as pd
+
+    by_pass = table.set_index(["size", "pass"])
+    rows = []
+    for size in table["size"].unique():
+        full, streaming = by_pass.loc[(size, "summary")], by_pass.loc[(size, "summary_streaming")]
+        rows.append({**full.to_dict(), "size": size, "pass": "orthogonality", "wall_s": full.wall_s - streaming.wall_s})
+    return pd.DataFrame(rows)
 
 
 def plot(table, path: Path) -> None:

@@ -102,12 +102,22 @@ def map_segments(store: FilterStore, segments: Sequence[Segment], task: Callable
     array = da.from_zarr(store.filters, chunks=(tuple(s.stop - s.start for s in segments), (9,)))
     tasks = [dask.delayed(task)(block, segment) for block, segment in zip(array.to_delayed().ravel(), segments)]
     try:
-        with threadpool_limits(1):
-            return list(dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads)))
+        return _compute(tasks, threads)
     except FilterStoreError:
         raise
     except Exception as error:
         raise _locate_unreadable(store, segments, error) from error
+
+
+def map_threads(function: Callable[[Any], Any], items, threads: int) -> list[Any]:
+    """``function(item)`` for every item on Dask's thread pool, BLAS at one thread as in
+    :func:`map_segments`; results in order."""
+    return _compute([dask.delayed(function)(item) for item in items], threads)
+
+
+def _compute(tasks: list, threads: int) -> list[Any]:
+    with threadpool_limits(1):
+        return list(dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads)))
 
 
 def _locate_unreadable(store: FilterStore, segments: Sequence[Segment], error: Exception) -> Exception:
