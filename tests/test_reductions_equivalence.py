@@ -16,6 +16,8 @@ from filterlens.analysis import basis_sets, kl_tables, quality_by_depth, set_mom
 from filterlens.filterstore import FilterStoreWriter, open_filter_store
 from filterlens.layertable import Layer
 from filterlens.metrics import EMPTY_BIN, pca
+from filterlens.plain import fit_pca, scaled_filters, split_layer
+from filterlens.plain import orthogonality as plain_orthogonality
 from filterlens.reductions import coefficient_histograms, coefficient_range, summarize
 
 BINS = 70
@@ -73,19 +75,6 @@ def zoo(tmp_path_factory):
     return result
 
 
-# --- the plain way -------------------------------------------------------------------------
-
-def _plain_layer(rows):
-    peak = np.abs(rows).max(axis=1)
-    sparse = peak <= np.abs(rows).max() / 100
-    nonsparse = rows[~sparse].astype(np.float64)
-    return sparse, nonsparse / np.abs(nonsparse).max(axis=1, keepdims=True)
-
-
-def _plain_scaled(rows_of_model):
-    return np.concatenate([_plain_layer(r)[1] for r in rows_of_model])
-
-
 @pytest.fixture(scope="module")
 def streamed(zoo):
     summaries = {}
@@ -100,14 +89,16 @@ def streamed(zoo):
     return summaries, bases, (low, high), histograms
 
 
+# --- the plain way: filterlens.plain -------------------------------------------------------
+
 @pytest.fixture(scope="module")
 def plain(zoo):
     full = basis_sets(PAIRS, SHEET.model_id)["full"]
-    pca_full = PCA(n_components=9, svd_solver="full").fit(np.concatenate([_plain_scaled(zoo[m][1]) for m in full]))
+    pca_full = fit_pca(np.concatenate([scaled_filters(zoo[m][1]) for m in full]))
     def transform(scaled):
         return pca_full.transform(scaled) if len(scaled) else np.zeros((0, 9))
 
-    coefficients = {m: [transform(_plain_layer(r)[1]) for r in zoo[m][1]] for m in zoo}
+    coefficients = {m: [transform(split_layer(r)[1]) for r in zoo[m][1]] for m in zoo}
     everything = np.concatenate([c for m in full for c in coefficients[m]])
     return pca_full, coefficients, (everything.min(), everything.max())
 
@@ -116,7 +107,7 @@ def test_layer_counts_are_exact(zoo, streamed):
     for model, (_, rows) in zoo.items():
         table = streamed[0][model][0]
         assert table.n_filters.tolist() == [len(r) for r in rows]
-        assert table.n_sparse.tolist() == [int(_plain_layer(r)[0].sum()) for r in rows]
+        assert table.n_sparse.tolist() == [int(split_layer(r)[0].sum()) for r in rows]
 
 
 def test_full_basis_and_variances_agree_with_scikit_learn(streamed, plain):
@@ -130,7 +121,7 @@ def test_full_basis_and_variances_agree_with_scikit_learn(streamed, plain):
 @pytest.mark.parametrize("name, members", [("robust", ["r1", "r2", "r3", "r4"]), ("normal", ["n1", "n2", "n3"]),
                                            ("model:r3", ["r3"])])
 def test_other_bases_agree_with_scikit_learn(zoo, streamed, name, members):
-    reference = PCA(n_components=9, svd_solver="full").fit(np.concatenate([_plain_scaled(zoo[m][1]) for m in members]))
+    reference = fit_pca(np.concatenate([scaled_filters(zoo[m][1]) for m in members]))
     np.testing.assert_allclose(streamed[1][name].ratio, reference.explained_variance_ratio_, rtol=1e-9)
     np.testing.assert_allclose(streamed[1][name].components, reference.components_, rtol=1e-9, atol=1e-12)
 
@@ -180,7 +171,7 @@ def test_layer_quality_agrees_with_the_plain_way(zoo, streamed):
     for model, (_, rows) in zoo.items():
         table = streamed[0][model][0]
         for layer, (shape, weights) in enumerate(zip(SHAPES, rows)):
-            sparse, scaled = _plain_layer(weights) if np.abs(weights).max() > 0 else (None, np.zeros((0, 9)))
+            sparse, scaled = split_layer(weights) if np.abs(weights).max() > 0 else (None, np.zeros((0, 9)))
             if len(scaled) >= 9:
                 unscaled = weights[~sparse].astype(np.float64)
                 expected = entropy(PCA().fit(unscaled).explained_variance_ratio_, base=10)
@@ -190,16 +181,10 @@ def test_layer_quality_agrees_with_the_plain_way(zoo, streamed):
             else:
                 assert np.isnan(table.entropy_unscaled[layer])
             if shape[1] > 1:
-                assert table.orthogonality[layer] == pytest.approx(_plain_orthogonality(weights, shape[1]), rel=1e-9)
+                expected = plain_orthogonality(weights.reshape(shape[1], -1))
+                assert table.orthogonality[layer] == pytest.approx(expected, rel=1e-9)
             else:
                 assert np.isnan(table.orthogonality[layer])
-
-
-def _plain_orthogonality(weights, c_out):
-    w = weights.reshape(c_out, -1).astype(np.float64)
-    norms = np.linalg.norm(w, axis=1)
-    w = w / np.where(norms == 0, 1, norms)[:, None]
-    return 1 - np.abs(w @ w.T - np.eye(c_out)).sum() / (c_out * (c_out - 1))
 
 
 def test_quality_by_depth_weights_layers_as_the_method_says(zoo, streamed):
@@ -258,6 +243,6 @@ def test_float32_gram_orthogonality_is_within_1e_7_and_bitwise_reproducible(wide
     path, rows = wide_store
     table = _assert_same_summaries(open_filter_store(path), 2, 10**6, ((1, MAX_ROWS), (2, 4096)))
     for layer, ((_, c_out, _), weights) in enumerate(zip(WIDE_SHAPES, rows)):
-        expected = _plain_orthogonality(weights, c_out)
+        expected = plain_orthogonality(weights.reshape(c_out, -1))
         tolerance = 1e-7 if metrics.gram_dtype(c_out) == np.float32 else 1e-9 * expected
         assert abs(table.orthogonality[layer] - expected) <= tolerance, (layer, table.orthogonality[layer], expected)

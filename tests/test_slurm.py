@@ -41,15 +41,18 @@ MARKER = "# Written by filterlens tests/test_slurm.py; removed when the test end
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 BINARIES = ["slurmctld", "slurmd", "munged", "sbatch", "squeue", "scontrol", "sinfo", "srun"]
 TARGET = "results/tables/models.tsv"
+# A reduction job too: Dask inside a SLURM job must size itself from that job's resources.
+SUMMARIES = [f"results/summaries/{model}/layers.tsv" for model in ("micro_normal", "micro_robust")]
 # The only things overridden on the command line: the local workflow profile (profiles/default
 # is picked up automatically and would override this profile's keys) and the plugin's first
 # status check, 40 s by default; a short wait keeps the test near a minute. The test cluster's
 # MinJobAge (300 s) is far above 3 x this wait, so the profile's squeue status command is kept.
 OVERRIDES = ["--workflow-profile", "none", "--slurm-init-seconds-before-status-checks", "3"]
-# The SLURM jobs behind TARGET on the micro config: the plugin's job comment of each.
+# The SLURM jobs behind TARGET and SUMMARIES on the micro config: the plugin's job comment of each.
 EXPECTED_JOBS = {
     "rule_coloured_digits",
-    *(f"rule_{rule}_wildcards_{model}" for rule in ("train_minizoo", "evaluate_model", "extract_filters")
+    *(f"rule_{rule}_wildcards_{model}"
+      for rule in ("train_minizoo", "evaluate_model", "extract_filters", "summarize_model")
       for model in ("micro_normal", "micro_robust")),
     "rule_model_table",
 }
@@ -253,10 +256,10 @@ def slurm_cluster():
         cluster.stop()
 
 
-def run_with_profile(workdir: Path, target: str, *args: str) -> subprocess.CompletedProcess:
+def run_with_profile(workdir: Path, targets: str | list[str], *args: str) -> subprocess.CompletedProcess:
     """snakemake --profile profiles/slurm in workdir, killed (process group) after RUN_TIMEOUT_S."""
     command = [
-        str(SNAKEMAKE), target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        str(SNAKEMAKE), *([targets] if isinstance(targets, str) else targets), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--profile", str(PROFILE), *OVERRIDES, *args,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
@@ -290,7 +293,7 @@ def slurm_run(micro_run, slurm_cluster, tmp_path_factory):
     """The micro config through the SLURM profile (after the local run, which would compete for CPUs)."""
     workdir = tmp_path_factory.mktemp("micro_slurm")
     started = time.monotonic()
-    result = run_with_profile(workdir, TARGET, "--configfile", str(MICRO_CONFIG))
+    result = run_with_profile(workdir, [TARGET, *SUMMARIES], "--configfile", str(MICRO_CONFIG))
     seconds = time.monotonic() - started
     assert result.returncode == 0, (
         f"snakemake on SLURM failed ({result.returncode}):\n{result.stdout[-6000:]}\n"
@@ -337,8 +340,8 @@ def test_results_equal_a_local_run(micro_run, slurm_run):
     import zarr
 
     workdir, _ = slurm_run
-    table = Path(TARGET)
-    assert (workdir / table).read_text() == (micro_run / table).read_text()
+    for table in (TARGET, *SUMMARIES):
+        assert (workdir / table).read_text() == (micro_run / table).read_text(), table
     stores = sorted(p.name for p in (micro_run / "results" / "filters").glob("*.zarr"))
     assert stores == sorted(p.name for p in (workdir / "results" / "filters").glob("*.zarr")) and stores
     with warnings.catch_warnings():
@@ -352,6 +355,23 @@ def test_results_equal_a_local_run(micro_run, slurm_run):
                 np.testing.assert_array_equal(remote_arrays[name][:], array[:], err_msg=f"{store}/{name}")
             # The layer table, and the checkpoint's hash: the trained weights are bit-identical.
             assert dict(remote.attrs) == dict(local.attrs), store
+
+
+@pytest.mark.slurm
+def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm_run):
+    """The summary job got its rule's threads and mem_mb from SLURM (--cpus-per-task, --mem),
+    and its Dask pass used those threads and sized its segments from that memory."""
+    from filterlens.streaming import rows_per_segment
+
+    workdir, output = slurm_run
+    records = slurm_cluster.jobs()
+    for model in ("micro_normal", "micro_robust"):
+        [record] = [records[j] for j in submitted_jobs(output)
+                    if records[j]["Comment"] == f"rule_summarize_model_wildcards_{model}"]
+        cpus, mem_mb = int(record["NumCPUs"]), int(record["MinMemoryNode"].rstrip("M"))
+        assert (cpus, mem_mb) == (2, 2000), record  # rules/summarize.smk: threads 2, mem_mb 2000
+        log = (workdir / "logs" / "summarize" / f"{model}.log").read_text()
+        assert f"{cpus} threads, segments of at most {rows_per_segment(mem_mb, cpus)} rows" in log, log
 
 
 @pytest.mark.slurm
