@@ -128,6 +128,10 @@ def test_merge_by_depth_weights_filters_and_layers():
     assert table.spectral_norm["0.9-1.0"] == pytest.approx(3.0) and table.spectral_norm_max["all"] == 4.0
     assert table.perturbation_ratio.isna().all()
     assert list(table.index) == ["all", "first", "0.9-1.0"]
+    # Without spectra (config analysis.spectra off): the other measures as before, spectral ones NaN.
+    bare = filter_measures_by_depth(layers, None, None, sheet).set_index("depth_group")
+    assert bare.l1l2_ratio.equals(table.l1l2_ratio) and bare.hf_share.equals(table.hf_share)
+    assert bare[["spectral_norm", "spectral_norm_max", "sigma_mean"]].isna().all().all()
 
 
 # --- the micro workflow ---------------------------------------------------------------------

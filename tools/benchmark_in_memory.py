@@ -4,9 +4,10 @@ for comparison with the streamed reductions of the scale run.
     python tools/benchmark_in_memory.py [--stores 'results/filters/*.zarr'] [--max-gb 16]
 
 For each size, a fresh process loads every filter of the first stores (in name order) until
-the size is reached, splits off the sparse filters, scales the rest (float64), fits
-scikit-learn's PCA on all of them, projects them and counts 70-bin histograms per component
-(filterlens.plain, the reference of the equivalence tests). It records wall time and peak
+the size is reached, computes each layer's orthogonality (whole float64 Gram), splits off the
+sparse filters, scales the rest (float64), fits scikit-learn's PCA on all of them, projects
+them and counts 70-bin histograms per component (filterlens.plain, the reference of the
+equivalence tests). It records wall time and peak
 RSS. Two small sizes give the memory per filter; the largest size whose projected peak fits
 in --max-gb is measured too, and the RAM the approach would need for all the stores is
 extrapolated from the measured slope. Writes results/benchmarks/in_memory.tsv.
@@ -31,29 +32,35 @@ sys.path.insert(0, str(REPO / "tools"))
 BINS = 70
 
 
-def load_layers(stores: list[str], size: int) -> tuple[list[np.ndarray], int]:
-    """The layers' rows (float32) of the first stores, until at least ``size`` filters."""
+def load_layers(stores: list[str], size: int) -> tuple[list[tuple[np.ndarray, int]], int]:
+    """The layers' rows (float32) and c_out of the first stores: at least ``size`` filters, or
+    at most ``-size`` filters if ``size`` is negative (never fewer than one store)."""
     from filterlens.filterstore import open_filter_store
 
     layers, total = [], 0
     for path in stores:
-        if total >= size:
-            break
         store = open_filter_store(path)
+        n = store.filters.shape[0]
+        if (total >= size > 0) or (size < 0 and total and total + n > -size):
+            break
         rows = store.filters[:]
-        layers += [rows[a:b] for a, b in zip(store.layers.row_start, store.layers.row_stop)]
+        table = store.layers
+        layers += [(rows[a:b], c) for a, b, c in zip(table.row_start, table.row_stop, table.c_out)]
         total += len(rows)
     return layers, total
 
 
 def run_size(stores: list[str], size: int) -> dict:
     from benchmark_reductions import peak_rss_mb
-    from filterlens.plain import fit_pca, histograms, scaled_filters
+    from filterlens.plain import fit_pca, histograms, orthogonality, scaled_filters
 
     start = time.perf_counter()
     layers, total = load_layers(stores, size)
     loaded = time.perf_counter()
-    scaled = scaled_filters(layers)
+    for rows, c_out in layers:
+        if c_out > 1:
+            orthogonality(rows.reshape(c_out, -1))
+    scaled = scaled_filters([rows for rows, _ in layers])
     reference = fit_pca(scaled)
     coefficients = reference.transform(scaled)
     histograms(coefficients, coefficients.min(), coefficients.max(), BINS)
@@ -63,7 +70,7 @@ def run_size(stores: list[str], size: int) -> dict:
 
 
 def measure(stores: list[str], size: int) -> dict:
-    child = subprocess.run([sys.executable, __file__, "--run-size", str(size), "--stores", *stores],
+    child = subprocess.run([sys.executable, __file__, f"--run-size={size}", "--stores", *stores],
                            capture_output=True, text=True, check=True)
     row = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"  {row['n_filters']:>13,} filters: {row['wall_s']:7.1f} s, peak RSS {row['peak_rss_mb']:8.0f} MB",
@@ -86,7 +93,7 @@ def main() -> None:
     parser.add_argument("--run-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     stores = sorted(p for pattern in args.stores for p in (glob.glob(pattern) or [pattern]))
-    if args.run_size:  # the child process of one measurement
+    if args.run_size is not None:  # the child process of one measurement
         print(json.dumps(run_size(stores, args.run_size)))
         return
 
@@ -97,7 +104,7 @@ def main() -> None:
     per_filter = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["n_filters"] - a["n_filters"])  # MB per filter
     base = a["peak_rss_mb"] - per_filter * a["n_filters"]
     largest = int((args.max_gb * 1024 - base) / per_filter)
-    rows.append(measure(stores, largest))
+    rows.append(measure(stores, -largest))  # at most that many: the peak stays within --max-gb
     total = store_rows(stores)
     table = pd.DataFrame(rows)
     table["bytes_per_filter"] = per_filter * 2**20

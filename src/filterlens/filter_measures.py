@@ -188,18 +188,18 @@ def filter_measures_by_depth(layers, spectra, perturbation, sheet):
     perturbation ratios as means over the group's layers (spectral_norm_max: the largest).
 
     ``layers``, ``spectra``, ``perturbation``: concatenated per-layer tables (model_id, name,
-    depth_group, ...); ``perturbation`` may lack models (no test data): their values are NaN.
+    depth_group, ...); ``spectra`` and ``perturbation`` may lack models or be None (not
+    computed): their values are NaN.
     """
     keys = ["model_id", "name"]
     spectral = ["spectral_norm", "sigma_mean", "stable_rank_ratio", "effective_rank_ratio"]
-    merged = layers[[*keys, "depth_group", "n_nonsparse", "l1l2_ratio_sum", "hf_share_sum"]].merge(
-        spectra[[*keys, *spectral]], on=keys, how="left")
     perturbed = ["perturbation_ratio", "perturbation_ratio_random"]
-    if perturbation is not None and len(perturbation):
-        merged = merged.merge(perturbation[[*keys, *perturbed]], on=keys, how="left")
-    else:
-        for column in perturbed:
-            merged[column] = np.nan
+    merged = layers[[*keys, "depth_group", "n_nonsparse", "l1l2_ratio_sum", "hf_share_sum"]]
+    for table, columns in ((spectra, spectral), (perturbation, perturbed)):
+        if table is not None and len(table):
+            merged = merged.merge(table[[*keys, *columns]], on=keys, how="left")
+        else:  # none computed (config analysis.spectra off, or no test data)
+            merged = merged.assign(**{column: np.nan for column in columns})
     both = pd.concat([merged.assign(depth_group="all"), merged], ignore_index=True)
     rows = []
     for (model, group), part in both.groupby(["model_id", "depth_group"], sort=False):

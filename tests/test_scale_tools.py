@@ -1,0 +1,70 @@
+"""The scale run's report (tools/scale_report.py) and the in-memory comparison
+(tools/benchmark_in_memory.py) on tiny inputs the tests write."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import load_tool
+from filterlens.filterstore import FilterStoreWriter
+from filterlens.layertable import Layer
+
+
+def _store(path, n_rows: int, c_out: int = 4):
+    """A store of one layer of n_rows filters (c_in = n_rows / c_out)."""
+    layer = Layer(0, "conv0", 0, 0.0, n_rows // c_out, c_out, 1, 0, n_rows, False)
+    with FilterStoreWriter(path, n_rows, 1024, {"model_id": path.stem, "depth_method": "fx",
+                                                "max_conv_depth": 0}) as writer:
+        writer.write_layer(layer, np.random.default_rng(n_rows).standard_normal((n_rows, 9), dtype=np.float32))
+    return str(path)
+
+
+def _benchmark(folder, stage: str, job: str, seconds: float, rss: float):
+    (folder / stage).mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"s": seconds, "h:m:s": "0:00:00", "max_rss": rss, "max_vms": 0, "max_uss": 0, "max_pss": 0,
+                   "io_in": 0, "io_out": 0, "mean_load": 100, "cpu_time": seconds}]).to_csv(
+        folder / stage / f"{job}.tsv", sep="\t", index=False)
+
+
+def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_path):
+    report = load_tool("scale_report")
+    benchmarks = tmp_path / "benchmarks"
+    for job, seconds in (("small", 2.0), ("big", 6.0)):
+        _benchmark(benchmarks, "summarize", job, seconds, 300 + seconds)
+        _benchmark(benchmarks, "extract", job, 10 * seconds, 2000)
+    _benchmark(benchmarks, "pca_bases", "pca_bases", 1.5, 150)
+    floor = pd.DataFrame({"job": ["small", "big"], "floor_s": [0.5, 2.0], "n_filters": [10**6, 3 * 10**7]})
+    table = report.stage_table(report.job_table(benchmarks), floor, large=10**7).set_index("stage")
+    assert table.loc["summarize", ["jobs", "wall_s", "longest_job_s", "peak_rss_mb"]].tolist() == [2, 8.0, 6.0, 306.0]
+    assert table.loc["summarize", "x_read_floor"] == pytest.approx(8.0 / 2.5)
+    assert table.loc["summarize", "x_read_floor_10M"] == pytest.approx(6.0 / 2.0)  # the big store only
+    assert np.isnan(table.loc["extract", "x_read_floor"])  # extraction does not read stores
+    assert table.loc["merges, statistics, figures, tables", "jobs"] == 1
+    assert table.loc["read floor (decompress + sum)", "million_filters_per_s"] == pytest.approx(31 / 2.5)
+
+
+def test_read_floor_reads_every_store(tmp_path):
+    report = load_tool("scale_report")
+    stores = [_store(tmp_path / "a.zarr", 4096), _store(tmp_path / "b.zarr", 2048)]
+    floor = report.read_floor(stores, threads=2)
+    assert floor.job.tolist() == ["a", "b"] and floor.n_filters.tolist() == [4096, 2048]
+    assert (floor.floor_s > 0).all()
+
+
+def test_in_memory_loads_at_least_or_at_most_a_size_in_whole_stores(tmp_path):
+    tool = load_tool("benchmark_in_memory")
+    stores = [_store(tmp_path / f"{name}.zarr", n) for name, n in (("a", 4096), ("b", 8192), ("c", 2048))]
+    assert tool.load_layers(stores, 5000)[1] == 4096 + 8192  # at least
+    assert tool.load_layers(stores, -5000)[1] == 4096  # at most
+    assert tool.load_layers(stores, -100)[1] == 4096  # never less than one store
+    layers, total = tool.load_layers(stores, 10**9)
+    assert total == 14336 and [c_out for _, c_out in layers] == [4, 4, 4]
+
+
+def test_in_memory_run_measures_the_plain_reductions(tmp_path):
+    tool = load_tool("benchmark_in_memory")
+    stores = [_store(tmp_path / "a.zarr", 4096, c_out=64)]
+    row = tool.run_size(stores, 1)
+    assert row["n_filters"] == 4096 and row["peak_rss_mb"] > 0 and row["wall_s"] >= row["reduce_s"] > 0
