@@ -26,9 +26,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-# Per-model stages in workflow order, with the outputs whose disk use they account for.
+# Per-model stages in workflow order, with the outputs whose disk use they account for
+# (random_init's are temporary: logs/scale/disk.tsv has their peak).
 STAGES = {
-    "random_init": "data/models",
+    "random_init": None,
     "extract": "results/filters",
     "summarize": "results/summaries/*/layers.tsv results/summaries/*/moments.npz",
     "coefficient_range": "results/summaries/*/coefficient_range.tsv",
@@ -86,8 +87,7 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataF
         peak_rss_mb=("peak_rss_mb", "max"))
     order = [s for s in STAGES if s in table.index] + [s for s in table.index if s not in STAGES]
     table = table.loc[order].reset_index()
-    table["disk_gb"] = [disk_bytes(STAGES[s]) / 1e9 if s in STAGES and s != "random_init" else float("nan")
-                        for s in table.stage]
+    table["disk_gb"] = [disk_bytes(STAGES[s]) / 1e9 if STAGES.get(s) else float("nan") for s in table.stage]
     n_filters = floor.n_filters.sum()
     table["million_filters_per_s"] = [n_filters / w / 1e6 if s in STAGES else float("nan")
                                       for s, w in zip(table.stage, table.wall_s)]

@@ -49,10 +49,10 @@ def sparse_mask(rows: np.ndarray, layer_max_abs: float, peaks: np.ndarray | None
 
 
 def scale_filters(rows: np.ndarray, peaks: np.ndarray | None = None) -> np.ndarray:
-    """F / max|F| in float64; an all-zero filter stays as it is."""
-    rows = np.asarray(rows, dtype=np.float64)
-    peaks = row_peaks(rows) if peaks is None else np.asarray(peaks, dtype=np.float64)
-    return rows / np.where(peaks == 0, 1.0, peaks)[:, None]
+    """F / max|F| in float64, in one pass over ``rows``; an all-zero filter stays as it is."""
+    rows = np.asarray(rows)
+    peaks = np.asarray(row_peaks(rows) if peaks is None else peaks, dtype=np.float64)
+    return np.divide(rows, np.where(peaks == 0, 1.0, peaks)[:, None], dtype=np.float64)
 
 
 # --- §4 PCA from sufficient statistics -----------------------------------------------------

@@ -22,7 +22,7 @@ import pandas as pd
 from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
 from filterlens.metrics import (N_COMPONENTS, Basis, EqualBins, Moments, blocked_orthogonality, pca, row_peaks,
-                                sparse_mask, variance_entropy)
+                                scale_filters, sparse_mask, variance_entropy)
 from filterlens.filter_measures import filter_measure_sums
 from filterlens.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
 
@@ -66,12 +66,12 @@ class _Layout:
         """The piece's filters: peaks, sparse mask, and the non-sparse ones unscaled and scaled."""
         peaks, sparse, nonsparse, kept_peaks = self.nonsparse(x, layer_id)
         unscaled = nonsparse.astype(np.float64)
-        return _PieceFilters(peaks, sparse, unscaled, _scale(unscaled, kept_peaks))
+        return _PieceFilters(peaks, sparse, unscaled, scale_filters(unscaled, kept_peaks))
 
     def scaled_nonsparse(self, x: np.ndarray, layer_id: int) -> np.ndarray:
         """The non-sparse rows of ``x`` divided by their peaks, float64."""
         _, _, nonsparse, kept_peaks = self.nonsparse(x, layer_id)
-        return _scale(nonsparse, kept_peaks)
+        return scale_filters(nonsparse, kept_peaks)
 
 
 def _compact(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -80,12 +80,6 @@ def _compact(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(rows)
     items = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))[:, 0]
     return items[keep].view(rows.dtype).reshape(-1, rows.shape[1])
-
-
-def _scale(rows: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-    """F / max|F| in float64, in one pass. Non-sparse filters have peaks > max|W|/100 >= 0,
-    so no zero guard is needed."""
-    return np.divide(rows, peaks.astype(np.float64)[:, None], dtype=np.float64)
 
 
 @dataclass
