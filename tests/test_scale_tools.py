@@ -35,11 +35,13 @@ def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_pa
         _benchmark(benchmarks, "summarize", job, seconds, 300 + seconds)
         _benchmark(benchmarks, "extract", job, 10 * seconds, 2000)
     _benchmark(benchmarks, "pca_bases", "pca_bases", 1.5, 150)
-    floor = pd.DataFrame({"job": ["small", "big"], "floor_s": [0.5, 2.0], "n_filters": [10**6, 3 * 10**7]})
+    floor = pd.DataFrame({"job": ["small", "big"], "floor_s": [0.5, 2.0], "job_s": [1.5, 3.0],
+                          "n_filters": [10**6, 3 * 10**7]})
     table = report.stage_table(report.job_table(benchmarks), floor, large=10**7).set_index("stage")
     assert table.loc["summarize", ["jobs", "wall_s", "longest_job_s", "peak_rss_mb"]].tolist() == [2, 8.0, 6.0, 306.0]
     assert table.loc["summarize", "x_read_floor"] == pytest.approx(8.0 / 2.5)
     assert table.loc["summarize", "x_read_floor_10M"] == pytest.approx(6.0 / 2.0)  # the big store only
+    assert table.loc["summarize", "x_job_floor"] == pytest.approx(8.0 / 4.5)  # against read-only jobs
     assert np.isnan(table.loc["extract", "x_read_floor"])  # extraction does not read stores
     assert table.loc["merges, statistics, figures, tables", "jobs"] == 1
     assert table.loc["read floor (decompress + sum)", "million_filters_per_s"] == pytest.approx(31 / 2.5)
@@ -51,6 +53,7 @@ def test_read_floor_reads_every_store(tmp_path):
     floor = report.read_floor(stores, threads=2)
     assert floor.job.tolist() == ["a", "b"] and floor.n_filters.tolist() == [4096, 2048]
     assert (floor.floor_s > 0).all()
+    assert (floor.job_s > floor.floor_s).all()  # a job of its own also starts Python and imports
 
 
 def test_in_memory_loads_at_least_or_at_most_a_size_in_whole_stores(tmp_path):

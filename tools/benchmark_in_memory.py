@@ -51,7 +51,7 @@ def load_layers(stores: list[str], size: int) -> tuple[list[tuple[np.ndarray, in
 
 
 def run_size(stores: list[str], size: int) -> dict:
-    from benchmark_reductions import peak_rss_mb
+    from process_memory import peak_rss_mb
     from filterlens.plain import fit_pca, histograms, orthogonality, scaled_filters
 
     start = time.perf_counter()

@@ -5,10 +5,14 @@ against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...
 
 The read floor is measured here, on the run's own stores: decompress and sum each store
 with Dask (the same threads as the reduction jobs), in this one process. Each reduction job
-also starts a Python process and imports numpy, pandas, Dask and Zarr (~1.5 s), which weighs
-on small models: x_read_floor is over all jobs, x_read_floor_10M over the jobs of stores of
-at least 10M filters. Per-model stages run one job per model; their wall time is the sum over jobs (a 2-thread reduction job runs alone on 2 cores; the
-1-thread acquisition jobs run two at a time, so their elapsed time is about half the sum).
+also starts a Python process and imports numpy, pandas, Dask and Zarr (about a second), which
+weighs on small models: x_read_floor is over all jobs, x_read_floor_10M over the jobs of
+stores of at least 10M filters, and x_job_floor compares every job with a job that only reads:
+a fresh process per store that imports what the reduction jobs import, then decompresses and
+sums the store (timed from its start to its exit, as Snakemake times a job).
+Per-model stages run one job per model; their wall time is the sum over jobs (a 2-thread
+reduction job runs alone on 2 cores; the 1-thread acquisition jobs run two at a time, so
+their elapsed time is about half the sum).
 Writes results/benchmarks/scale.tsv and prints it with the run's elapsed time (tools/scale_run
 records start and end in logs/scale/) and its disk use (logs/scale/disk.tsv).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,21 +64,32 @@ def disk_bytes(patterns: str) -> int:
     return total
 
 
-def read_floor(stores: list[str], threads: int) -> pd.DataFrame:
-    """Per store (model): seconds to decompress and sum it, and its filters."""
+def read_store(path: str, threads: int) -> int:
+    """Decompress and sum the store at ``path`` with Dask; returns its filters."""
     import dask
     import dask.array as da
 
     from filterlens.filterstore import open_filter_store
+    import filterlens.streaming  # noqa: F401  (a read-only job imports what the reduction jobs import)
 
-    rows = []
+    store = open_filter_store(path)
     with dask.config.set(scheduler="threads", num_workers=threads):
-        for path in stores:
-            store = open_filter_store(path)
-            start = time.perf_counter()
-            da.from_zarr(store.filters).sum().compute()
-            rows.append({"job": Path(path).stem, "floor_s": time.perf_counter() - start,
-                         "n_filters": store.filters.shape[0]})
+        da.from_zarr(store.filters).sum().compute()
+    return store.filters.shape[0]
+
+
+def read_floor(stores: list[str], threads: int) -> pd.DataFrame:
+    """Per store (model): seconds to decompress and sum it in this process (floor_s) and as a
+    job of its own (job_s), and its filters."""
+    rows = []
+    for path in stores:
+        start = time.perf_counter()
+        n_filters = read_store(path, threads)
+        floor_s = time.perf_counter() - start
+        start = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--read-one", path, "--threads", str(threads)], check=True)
+        rows.append({"job": Path(path).stem, "floor_s": floor_s, "job_s": time.perf_counter() - start,
+                     "n_filters": n_filters})
     return pd.DataFrame(rows)
 
 
@@ -93,18 +109,22 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataF
                                       for s, w in zip(table.stage, table.wall_s)]
     big = floor[floor.n_filters >= large]
 
-    def ratio(stage: str, stores: pd.DataFrame) -> float:
+    def ratio(stage: str, stores: pd.DataFrame, floor_column: str) -> float:
         if stage not in READ_PASSES:
             return float("nan")
         timed = stores.merge(per_model[per_model.stage == stage], on="job")
-        return timed.wall_s.sum() / timed.floor_s.sum()
+        return timed.wall_s.sum() / timed[floor_column].sum()
 
-    table["x_read_floor"] = [ratio(s, floor) for s in table.stage]
-    table[f"x_read_floor_{large // 10**6}M"] = [ratio(s, big) for s in table.stage]
-    floor_row = {"stage": "read floor (decompress + sum)", "jobs": len(floor), "wall_s": floor.floor_s.sum(),
-                 "million_filters_per_s": n_filters / floor.floor_s.sum() / 1e6, "x_read_floor": 1.0,
-                 f"x_read_floor_{large // 10**6}M": 1.0}
-    return pd.concat([table, pd.DataFrame([floor_row])], ignore_index=True)
+    large_column = f"x_read_floor_{large // 10**6}M"
+    table["x_read_floor"] = [ratio(s, floor, "floor_s") for s in table.stage]
+    table[large_column] = [ratio(s, big, "floor_s") for s in table.stage]
+    table["x_job_floor"] = [ratio(s, floor, "job_s") for s in table.stage]
+    floor_rows = [
+        {"stage": "read floor (decompress + sum)", "jobs": len(floor), "wall_s": floor.floor_s.sum(),
+         "million_filters_per_s": n_filters / floor.floor_s.sum() / 1e6, "x_read_floor": 1.0, large_column: 1.0},
+        {"stage": "read-only jobs (start, import, decompress + sum)", "jobs": len(floor), "wall_s": floor.job_s.sum(),
+         "million_filters_per_s": n_filters / floor.job_s.sum() / 1e6, "x_job_floor": 1.0}]
+    return pd.concat([table, pd.DataFrame(floor_rows)], ignore_index=True)
 
 
 def run_facts(logs: Path) -> list[str]:
@@ -130,7 +150,11 @@ def main() -> None:
                         help="stores at least this large get their own x read floor column (process start-up "
                              "of ~1.5 s per job weighs on the small ones)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.tsv")
+    parser.add_argument("--read-one", help=argparse.SUPPRESS)  # the read-only job of one store
     args = parser.parse_args()
+    if args.read_one:
+        read_store(args.read_one, args.threads)
+        return
     stores = sorted(glob.glob(str(REPO / args.stores)))
     if not stores:
         sys.exit(f"scale_report: no stores match {args.stores}. Fix: run tools/scale_run (make scale) first.")
