@@ -25,8 +25,9 @@ from filterlens import acquire
 from filterlens.acquire import (AcquisitionError, LockMismatch, RobustBenchEntry, file_problem, load_robustbench,
                                 read_lock, robustbench_checkpoint, timm_checkpoint, verify_or_record, with_retries)
 from filterlens.architectures import build_architecture
-from filterlens.checkpoint import build_model, load_checkpoint, save_checkpoint, sha256_of
+from filterlens.checkpoint import build_model, load_checkpoint, save_checkpoint
 from filterlens.compat import import_robustbench
+from filterlens.hashing import sha256_of
 
 import_robustbench()
 import robustbench.utils  # noqa: E402

@@ -112,7 +112,7 @@ def test_chunk_size_changes_results_by_at_most_1e_12_relative(micro_run, small_c
 def test_the_run_records_what_produced_it(micro_run):
     import json
 
-    from filterlens.checkpoint import sha256_of
+    from filterlens.hashing import sha256_of
     from filterlens.provenance import KEY_PACKAGES
 
     record = json.loads((micro_run / "results" / "provenance" / "provenance.json").read_text())

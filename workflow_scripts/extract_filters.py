@@ -4,10 +4,11 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 import torch
 
-from filterlens.checkpoint import build_model, load_checkpoint, sha256_of
+from filterlens.checkpoint import build_model, load_checkpoint
 from filterlens.datasets import dataset_info
 from filterlens.extraction import iter_layer_rows, plan_extraction
 from filterlens.filterstore import FilterStoreWriter
+from filterlens.hashing import sha256_of
 from filterlens.scripting import rule_script
 
 with rule_script(snakemake) as log:

@@ -42,9 +42,10 @@ from torch import nn
 
 from filterlens.architectures import build_architecture
 from filterlens.atomic import atomic_output
-from filterlens.checkpoint import Checkpoint, sha256_of
+from filterlens.checkpoint import Checkpoint
 from filterlens.datasets import dataset_info
 from filterlens.failed_downloads import failed_download_problem
+from filterlens.hashing import sha256_of
 
 LOG = logging.getLogger("filterlens.acquire")
 T = TypeVar("T")

@@ -27,7 +27,6 @@ from torch import nn
 from filterlens.architectures import build_architecture
 from filterlens.atomic import atomic_output
 from filterlens.failed_downloads import failed_download_problem
-from filterlens.hashing import sha256_of  # noqa: F401  (part of this module's interface)
 
 FORMAT = "filterlens-checkpoint"
 FORMAT_VERSION = 1

@@ -22,7 +22,6 @@ from typing import Any, Iterable
 import pandas as pd
 
 from filterlens.atomic import atomic_output
-
 from filterlens.hashing import sha256_of
 
 KEY_PACKAGES = ("torch", "torchvision", "robustbench", "timm", "snakemake", "zarr", "dask", "numpy", "pandas",
