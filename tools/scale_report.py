@@ -147,8 +147,8 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, default=REPO / "logs" / "scale")
     parser.add_argument("--threads", type=int, default=2, help="the reduction jobs' threads")
     parser.add_argument("--large", type=int, default=10**7,
-                        help="stores at least this large get their own x read floor column (process start-up "
-                             "of ~1.5 s per job weighs on the small ones)")
+                        help="stores at least this large get their own x read floor column (each job's process "
+                             "start-up weighs on the small ones)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.tsv")
     parser.add_argument("--read-one", help=argparse.SUPPRESS)  # the read-only job of one store
     args = parser.parse_args()
