@@ -23,7 +23,7 @@ from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
 from filterlens.metrics import (N_COMPONENTS, Basis, EqualBins, Moments, blocked_orthogonality, pca, row_peaks,
                                 scale_filters, sparse_mask, variance_entropy)
-from filterlens.filter_measures import filter_measure_sums
+from filterlens.piece_summary import summarize_piece
 from filterlens.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
 
 # Rows per block in passes 2 and 3: their float64 temporaries (a few times 9 x 8192 x 8 bytes)
@@ -53,25 +53,14 @@ class _Layout:
         check_finite(x, self.store, piece.layer_id)
         return x
 
-    def nonsparse(self, x: np.ndarray, layer_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Peaks and sparse mask of the rows ``x``, and the non-sparse rows with their peaks."""
-        peaks = row_peaks(x)
-        sparse = sparse_mask(x, self.max_abs[layer_id], peaks)
-        if not sparse.any():
-            return peaks, sparse, x, peaks
-        keep = ~sparse
-        return peaks, sparse, _compact(x, keep), peaks[keep]
-
-    def split(self, x: np.ndarray, layer_id: int) -> "_PieceFilters":
-        """The piece's filters: peaks, sparse mask, and the non-sparse ones unscaled and scaled."""
-        peaks, sparse, nonsparse, kept_peaks = self.nonsparse(x, layer_id)
-        unscaled = nonsparse.astype(np.float64)
-        return _PieceFilters(peaks, sparse, unscaled, scale_filters(unscaled, kept_peaks))
-
     def scaled_nonsparse(self, x: np.ndarray, layer_id: int) -> np.ndarray:
         """The non-sparse rows of ``x`` divided by their peaks, float64."""
-        _, _, nonsparse, kept_peaks = self.nonsparse(x, layer_id)
-        return scale_filters(nonsparse, kept_peaks)
+        peaks = row_peaks(x)
+        sparse = sparse_mask(x, self.max_abs[layer_id], peaks)
+        if sparse.any():
+            keep = ~sparse
+            x, peaks = _compact(x, keep), peaks[keep]
+        return scale_filters(x, peaks)
 
 
 def _compact(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -80,14 +69,6 @@ def _compact(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(rows)
     items = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))[:, 0]
     return items[keep].view(rows.dtype).reshape(-1, rows.shape[1])
-
-
-@dataclass
-class _PieceFilters:
-    peaks: np.ndarray
-    sparse: np.ndarray
-    unscaled: np.ndarray  # non-sparse filters, float64
-    scaled: np.ndarray  # the same, divided by their peaks
 
 
 def _segments(store: FilterStore, max_rows: int) -> list[Segment]:
@@ -131,10 +112,8 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
     def task(rows: np.ndarray, segment: Segment):
         pieces = []
         for piece in segment.pieces:
-            x = layout.piece_rows(rows, segment, piece)
-            f = layout.split(x, piece.layer_id)
-            pieces.append((piece, len(x), int(f.sparse.sum()), float(f.peaks.max(initial=0.0)),
-                           Moments.of(f.unscaled), Moments.of(f.scaled), filter_measure_sums(f.unscaled)))
+            pieces.append((piece, summarize_piece(layout.piece_rows(rows, segment, piece),
+                                                  layout.max_abs[piece.layer_id])))
         grams = {lid: _layer_orthogonality(layout, lid, rows, layout.row_start[lid] - segment.start)
                  for lid in (segment.whole_layers if with_orthogonality else ())}
         return pieces, grams
@@ -150,14 +129,14 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
     measure_sums = np.zeros((n_layers, 2))  # L1/L2 ratio, high-frequency share
     ortho = np.full(n_layers, np.nan)
     for pieces, grams in results:  # segments and their pieces are in row order
-        for piece, n, n_sparse, peak, m_unscaled, m_scaled, sums in pieces:
+        for piece, s in pieces:
             lid = piece.layer_id
-            count[lid] += n
-            sparse[lid] += n_sparse
-            seen_max[lid] = max(seen_max[lid], peak)
-            unscaled[lid] = unscaled[lid] + m_unscaled
-            scaled[lid] = scaled[lid] + m_scaled
-            measure_sums[lid] += sums
+            count[lid] += s.n_filters
+            sparse[lid] += s.n_sparse
+            seen_max[lid] = max(seen_max[lid], s.peak)
+            unscaled[lid] = unscaled[lid] + s.unscaled
+            scaled[lid] = scaled[lid] + s.scaled
+            measure_sums[lid] += s.measure_sums
         for lid, value in grams.items():
             ortho[lid] = value
     for lid in range(n_layers) if with_orthogonality else ():
