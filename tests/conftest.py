@@ -1,4 +1,5 @@
-"""Shared test helpers: the repository, and running the real Snakefile in a directory."""
+"""Shared test helpers: the repository, running the real Snakefile in a directory, and small
+filter stores written through the real writer."""
 
 from __future__ import annotations
 
@@ -38,3 +39,24 @@ def load_tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None) -> Path:
+    """A filter store at ``path`` (model id: its stem) of the layers ``shapes`` ((c_in, c_out,
+    groups) each, at conv depth = position) holding ``rows`` (one (n, 9) array per layer)."""
+    import numpy as np
+
+    from filterlens.filterstore import FilterStoreWriter
+    from filterlens.layertable import Layer
+
+    names = names or [f"conv{index}" for index in range(len(shapes))]
+    layers, start = [], 0
+    for index, ((c_in, c_out, groups), weights) in enumerate(zip(shapes, rows)):
+        layers.append(Layer(index, names[index], index, index / max(len(shapes) - 1, 1), c_in, c_out, groups,
+                            start, start + len(weights), False))
+        start += len(weights)
+    attrs = {"model_id": Path(path).stem, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
+    with FilterStoreWriter(path, start, chunk_rows, attrs) as writer:
+        for layer, weights in zip(layers, rows):
+            writer.write_layer(layer, np.asarray(weights))
+    return path

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import zarr
 
+from conftest import write_filter_store
 from filterlens.filterstore import FilterStoreError, FilterStoreWriter, open_filter_store
 from filterlens.layertable import Layer
 
@@ -15,10 +16,7 @@ def _layers():
 
 
 def _write(path, rows, chunk_rows=8):
-    with FilterStoreWriter(path, len(rows), chunk_rows, {"model_id": "toy", "depth_method": "fx",
-                                                         "max_conv_depth": 1}) as writer:
-        for layer in _layers():
-            writer.write_layer(layer, rows[layer.row_start:layer.row_stop])
+    write_filter_store(path, [(3, 4, 1), (4, 5, 1)], [rows[:12], rows[12:32]], chunk_rows, ["a", "b"])
 
 
 @pytest.fixture

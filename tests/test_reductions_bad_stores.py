@@ -6,18 +6,13 @@ import numpy as np
 import pytest
 import zarr
 
-from filterlens.filterstore import FilterStoreError, FilterStoreWriter, open_filter_store
-from filterlens.layertable import Layer
+from conftest import REPO, run_snakemake, write_filter_store
+from filterlens.filterstore import FilterStoreError, open_filter_store
 from filterlens.reductions import summarize
-from conftest import REPO, run_snakemake
 
 
 def _store(path, rows):
-    layers = [Layer(0, "first_conv", 0, 0.0, 3, 8, 1, 0, 24, False), Layer(1, "second_conv", 1, 1.0, 8, 8, 1, 24, 88, False)]
-    with FilterStoreWriter(path, 88, 16, {"model_id": "toy", "max_conv_depth": 1}) as writer:
-        for layer in layers:
-            writer.write_layer(layer, rows[layer.row_start:layer.row_stop])
-    return path
+    return write_filter_store(path, [(3, 8, 1), (8, 8, 1)], [rows[:24], rows[24:88]], 16, ["first_conv", "second_conv"])
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from sklearn.decomposition import PCA
 
 from filterlens import metrics
 from filterlens.analysis import basis_sets, kl_tables, quality_by_depth, set_moments
-from filterlens.filterstore import FilterStoreWriter, open_filter_store
-from filterlens.layertable import Layer
+from conftest import write_filter_store
+from filterlens.filterstore import open_filter_store
 from filterlens.metrics import EMPTY_BIN, pca
 from filterlens.plain import fit_pca, scaled_filters, split_layer
 from filterlens.plain import orthogonality as plain_orthogonality
@@ -48,20 +48,6 @@ def _layer_weights(rng, c_in, c_out, groups, robust, index):
     return rows
 
 
-def _write_store(path, shapes, rows):
-    """A store of the layers ``shapes`` ((c_in, c_out, groups) each) with the given rows."""
-    layers, start = [], 0
-    for index, ((c_in, c_out, groups), weights) in enumerate(zip(shapes, rows)):
-        layers.append(Layer(index, f"conv{index}", index, index / max(len(shapes) - 1, 1), c_in, c_out, groups,
-                            start, start + len(weights), False))
-        start += len(weights)
-    attrs = {"model_id": path.stem, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
-    with FilterStoreWriter(path, start, CHUNK_ROWS, attrs) as writer:
-        for layer, weights in zip(layers, rows):
-            writer.write_layer(layer, weights)
-    return path
-
-
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """Per model: its store path and its layers' rows in memory."""
@@ -71,7 +57,7 @@ def zoo(tmp_path_factory):
     for model in SHEET.model_id:
         robust = bool(SHEET.loc[model, "robust"])
         rows = [_layer_weights(rng, *shape, robust, index) for index, shape in enumerate(SHAPES)]
-        result[model] = (_write_store(root / f"{model}.zarr", SHAPES, rows), rows)
+        result[model] = (write_filter_store(root / f"{model}.zarr", SHAPES, rows, CHUNK_ROWS), rows)
     return result
 
 
@@ -236,7 +222,7 @@ def wide_store(tmp_path_factory):
     orthonormal = np.linalg.qr(rng.standard_normal((32 * 9, 256)))[0].T.astype(np.float32)
     smooth = (rng.standard_normal((64 * 16, 9)) + 0.5).astype(np.float32)
     rows = [random, with_zeros.reshape(-1, 9), orthonormal.reshape(-1, 9), smooth]
-    return _write_store(tmp_path_factory.mktemp("wide") / "wide.zarr", WIDE_SHAPES, rows), rows
+    return write_filter_store(tmp_path_factory.mktemp("wide") / "wide.zarr", WIDE_SHAPES, rows, CHUNK_ROWS), rows
 
 
 def test_float32_gram_orthogonality_is_within_1e_7_and_bitwise_reproducible(wide_store, gram_blocks):

@@ -7,18 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import load_tool
-from filterlens.filterstore import FilterStoreWriter
-from filterlens.layertable import Layer
+from conftest import load_tool, write_filter_store
 
 
 def _store(path, n_rows: int, c_out: int = 4):
     """A store of one layer of n_rows filters (c_in = n_rows / c_out)."""
-    layer = Layer(0, "conv0", 0, 0.0, n_rows // c_out, c_out, 1, 0, n_rows, False)
-    with FilterStoreWriter(path, n_rows, 1024, {"model_id": path.stem, "depth_method": "fx",
-                                                "max_conv_depth": 0}) as writer:
-        writer.write_layer(layer, np.random.default_rng(n_rows).standard_normal((n_rows, 9), dtype=np.float32))
-    return str(path)
+    rows = np.random.default_rng(n_rows).standard_normal((n_rows, 9), dtype=np.float32)
+    return str(write_filter_store(path, [(n_rows // c_out, c_out, 1)], [rows], 1024))
 
 
 def _benchmark(folder, stage: str, job: str, seconds: float, rss: float):
