@@ -23,7 +23,6 @@ from filterlens.depthgroups import depth_group
 from filterlens.filterstore import FilterStore, FilterStoreError
 from filterlens.metrics import (N_COMPONENTS, Basis, EqualBins, Moments, blocked_orthogonality, pca, row_peaks,
                                 scale_filters, sparse_mask, variance_entropy)
-from filterlens.piece_summary import summarize_piece
 from filterlens.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
 
 # Rows per block in passes 2 and 3: their float64 temporaries (a few times 9 x 8192 x 8 bytes)
@@ -107,6 +106,10 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
     ``with_orthogonality=False`` leaves that column NaN (the benchmark uses it to show the
     cost of the one compute-bound metric apart from the streaming).
     """
+    # Imported here, not with the module: numba costs every process that imports it about
+    # 0.4 s and 150 MB, and only pass 1 uses it (passes 2 and 3 and the merges import this module).
+    from filterlens.piece_summary import summarize_piece
+
     layout = _Layout.of(store)
 
     def task(rows: np.ndarray, segment: Segment):
