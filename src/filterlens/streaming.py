@@ -22,10 +22,16 @@ from threadpoolctl import threadpool_limits
 
 from filterlens.filterstore import FilterStore, FilterStoreError
 
-# Bytes held per filter row while a task works on it: the float32 row (36) and about four
-# float64 temporaries of it (abs, scaled, centred, coefficients: 4 x 72).
-BYTES_PER_ROW_IN_FLIGHT = 36 + 4 * 72
-BASELINE_MB = 400  # interpreter, numpy, zarr, dask, the layer table
+# Bytes held per filter row of a segment while a task works on it: the float32 row (36) and, in
+# pass 1, orthogonality's unit rows of a whole layer (72 in float64, below 256 channels). Every
+# other temporary is per piece (within one store chunk) or per block of rows: bounded by the
+# chunk, not by the segment.
+BYTES_PER_ROW_IN_FLIGHT = 36 + 72
+BASELINE_MB = 400  # interpreter, numpy, zarr, dask, numba, the layer table
+# Whole layers are grouped into segments of about this many rows, fewer than memory allows, so
+# that a store is enough tasks to keep every thread busy to its end. A layer is split only
+# where memory requires it: a split layer's orthogonality reads it from the store again.
+GROUP_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,16 @@ def rows_per_segment(mem_mb: int, threads: int) -> int:
     return max(4096, int(budget // (max(threads, 1) * BYTES_PER_ROW_IN_FLIGHT)))
 
 
-def plan_segments(layers: pd.DataFrame, chunk_rows: int, max_rows: int) -> list[Segment]:
-    """Group whole layers into segments of at most ``max_rows`` rows (a larger layer is split
-    at store-chunk boundaries), and cut each segment into pieces at chunk boundaries."""
+def plan_segments(layers: pd.DataFrame, chunk_rows: int, max_rows: int,
+                  group_rows: int = GROUP_ROWS) -> list[Segment]:
+    """Group whole layers into segments of at most ``min(max_rows, group_rows)`` rows (a layer
+    larger than that is a segment of its own; one larger than ``max_rows`` is split at
+    store-chunk boundaries), and cut each segment into pieces at chunk boundaries."""
+    group_limit = min(max_rows, group_rows)
     spans: list[tuple[int, int]] = []  # segment row ranges
     start = stop = None
     for layer in layers.itertuples():
-        if stop is not None and layer.row_stop - start > max_rows:
+        if stop is not None and layer.row_stop - start > group_limit:
             spans.append((start, stop))
             start = None
         if start is None:
