@@ -145,7 +145,17 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
                                                          "high": max(float(hi.max()) for _, hi in low_high)}))
     wall = time.perf_counter() - start
     return {"pass": name, "wall_s": wall, "rows": rows, "peak_rss_mb": peak_rss_mb(),
-            "gram_gflop": gram_gflop(stores) if name == "summary" else float("nan")}
+            "gram_gflop": gram_gflop(stores) if name == "summary" else float("nan"), "blas": blas_kernel()}
+
+
+def blas_kernel() -> str:
+    """The BLAS this process runs and its kernel set: OpenBLAS picks one for the CPU unless
+    OPENBLAS_CORETYPE names one, and the orthogonality Gram's speed follows it."""
+    from threadpoolctl import threadpool_info
+
+    found = [f"{i['internal_api']} {i.get('architecture') or ''}".strip() for i in threadpool_info()
+             if i["user_api"] == "blas"]
+    return ", ".join(dict.fromkeys(found)) or "none"
 
 
 def gram_gflop(stores: list[str]) -> float:
@@ -219,7 +229,7 @@ def report(results: list[dict], out: Path) -> None:
     order = PASSES[:PASSES.index("summary") + 1] + ["orthogonality"] + PASSES[PASSES.index("summary") + 1:]
     table = table.sort_values(["size", "pass"], key=lambda c: c.map(order.index) if c.name == "pass" else c)
     table = table[["size", "n_models", "n_filters", "pass", "wall_s", "million_filters_per_s", "ratio_to_floor",
-                   "peak_rss_mb", "gflop_per_s"]]
+                   "peak_rss_mb", "gflop_per_s", "blas"]]
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "reductions.tsv", sep="\t", index=False, float_format="%.4g")
     print()
@@ -227,7 +237,8 @@ def report(results: list[dict], out: Path) -> None:
     passes = table[~table["pass"].isin(["read_floor", "merge", "summary", "orthogonality"])]
     sizes = sorted(table["size"].unique())
     rss = table.groupby("size").peak_rss_mb.max()
-    print("\ntargets:")
+    print(f"\nBLAS: {', '.join(table.blas.dropna().unique())}")
+    print("targets:")
     print(f"  every streaming pass within 2x the read floor: worst {passes.ratio_to_floor.max():.2f}x "
           f"({passes.loc[passes.ratio_to_floor.idxmax(), 'pass']})")
     full = table[table["pass"] == "summary"]
