@@ -196,7 +196,7 @@ def test_one_figure_rebuilds_in_seconds(micro_run):
                            str(figure.relative_to(micro_run)))
     elapsed = time.monotonic() - start
     assert figure.exists() and _count_finished(result) == 1
-    assert elapsed < 60, f"{elapsed:.1f} s"  # about 5 s on 2 shared cores; generous against load
+    assert elapsed < 60, f"{elapsed:.1f} s"  # generous against a loaded machine
 
 
 def _count_finished(result) -> int:

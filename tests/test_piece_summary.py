@@ -1,4 +1,4 @@
-"""The compiled pass-1 kernel against the numpy definitions it replaces in the streamed pass."""
+"""The compiled pass-1 kernel against the numpy definitions it implements for the streamed pass."""
 
 import numpy as np
 import pytest

@@ -387,7 +387,7 @@ def test_a_failing_job_is_reported_as_failed_with_a_nonzero_exit(slurm_cluster, 
     sheet.write_text("\n".join([header, *rows, "\t".join(row[c] for c in columns)]) + "\n")
 
     # In the finished run's directory: the dataset exists, so only the failing job runs; without
-    # the profile's retry, which would only run the same failure again (20-40 s more).
+    # the profile's retry, which would only run the same failure again.
     started = time.monotonic()
     result = run_with_profile(workdir, "data/models/micro_bad_depth.pt", "--retries", "0",
                               "--configfile", str(MICRO_CONFIG), "--config", f"sheet={sheet}")

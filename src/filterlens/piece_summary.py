@@ -2,11 +2,10 @@
 
 The same definitions as the numpy functions of :mod:`filterlens.metrics` and
 :mod:`filterlens.filter_measures` (row_peaks, sparse_mask, scale_filters, Moments.of,
-filter_measure_sums), which stay the reference the tests compare with. Written as those,
-a piece took about ten passes over float64 temporaries and held the GIL between the numpy
-calls, so a second Dask thread gained little (measured on this project's 2-core machine:
-81-120 ns per filter on one thread, 70-81 on two); this kernel reads each float32 row once,
-releases the GIL and takes about 18 ns per filter on one thread (see _summarize_rows).
+filter_measure_sums), which stay the reference the tests compare with. Through those, a
+piece takes about ten passes over float64 temporaries and holds the GIL between the numpy
+calls, so a second Dask thread gains little; this kernel reads each float32 row once and
+releases the GIL (per-filter costs of both: docs/benchmarks.md).
 
 Every piece is summed in float64, by one thread, in blocks that start at the piece's start:
 the results are the same bits whatever the segmenting or the number of threads. The scaled
@@ -64,8 +63,7 @@ def _summarize_rows(rows, sparse_at_most, sums, grams, measure_sums):  # pragma:
 
     Row by row, a block's non-sparse filters are found and written one component per buffer
     row; then the block's sums and Gram entries are sums along those buffer rows, which
-    vectorise. (Row by row, the 90 Gram entries were scalar updates: 56 ns per filter on one
-    thread, against about 17.)"""
+    vectorise (row by row, the 90 Gram entries would be scalar updates)."""
     d = N_COMPONENTS
     v = np.empty(d)
     unscaled = np.empty((d, BLOCK_ROWS))

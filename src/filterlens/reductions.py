@@ -106,8 +106,8 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
     ``with_orthogonality=False`` leaves that column NaN (the benchmark uses it to show the
     cost of the one compute-bound metric apart from the streaming).
     """
-    # Imported here, not with the module: numba costs every process that imports it about
-    # 0.4 s and 150 MB, and only pass 1 uses it (passes 2 and 3 and the merges import this module).
+    # Imported here, not with the module: importing numba costs every process time and memory
+    # (docs/benchmarks.md), and only pass 1 uses it (passes 2 and 3 and the merges import this module).
     from filterlens.piece_summary import summarize_piece
 
     layout = _Layout.of(store)
