@@ -160,7 +160,7 @@ DENSITY_DISTRIBUTIONS = pytest.mark.xfail(
 def _assert_close(actual, expected, what: str) -> None:
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    assert np.array_equal(np.isnan(actual), np.isnan(expected)), f"{what}: NaN where the oracle has none\n{actual}\n{expected}"
+    assert np.array_equal(np.isnan(actual), np.isnan(expected)), f"{what}: NaNs differ\n{actual}\n{expected}"
     ok = ~np.isnan(expected)
     np.testing.assert_allclose(actual[ok], expected[ok], rtol=RTOL, atol=1e-13, err_msg=what)
 
