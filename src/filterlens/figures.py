@@ -95,6 +95,26 @@ def coefficient_distributions(pairs: pd.DataFrame, histograms: Mapping[str, np.n
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
+# --- Fig. 7: layer quality over the pairings ------------------------------------------------
+
+def quality_over_pairings(quality: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 7's boxes as the authors drew them: one entry per robust/normal pairing, training
+    and depth group. Per dataset, the robust box holds the robust model of each pairing and the
+    normal box its counterpart, so a normal model paired with k robust models counts k times;
+    models in no pairing are left out. ``quality`` is the per-model table of
+    :func:`filterlens.analysis.quality_by_depth` (model_id, depth_group, metrics); the result
+    has its columns, with ``dataset`` and ``robust`` taken from the pairing, plus ``pair``
+    (the pairing's position in ``pairs``) and ``training`` ('robust' or 'normal')."""
+    entries = [{"pair": i, "dataset": p.dataset, "training": training, "model_id": model}
+               for i, p in enumerate(pairs.itertuples()) for training, model in (("robust", p.robust),
+                                                                                 ("normal", p.normal))]
+    columns = [c for c in quality.columns if c not in ("dataset", "robust")]
+    slots = pd.DataFrame(entries, columns=["pair", "dataset", "training", "model_id"])
+    table = slots.merge(quality[columns], on="model_id", how="inner", validate="many_to_many")
+    table.insert(3, "robust", table.training == "robust")
+    return table.sort_values(["pair", "training", "depth_group"], kind="stable").reset_index(drop=True)
+
+
 # --- tables --------------------------------------------------------------------------------
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:
