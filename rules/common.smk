@@ -36,7 +36,8 @@ validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)
 PAIRS = pairs(SHEET)
-# Models in a robust/normal pair: the "full" basis, the coefficient range and KL use these.
+# Models in a robust/normal pair: the "full" basis, the histograms and KL use these (the
+# coefficient range runs over every model of the sheet).
 PAIRED_MODELS = [m for m in MODELS if m in set(PAIRS.robust) | set(PAIRS.normal)]
 
 

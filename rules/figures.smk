@@ -231,6 +231,7 @@ rule fig7_layer_quality:
     input:
         quality="results/analysis/quality_by_depth.tsv",
         stats="results/analysis/stats_quality.tsv",
+        sheet=SHEET_PATH,
     output:
         pdf="results/figures/fig7_layer_quality.pdf",
         png=report(

@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import REPO, run_snakemake
 from filterlens.figures import (FigureConfigError, activation_inputs, coefficient_distributions, paper_comparison,
-                                resolve_pair, sample_indices, to_latex, zoo_summary)
+                                quality_over_pairings, resolve_pair, sample_indices, to_latex, zoo_summary)
 from filterlens.plotting import dataset_order, symmetric_norm, tile_mosaic
 from filterlens.sheet import pairs, read_sheet
 
@@ -256,6 +256,21 @@ def test_coefficient_distributions_count_a_shared_counterpart_once():
     normal = table[(table.training == "normal") & (table.component == 1)]
     assert robust["count"].tolist() == [6, 6, 6, 6] and normal["count"].tolist() == [2, 2, 2, 2]
     assert robust.bin_left.tolist() == [-1.0, -0.5, 0.0, 0.5] and normal.probability.tolist() == [0.25] * 4
+
+
+def test_fig7_boxes_count_a_shared_counterpart_once_per_pairing():
+    zoo_pairs = pd.DataFrame({"robust": ["r1", "r2", "r3"], "normal": ["n", "n", "m"], "dataset": ["d"] * 3})
+    models = ["r1", "r2", "r3", "n", "m", "unpaired"]
+    quality = pd.DataFrame({"model_id": np.repeat(models, 2), "dataset": "d", "robust": False,
+                            "depth_group": ["all", "first"] * len(models), "sparsity": np.arange(12) / 10})
+    table = quality_over_pairings(quality, zoo_pairs)
+    first = table[table.depth_group == "first"]
+    normal = first[first.training == "normal"]
+    assert normal.model_id.tolist() == ["n", "n", "m"] and normal.pair.tolist() == [0, 1, 2]
+    assert normal.sparsity.tolist() == pytest.approx([0.7, 0.7, 0.9])
+    assert first[first.training == "robust"].model_id.tolist() == ["r1", "r2", "r3"]
+    assert "unpaired" not in set(table.model_id) and len(table) == 12
+    assert table.robust.tolist() == (table.training == "robust").tolist()
 
 
 def test_paper_comparison_is_nan_where_this_run_lacks_the_dataset():

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from filterlens.metrics import N_COMPONENTS, bin_edges
+from filterlens.metrics import N_COMPONENTS, distribution, histogram_edges
 
 
 class FigureConfigError(ValueError):
@@ -67,8 +67,10 @@ def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
 def coefficient_distributions(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], low: float,
                               high: float) -> pd.DataFrame:
     """Per dataset and training (unique pooling: each distinct model once), per component and
-    bin: counts summed over all layers of the models, and probability = count / total count of
-    the component (NaN when the component has no coefficient).
+    bin: counts summed over all layers of the models; probability = count / total count of
+    the component (NaN when the component has no coefficient); and distribution, the
+    component's histogram as the KL compares it (:func:`filterlens.metrics.distribution`:
+    densities with empty bins at float32 eps, normalised to sum 1).
 
     ``histograms`` maps model id to its counts (n_layers, 9, bins) over [low, high].
     """
@@ -78,17 +80,39 @@ def coefficient_distributions(pairs: pd.DataFrame, histograms: Mapping[str, np.n
             models = list(dict.fromkeys(models))
             counts = sum(histograms[m].sum(axis=0) for m in models)  # (9, bins)
             bins = counts.shape[1]
-            edges = bin_edges(low, high, bins)
+            edges = histogram_edges(low, high, bins)
             totals = counts.sum(axis=1)
+            compared = distribution(counts, edges)
             for c in range(N_COMPONENTS):
                 probability = counts[c] / totals[c] if totals[c] else np.full(bins, np.nan)
                 rows.append(pd.DataFrame({
                     "dataset": dataset, "training": training, "component": c + 1, "bin": np.arange(bins),
                     "bin_left": edges[:-1], "bin_right": edges[1:], "count": counts[c].astype(np.int64),
-                    "probability": probability,
+                    "probability": probability, "distribution": compared[c],
                 }))
-    columns = ["dataset", "training", "component", "bin", "bin_left", "bin_right", "count", "probability"]
+    columns = ["dataset", "training", "component", "bin", "bin_left", "bin_right", "count", "probability",
+               "distribution"]
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
+
+
+# --- Fig. 7: layer quality over the pairings ------------------------------------------------
+
+def quality_over_pairings(quality: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 7's boxes as the authors drew them: one entry per robust/normal pairing, training
+    and depth group. Per dataset, the robust box holds the robust model of each pairing and the
+    normal box its counterpart, so a normal model paired with k robust models counts k times;
+    models in no pairing are left out. ``quality`` is the per-model table of
+    :func:`filterlens.analysis.quality_by_depth` (model_id, depth_group, metrics); the result
+    has its columns, with ``dataset`` and ``robust`` taken from the pairing, plus ``pair``
+    (the pairing's position in ``pairs``) and ``training`` ('robust' or 'normal')."""
+    entries = [{"pair": i, "dataset": p.dataset, "training": training, "model_id": model}
+               for i, p in enumerate(pairs.itertuples()) for training, model in (("robust", p.robust),
+                                                                                 ("normal", p.normal))]
+    columns = [c for c in quality.columns if c not in ("dataset", "robust")]
+    slots = pd.DataFrame(entries, columns=["pair", "dataset", "training", "model_id"])
+    table = slots.merge(quality[columns], on="model_id", how="inner", validate="many_to_many")
+    table.insert(3, "robust", table.training == "robust")
+    return table.sort_values(["pair", "training", "depth_group"], kind="stable").reset_index(drop=True)
 
 
 # --- tables --------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
    9x9 Gram, float64) of the non-sparse filters scaled and unscaled, variance entropy of
    both, orthogonality; and (METHOD §7) sums over the non-sparse filters of their L1/L2
    sparsity ratio and high-frequency share, with their means (columns at the end).
-2. :func:`coefficient_range` — min and max of the coefficients of the scaled non-sparse
-   filters on a basis (the global range is the min/max over models).
+2. :func:`coefficient_range` — min and max of the coefficients of all scaled filters,
+   sparse ones included, on a basis (the global range is the min/max over every model of
+   the sheet and all components, as the authors' range over their whole database).
 3. :func:`coefficient_histograms` — per layer and component, counts in equal bins over a
    given range.
 
@@ -205,25 +206,30 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) ->
 
 # --- passes 2 and 3: coefficients ---------------------------------------------------------
 
-def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment: Segment, piece: Piece):
-    """Coefficients (9, m) of the piece's scaled non-sparse filters on ``basis``, one component
-    per row, block by block."""
+def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment: Segment, piece: Piece,
+                        with_sparse: bool = False):
+    """Coefficients (9, m) of the piece's scaled non-sparse filters (``with_sparse``: of all its
+    scaled filters) on ``basis``, one component per row, block by block."""
     x = layout.piece_rows(rows, segment, piece)
     for start in range(0, len(x), COEFFICIENT_BLOCK_ROWS):
-        scaled = layout.scaled_nonsparse(x[start:start + COEFFICIENT_BLOCK_ROWS], piece.layer_id)
+        block = x[start:start + COEFFICIENT_BLOCK_ROWS]
+        scaled = scale_filters(block) if with_sparse else layout.scaled_nonsparse(block, piece.layer_id)
         if len(scaled):
             yield basis.project(scaled)
 
 
 def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 2. Per component min and max of the coefficients of the scaled non-sparse filters."""
+    """Pass 2. Per component min and max of the coefficients on ``basis`` of all the model's
+    scaled filters F / max|F| (an all-zero filter stays zero), sparse ones included: the
+    authors' range is over every scaled filter of their database (METHOD §4), while the
+    histograms (pass 3) count the non-sparse ones only. (inf, -inf) for a model with no filter."""
     layout = _Layout.of(store)
 
     def task(rows: np.ndarray, segment: Segment):
         low = np.full(N_COMPONENTS, np.inf)
         high = np.full(N_COMPONENTS, -np.inf)
         for piece in segment.pieces:
-            for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece):
+            for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece, with_sparse=True):
                 np.minimum(low, coefficients.min(axis=1), out=low)
                 np.maximum(high, coefficients.max(axis=1), out=high)
         return low, high
