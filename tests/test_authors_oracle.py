@@ -24,7 +24,8 @@ from filterlens.compat import import_robustbench
 from filterlens.depthgroups import DEPTH_GROUPS, depth_group
 from filterlens.extraction import iter_layer_rows, plan_extraction
 from filterlens.filterstore import FilterStoreWriter, open_filter_store
-from filterlens.metrics import pca
+from filterlens.figures import quality_over_pairings
+from filterlens.metrics import histogram_edges, pca
 from filterlens.reductions import coefficient_histograms, coefficient_range, summarize
 
 import_robustbench()
@@ -141,20 +142,19 @@ def workflow(models, tmp_path_factory):
     histograms = {m: coefficient_histograms(stores[m], bases["full"], low, high, oracle.BINS, 1, MAX_ROWS)
                   for m in paired}
     by_dataset, by_depth, components = kl_tables(PAIRS, histograms, {m: tables[m] for m in paired},
-                                                 bases["full"].ratio)
+                                                 bases["full"].ratio, histogram_edges(low, high, oracle.BINS))
     layers = pd.concat(tables.values(), ignore_index=True)
-    return {"stores": stores, "tables": tables, "bases": bases, "range": (low, high), "kl": by_dataset,
+    result = {"stores": stores, "tables": tables, "bases": bases, "range": (low, high), "kl": by_dataset,
             "kl_by_depth": by_depth, "components": components, "layers": layers,
             "quality_by_depth": quality_by_depth(layers, SHEET), "sparse_shares": sparse_shares(layers, SHEET)}
+    result["boxes"] = quality_over_pairings(result["quality_by_depth"], PAIRS)
+    return result
 
 
 # Definitions of docs/method.md that src/filterlens does not compute yet: the tests that need
 # them are expected to fail (strict: they report when they start to pass).
 GRAPH_LEVEL_DEPTH = pytest.mark.xfail(
     strict=True, reason="filterlens.convgraph counts convs on the longest path; method.md §2 ranks graph levels")
-DENSITY_DISTRIBUTIONS = pytest.mark.xfail(
-    strict=True, reason="filterlens takes the range over non-sparse filters and eps on probabilities; "
-                        "method.md §4 takes all scaled filters and eps on densities")
 
 
 def _assert_close(actual, expected, what: str) -> None:
@@ -207,12 +207,10 @@ def test_bases_equal_scikit_learn_pca(workflow, authors, name):
     _assert_close(ours.ratio, theirs.explained_variance_ratio_, f"{name}: ratio")
 
 
-@DENSITY_DISTRIBUTIONS
 def test_histogram_range_is_that_of_every_scaled_filter_of_every_model(workflow, authors):
     _assert_close(workflow["range"], authors["range"], "coefficient range")
 
 
-@DENSITY_DISTRIBUTIONS
 @pytest.mark.parametrize("pooling", ["unique", "paired"])
 def test_kl_by_dataset(workflow, authors, pooling):
     ours = workflow["kl"][workflow["kl"].pooling == pooling].set_index("dataset")
@@ -227,9 +225,7 @@ def test_kl_by_dataset(workflow, authors, pooling):
         _assert_close(mine, theirs.loc[dataset, "components"], f"KL {pooling} {dataset} per component")
 
 
-@GRAPH_LEVEL_DEPTH
-@DENSITY_DISTRIBUTIONS
-@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+@pytest.mark.parametrize("dataset", ["cifar10", pytest.param("cifar100", marks=GRAPH_LEVEL_DEPTH)])
 def test_kl_by_depth(workflow, authors, dataset):
     ours = workflow["kl_by_depth"][workflow["kl_by_depth"].dataset == dataset].set_index("depth_group")
     theirs = authors["kl_by_depth"][authors["kl_by_depth"].dataset == dataset].set_index("depth_group")
@@ -274,14 +270,14 @@ def test_quality_by_depth_and_fig7_boxes_over_the_pairings(workflow, authors):
     assert list(ours.index) == list(theirs.index)
     for metric in METRICS:
         _assert_close(ours[metric], theirs[metric], f"{metric} by depth group")
-    # Fig. 7: a normal model counts once per pairing it serves.
-    boxes = authors["boxes"]
-    for (dataset, training, group), part in boxes.groupby(["dataset", "training", "depth_group"]):
-        models = PAIRS[PAIRS.dataset == dataset][training]
-        for metric in METRICS:
-            expected = np.sort(part[metric].to_numpy())
-            actual = np.sort(ours[metric].loc[[(m, group) for m in models]].to_numpy())
-            _assert_close(actual, expected, f"Fig. 7 box {dataset} {training} {group} {metric}")
+    # Fig. 7 (figures.quality_over_pairings): a normal model counts once per pairing it serves.
+    boxes = workflow["boxes"].set_index(["pair", "training", "depth_group"]).sort_index()
+    expected = authors["boxes"].set_index(["pair", "training", "depth_group"]).sort_index()
+    assert list(boxes.index) == list(expected.index)
+    assert list(boxes.model_id) == list(expected.model)
+    assert (boxes.dataset == expected.dataset).all()
+    for metric in METRICS:
+        _assert_close(boxes[metric], expected[metric], f"Fig. 7 boxes {metric}")
 
 
 # --- deciles: integer arithmetic against pd.cut on conv_depth / max ----------------------------------
