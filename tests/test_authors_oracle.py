@@ -154,7 +154,7 @@ def workflow(models, tmp_path_factory):
 # Definitions of docs/method.md that src/filterlens does not compute yet: the tests that need
 # them are expected to fail (strict: they report when they start to pass).
 GRAPH_LEVEL_DEPTH = pytest.mark.xfail(
-    strict=True, reason="filterlens.convgraph counts convs on the longest path; method.md §2 ranks graph levels")
+    strict=True, reason="filterlens.convgraph counts convs on the longest path; docs/method.md §2 ranks graph levels")
 
 
 def _assert_close(actual, expected, what: str) -> None:
