@@ -1,4 +1,4 @@
-# Every figure and table of the paper (METHOD 6), one rule each, from the small analysis
+# Every figure and table of the paper (docs/method.md §6), one rule each, from the small analysis
 # tables; `snakemake results/figures/<name>.pdf` builds one figure and only what it needs.
 # A figure's settings (config `figures:`) are its rule's params, so changing one reruns that
 # figure alone. PNGs and HTML tables go into `snakemake --report`, PDFs and LaTeX into papers.

@@ -1,4 +1,4 @@
-"""Known answers for every metric of METHOD §3-§5, degenerate cases included."""
+"""Known answers for every metric of docs/method.md §3-§5, degenerate cases included."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The paper's 71 robust models, built on the meta device: their 3x3 filter counts (METHOD §1)."""
+"""The paper's 71 robust models, built on the meta device: their 3x3 filter counts (docs/method.md §1)."""
 
 import csv
 from collections import Counter

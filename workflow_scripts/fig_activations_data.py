@@ -1,5 +1,5 @@
 """Rule fig6_activations_data: Fig. 6's data, the first-layer activations ReLU(conv1(x)) of the
-pair's robust model for one clean test image and its L-inf PGD version (METHOD 6)."""
+pair's robust model for one clean test image and its L-inf PGD version (docs/method.md §6)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 

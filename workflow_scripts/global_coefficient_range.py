@@ -1,5 +1,5 @@
 """Rule global_coefficient_range: the one shared histogram range, min and max over every model of
-the sheet, all components and all scaled filters, sparse ones included (METHOD §4)."""
+the sheet, all components and all scaled filters, sparse ones included (docs/method.md §4)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 

@@ -1,4 +1,4 @@
-"""Merged analyses over many models, from their small per-model summaries (METHOD §4-§5).
+"""Merged analyses over many models, from their small per-model summaries (docs/method.md §4-§5).
 
 Nothing here reads filters: PCA of any set is a sum of per-layer moments, KL of any pooling
 is a sum of per-layer histogram counts, quality by depth is a weighted mean of layer rows.
@@ -14,7 +14,7 @@ import pandas as pd
 from filterlens.depthgroups import DEPTH_GROUPS
 from filterlens.metrics import N_COMPONENTS, Basis, Moments, pca, weighted_kl
 
-POOLINGS = ("unique", "paired")  # METHOD §4: unique is the paper's text and the default
+POOLINGS = ("unique", "paired")  # docs/method.md §4: unique is the paper's text and the default
 
 
 # --- sets of models ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The paper's recipe for the normal CIFAR counterparts (METHOD 1), with checkpoint/resume.
+"""The paper's recipe for the normal CIFAR counterparts (docs/method.md §1), with checkpoint/resume.
 
 Recipe: SGD with Nesterov momentum 0.9, lr 0.01, weight decay 0.01, batch 256, 125 epochs,
 lr x0.1 every 30 epochs (``StepLR``, stepped per epoch), fp32 (no mixed precision),

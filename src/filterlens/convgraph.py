@@ -1,4 +1,4 @@
-"""Which convolutions a model's forward pass executes, and their depth (METHOD §2).
+"""Which convolutions a model's forward pass executes, and their depth (docs/method.md §2).
 
 Depth counts convolutions of every kernel size: a conv's depth is the number of convs on the
 longest path from the input to it in the traced forward graph, so convs on the same level

@@ -1,4 +1,4 @@
-"""Turn a model into its 3x3 filter rows and the layer table (METHOD §2).
+"""Turn a model into its 3x3 filter rows and the layer table (docs/method.md §2).
 
 A layer is an executed ``Conv2d`` with a 3x3 kernel; its weight (c_out, c_in/groups, 3, 3)
 becomes c_out * c_in/groups rows of 9 values, row-major. Rows of consecutive layers are

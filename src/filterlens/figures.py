@@ -1,4 +1,4 @@
-"""Pure data shaping for the paper's figures and tables (METHOD §6): small tables in, small
+"""Pure data shaping for the paper's figures and tables (docs/method.md §6): small tables in, small
 tables out; the rule scripts read and write the files and draw.
 """
 

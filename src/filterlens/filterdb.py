@@ -6,7 +6,7 @@ and layer (the authors' scripts: ``h5py.File("dataset.h5")["filters"]`` and
 ``pandas.read_hdf("dataset.h5", "meta")``):
 
 - ``filter_ids``: the layer's rows of the array as an INCLUSIVE range ``"start:end"``;
-- ``conv_depth``, ``conv_depth_norm``, ``layer_id``: the layer's depth (METHOD 2);
+- ``conv_depth``, ``conv_depth_norm``, ``layer_id``: the layer's depth (docs/method.md §2);
 - ``Name``: the model, e.g. ``robustbench_<Key>_<dataset>_linf_13``,
   ``hso_normal_training_robustbench_<Key>_<dataset>_13``, ``timm_<arch>_imagenet1k_13``;
 - optionally the layer's channels (``c_in``/``c_out``/``groups`` or

@@ -1,4 +1,4 @@
-"""The definitions of METHOD §3-§5 on in-memory arrays: filters, PCA, distributions, quality.
+"""The definitions of docs/method.md §3-§5 on in-memory arrays: filters, PCA, distributions, quality.
 
 Everything here is pure: arrays in, arrays or numbers out. The streaming code applies these
 to pieces of a filter store and merges the pieces; the tests apply them to whole arrays.
@@ -26,7 +26,7 @@ import numpy as np
 
 N_COMPONENTS = 9
 SPARSE_DIVISOR = 100.0  # a filter is sparse if max|F| <= max|W_layer| / 100
-EMPTY_BIN = float(np.finfo(np.float32).eps)  # replaces empty bins before KL (METHOD §4)
+EMPTY_BIN = float(np.finfo(np.float32).eps)  # replaces empty bins before KL (docs/method.md §4)
 
 
 # --- §3 per-filter definitions -------------------------------------------------------------
@@ -319,7 +319,7 @@ def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> 
 
 def distribution(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts (..., bins) made over the bin edges ``edges`` (bins + 1,) as the distributions
-    the KL compares, as the authors computed them (METHOD §4).
+    the KL compares, as the authors computed them (docs/method.md §4).
 
     Definition, per histogram (last axis) of total count n > 0: the density of bin i is
     d_i = counts_i / (n * (edges[i + 1] - edges[i])) (``np.histogram(..., density=True)``);

@@ -1,8 +1,8 @@
-"""The three streamed passes over one model's filter store (METHOD §3-§5).
+"""The three streamed passes over one model's filter store (docs/method.md §3-§5).
 
 1. :func:`summarize` — per layer: filter count, sparse count, max |W|, moments (count, sum,
    9x9 Gram, float64) of the non-sparse filters scaled and unscaled, variance entropy of
-   both, orthogonality; and (METHOD §7) sums over the non-sparse filters of their L1/L2
+   both, orthogonality; and (docs/method.md §7) sums over the non-sparse filters of their L1/L2
    sparsity ratio and high-frequency share, with their means (columns at the end).
 2. :func:`coefficient_range` — min and max of the coefficients of all scaled filters,
    sparse ones included, on a basis (the global range is the min/max over every model of
@@ -194,7 +194,7 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) ->
     table["entropy_unscaled"] = [variance_entropy(pca(m).ratio) for m in unscaled]
     table["entropy_scaled"] = [variance_entropy(pca(m).ratio) for m in scaled]
     table["orthogonality"] = ortho
-    # METHOD §7, over the non-sparse filters: sums (additive over layers) and layer means
+    # docs/method.md §7, over the non-sparse filters: sums (additive over layers) and layer means
     nonsparse = count - sparse
     table["l1l2_ratio_sum"] = measure_sums[:, 0]
     table["hf_share_sum"] = measure_sums[:, 1]
@@ -221,7 +221,7 @@ def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment
 def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Pass 2. Per component min and max of the coefficients on ``basis`` of all the model's
     scaled filters F / max|F| (an all-zero filter stays zero), sparse ones included: the
-    authors' range is over every scaled filter of their database (METHOD §4), while the
+    authors' range is over every scaled filter of their database (docs/method.md §4), while the
     histograms (pass 3) count the non-sparse ones only. (inf, -inf) for a model with no filter."""
     layout = _Layout.of(store)
 
