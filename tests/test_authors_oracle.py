@@ -104,25 +104,21 @@ def _model(architecture: str, robust: bool, seed: int, all_zero_layer: bool, ext
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def models():
+def build_zoo() -> dict[str, nn.Module]:
     return {m: _model(arch, robust, seed, all_zero_layer=(m == "n1"), extreme_sparse=(m == "u1"))
             for m, (_, robust, arch, seed) in ZOO.items()}
 
 
-@pytest.fixture(scope="module")
-def authors(models):
+def run_authors(models: dict[str, nn.Module]) -> dict:
     onnx_models = {m: oracle.export_onnx(model, EXAMPLE) for m, model in models.items()}
     pairings = PAIRS.rename(columns={"robust": "Robust", "normal": "Normal", "dataset": "Dataset"})
     return oracle.authors_pipeline(onnx_models, SHEET, pairings)
 
 
-@pytest.fixture(scope="module")
-def workflow(models, tmp_path_factory):
+def run_workflow(models: dict[str, nn.Module], root) -> dict:
     """The library path as the rules chain it: extract_filters, summarize_model, pca_bases,
     coefficient_range + global_coefficient_range, coefficient_histograms, kl_divergence,
-    layer_quality."""
-    root = tmp_path_factory.mktemp("stores")
+    layer_quality, fig7_layer_quality."""
     stores, tables, moments = {}, {}, {}
     for model_id, model in models.items():
         plan = plan_extraction(model, EXAMPLE, fold_batchnorm=True)
@@ -149,6 +145,21 @@ def workflow(models, tmp_path_factory):
             "quality_by_depth": quality_by_depth(layers, SHEET), "sparse_shares": sparse_shares(layers, SHEET)}
     result["boxes"] = quality_over_pairings(result["quality_by_depth"], PAIRS)
     return result
+
+
+@pytest.fixture(scope="module")
+def models():
+    return build_zoo()
+
+
+@pytest.fixture(scope="module")
+def authors(models):
+    return run_authors(models)
+
+
+@pytest.fixture(scope="module")
+def workflow(models, tmp_path_factory):
+    return run_workflow(models, tmp_path_factory.mktemp("stores"))
 
 
 # Definitions of docs/method.md that src/filterlens does not compute yet: the tests that need
