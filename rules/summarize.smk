@@ -18,6 +18,8 @@ rule summarize_model:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        depth_definition=config["analysis"]["depth_definition"],
     script:
         "../workflow_scripts/summarize_model.py"
 

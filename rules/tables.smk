@@ -11,5 +11,7 @@ rule model_table:
         "benchmarks/model_table.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        depth_definition=config["analysis"]["depth_definition"],
     script:
         "../workflow_scripts/model_table.py"

@@ -162,12 +162,6 @@ def workflow(models, tmp_path_factory):
     return run_workflow(models, tmp_path_factory.mktemp("stores"))
 
 
-# Definitions of docs/method.md that src/filterlens does not compute yet: the tests that need
-# them are expected to fail (strict: they report when they start to pass).
-GRAPH_LEVEL_DEPTH = pytest.mark.xfail(
-    strict=True, reason="filterlens.convgraph counts convs on the longest path; docs/method.md §2 ranks graph levels")
-
-
 def _assert_close(actual, expected, what: str) -> None:
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
@@ -178,7 +172,6 @@ def _assert_close(actual, expected, what: str) -> None:
 
 # --- filters and depth ---------------------------------------------------------------------------
 
-@GRAPH_LEVEL_DEPTH
 def test_layers_filters_and_depths_equal_the_onnx_exports(workflow, authors):
     database = authors["layers"]
     for model_id, store in workflow["stores"].items():
@@ -236,7 +229,7 @@ def test_kl_by_dataset(workflow, authors, pooling):
         _assert_close(mine, theirs.loc[dataset, "components"], f"KL {pooling} {dataset} per component")
 
 
-@pytest.mark.parametrize("dataset", ["cifar10", pytest.param("cifar100", marks=GRAPH_LEVEL_DEPTH)])
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
 def test_kl_by_depth(workflow, authors, dataset):
     ours = workflow["kl_by_depth"][workflow["kl_by_depth"].dataset == dataset].set_index("depth_group")
     theirs = authors["kl_by_depth"][authors["kl_by_depth"].dataset == dataset].set_index("depth_group")
@@ -260,7 +253,6 @@ def test_layer_quality(workflow, authors):
         _assert_close(ours[metric], theirs[metric], f"layer {metric}")
 
 
-@GRAPH_LEVEL_DEPTH
 def test_layer_depth_groups_equal_pandas_cut_of_the_export_depths(workflow, authors):
     ours = workflow["layers"].set_index(["model_id", "name"]).sort_index()
     theirs = authors["layers"].set_index(["model", "layer"]).sort_index()
@@ -274,7 +266,6 @@ def test_sparse_shares(workflow, authors):
         _assert_close(ours[column].loc[["robust", "normal"]], theirs[column].loc[["robust", "normal"]], column)
 
 
-@GRAPH_LEVEL_DEPTH
 def test_quality_by_depth_and_fig7_boxes_over_the_pairings(workflow, authors):
     ours = workflow["quality_by_depth"].set_index(["model_id", "depth_group"]).sort_index()
     theirs = authors["quality_by_depth"].set_index(["model", "depth_group"]).sort_index()

@@ -182,10 +182,12 @@ def _check_layer_table(store: FilterStore, layout: _Layout, seen_max: np.ndarray
 
 def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) -> pd.DataFrame:
     layers = store.layers.sort_values("layer_id").reset_index(drop=True)
-    table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs"]].copy()
+    table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs",
+                    "bn_folded"]].copy()
     table.insert(0, "model_id", store.model_id)
     max_depth = int(store.attrs.get("max_conv_depth", layers.conv_depth.max() if len(layers) else 0))
     table["max_conv_depth"] = max_depth
+    table["depth_definition"] = store.attrs.get("depth_definition")  # which depth conv_depth is
     table["depth_group"] = depth_group(table.conv_depth.to_numpy(), max_depth)
     table["n_filters"] = count
     table["n_sparse"] = sparse

@@ -17,6 +17,7 @@ def model_table(sheet: pd.DataFrame, stores: list[FilterStore], metrics: list[pd
     counts = pd.DataFrame([{
         "model_id": s.model_id, "n_layers": len(s.layers), "n_filters": int(s.attrs["n_filters"]),
         "max_conv_depth": s.attrs["max_conv_depth"], "depth_method": s.attrs["depth_method"],
+        "depth_definition": s.attrs.get("depth_definition"), "fold_batchnorm": s.attrs.get("fold_batchnorm"),
     } for s in stores])
     table = sheet[["model_id", "dataset", "architecture", "robust", "source", "counterpart",
                    "clean_acc", "robust_acc"]].reset_index(drop=True)
