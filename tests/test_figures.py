@@ -17,7 +17,8 @@ from PIL import Image
 
 from conftest import REPO, run_snakemake
 from filterlens.figures import (FigureConfigError, activation_inputs, coefficient_distributions, paper_comparison,
-                                quality_over_pairings, resolve_pair, sample_indices, to_latex, zoo_summary)
+                                quality_over_pairings, resolve_pair, robust_models, sample_indices, to_latex,
+                                zoo_summary)
 from filterlens.plotting import dataset_order, symmetric_norm, tile_mosaic
 from filterlens.sheet import pairs, read_sheet
 
@@ -292,7 +293,22 @@ def test_resolve_pair_names_key_value_and_allowed_ids():
     with pytest.raises(FigureConfigError, match=r"figures\.pair: 'wrn34' is not a model.*wrn10-1_robust, "
                                                 r"preact10-16_robust, dmwrn10-1-swish_robust"):
         resolve_pair(sheet, "wrn34")
-    assert activation_inputs(sheet, "wrn10-1_robust")["data"] == "data/datasets/coloured_digits.npz"
+    assert activation_inputs(sheet, "wrn10-1_robust", "absent")["data"] == "data/datasets/coloured_digits.npz"
+
+
+def test_fig6_takes_the_cifar_test_file_when_it_is_there_and_says_why_not_otherwise(tmp_path):
+    sheet = read_sheet(REPO / "config" / "models" / "paper.tsv")
+    robust = "rb_cifar10_Addepalli2021Towards_WRN34"
+    with pytest.raises(FigureConfigError, match=r"cifar10 test set is not at hand: .*cifar-10-batches-py/test_batch "
+                                                r"is missing .*cifar_training\.data_dir"):
+        activation_inputs(sheet, robust, str(tmp_path))
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
+    assert activation_inputs(sheet, robust, str(tmp_path)) == {
+        "model": f"data/models/{robust}.pt", "data": str(tmp_path / "cifar-10-batches-py" / "test_batch")}
+    imagenet = next(m for m in robust_models(sheet) if sheet.loc[m, "dataset"] == "imagenet")
+    with pytest.raises(FigureConfigError, match="no test images of 'imagenet'"):
+        activation_inputs(sheet, imagenet, str(tmp_path))
 
 
 def test_the_pair_defaults_resolve_to_the_documented_models():

@@ -10,6 +10,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from filterlens.datasets import missing_test_images, test_images
 from filterlens.metrics import N_COMPONENTS, distribution, histogram_edges
 
 
@@ -42,18 +43,17 @@ def resolve_pair(sheet: pd.DataFrame, robust_id: str | None, key: str = "figures
     return robust_id, str(sheet.loc[robust_id, "counterpart"])
 
 
-LOCAL_TEST_DATA = {"coloured_digits": "data/datasets/coloured_digits.npz"}
-
-
-def activation_inputs(sheet: pd.DataFrame, model: str) -> dict[str, str]:
-    """Fig. 6's inputs: the model's checkpoint and its dataset's test images, which the workflow
-    holds only for the mini zoo's dataset; any other raises :class:`FigureConfigError`."""
+def activation_inputs(sheet: pd.DataFrame, model: str, cifar_dir: str) -> dict[str, str]:
+    """Fig. 6's inputs: the model's checkpoint and its dataset's test images, which this run
+    holds for the mini zoo's dataset and for CIFAR-10/100 when torchvision's test file is under
+    ``cifar_dir`` (cifar_training.data_dir); otherwise :class:`FigureConfigError` says why."""
     dataset = sheet.loc[model, "dataset"]
-    if dataset not in LOCAL_TEST_DATA:
-        raise FigureConfigError(
-            f"config key figures.pair: Fig. 6 attacks a test image of {model}'s dataset {dataset!r}, which this "
-            f"workflow does not hold (only {', '.join(LOCAL_TEST_DATA)}); set figures.pair to a model of those")
-    return {"model": f"data/models/{model}.pt", "data": LOCAL_TEST_DATA[dataset]}
+    data = test_images(dataset, cifar_dir)
+    if data is None:
+        raise FigureConfigError(f"Fig. 6 attacks a test image of {model}'s dataset {dataset!r}, but "
+                                f"{missing_test_images(dataset, cifar_dir)}; or set figures.pair to a model of "
+                                "a dataset whose test images are at hand")
+    return {"model": f"data/models/{model}.pt", "data": data}
 
 
 def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -158,8 +158,45 @@ def zoo_summary(models: pd.DataFrame, pairs: pd.DataFrame, datasets: Iterable[st
                                     ("robust_clean_acc", robust, "clean_acc"),
                                     ("robust_robust_acc", robust, "robust_acc")):
             row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(frame[column])
+            sources = frame.get(f"{column}_source", frame.get("accuracy_source"))
+            if sources is None:  # a models table without sources (not results/tables/models.tsv)
+                sources = pd.Series("unknown", index=frame.index)
+            row[f"{name}_source"] = source_note(sources[~frame.index.duplicated()])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+ACCURACY_SOURCES = {"measured": "measured by this run on the dataset's test set",
+                    "reference": "the sheet's values", "unknown": "unknown"}
+
+
+def source_note(sources: pd.Series) -> str:
+    """One word for where a mean's values come from ('measured', 'reference' for the sheet,
+    'unknown'), or each source with its number of models when they differ."""
+    counts = sources.value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{source} ({n})" for source, n in counts.items()) if len(counts) else "unknown"
+
+
+def zoo_summary_sources(table: pd.DataFrame, labels: Mapping[str, str], sheet: str) -> str:
+    """Table 1's caption text naming each accuracy's source per dataset, from the
+    ``*_source`` columns of :func:`zoo_summary`; ``labels`` maps dataset ids to names."""
+    parts = []
+    for name, what in (("normal_clean_acc", "clean accuracy of the normal models"),
+                       ("robust_clean_acc", "clean accuracy of the robust models"),
+                       ("robust_robust_acc", "robust accuracy of the robust models")):
+        by_source: dict[str, list[str]] = {}
+        for dataset, note in zip(table.dataset, table[f"{name}_source"]):
+            by_source.setdefault(note, []).append(labels.get(dataset, dataset))
+        phrases = []
+        for note, datasets in by_source.items():
+            text = ACCURACY_SOURCES.get(note, note)  # a mixed note lists each source's number of models
+            if "reference" in note:
+                text += f" (reference: the sheet, {sheet})" if note != "reference" else f" ({sheet})"
+            phrases.append(f"{', '.join(datasets)}: {text}")
+        parts.append(f"{what}: " + "; ".join(phrases))
+    return "Sources: " + ". ".join(p[0].upper() + p[1:] for p in parts) + "."
 
 
 def this_run_values(kl_by_dataset: pd.DataFrame, kl_by_depth: pd.DataFrame, sparse_shares: pd.DataFrame,
