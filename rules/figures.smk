@@ -12,6 +12,8 @@ except FigureConfigError as error:
     raise WorkflowError(f"{error} (sheet {SHEET_PATH})") from None
 FIGURE_ROBUST, FIGURE_NORMAL = FIGURE_PAIR
 AUTHORS_VALUES = workflow_path("config/reference/authors_values.tsv")
+# The paper's zoo: the comparison table gives differences only where this run's zoo is it.
+PAPER_SHEET = workflow_path("config/models/paper.tsv")
 
 FIGURES = [
     "fig1_kl_by_depth",
@@ -318,6 +320,8 @@ rule paper_comparison:
         sparse_shares="results/analysis/sparse_shares.tsv",
         bases="results/analysis/bases.tsv",
         summary="results/tables/table1_zoo_summary.tsv",
+        sheet=SHEET_PATH,
+        paper_sheet=PAPER_SHEET,
     output:
         tsv="results/tables/paper_comparison.tsv",
         tex="results/tables/paper_comparison.tex",
@@ -334,5 +338,8 @@ rule paper_comparison:
         "benchmarks/paper_comparison.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        fold_batchnorm=config["extraction"]["fold_batchnorm"],
+        filterdb_models=config["filterdb"]["models"],
     script:
         "../workflow_scripts/table_paper_comparison.py"

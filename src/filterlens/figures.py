@@ -223,13 +223,85 @@ def this_run_values(kl_by_dataset: pd.DataFrame, kl_by_depth: pd.DataFrame, spar
     return pd.DataFrame(rows, columns=["metric", "dataset", "value"])
 
 
-def paper_comparison(authors: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
+# Sources whose weights are not the paper's models even where the ids are (scale runs, mini zoo).
+NOT_THE_PAPERS_WEIGHTS = {"random": "seeded random weights", "minizoo": "the offline mini zoo"}
+# Headline numbers that do not depend on how filters are extracted (counts and accuracies).
+EXTRACTION_INDEPENDENT = {"filters_total_robust", "normal_clean_acc_mean", "robust_clean_acc_mean",
+                          "robust_robust_acc_mean"}
+
+
+def zoo_comparability(sheet: pd.DataFrame, paper_sheet: pd.DataFrame, fold_batchnorm: bool,
+                      filterdb_models=()) -> pd.DataFrame:
+    """Per dataset of the paper (and 'all': every dataset), whether this run's numbers can be
+    compared with the authors' (METHOD §1-§2).
+
+    ``zoo``: None when this run's robust/normal pairs of the dataset are exactly the paper's
+    (``paper_sheet``: config/models/paper.tsv, by model id) and none of them has weights that
+    are not the paper's model (seeded random weights, the mini zoo); else why not.
+    ``definitions``: None when every model's filters are as the authors' (BatchNorm folded by
+    the export: ``fold_batchnorm``, or read from the authors' database: source filterdb or
+    ``filterdb_models``, "all" for every model); else why not. It matters for every number
+    but the filter counts and accuracies (:data:`EXTRACTION_INDEPENDENT`).
+    """
+    from filterlens.sheet import pairs
+
+    ours, theirs = pairs(sheet), pairs(paper_sheet)
+    from_db = set(sheet.model_id) if filterdb_models == "all" else set(filterdb_models or ())
+    from_db |= set(sheet.model_id[sheet.source == "filterdb"])
+    rows = []
+    datasets = list(dict.fromkeys(theirs.dataset))
+    for dataset in [*datasets, "all"]:
+        mine = ours if dataset == "all" else ours[ours.dataset == dataset]
+        paper = theirs if dataset == "all" else theirs[theirs.dataset == dataset]
+        models = list(dict.fromkeys([*mine.robust, *mine.normal]))
+        zoo = None
+        if not len(mine):
+            zoo = "no model of this dataset"
+        elif set(zip(mine.robust, mine.normal)) != set(zip(paper.robust, paper.normal)):
+            zoo = f"different zoo ({mine.robust.nunique()} robust models, the paper {paper.robust.nunique()})"
+        else:
+            other = [NOT_THE_PAPERS_WEIGHTS[s] for s in sheet.loc[models, "source"] if s in NOT_THE_PAPERS_WEIGHTS]
+            if other:
+                zoo = f"different zoo (the paper's ids with {other[0]})"
+        raw = [] if fold_batchnorm else [m for m in models if m not in from_db]
+        definitions = (f"different definitions ({len(raw)} models' filters are raw weights: "
+                       "extraction.fold_batchnorm is false; the authors' are BatchNorm-folded)") if raw else None
+        rows.append({"dataset": dataset, "zoo": zoo, "definitions": definitions})
+    return pd.DataFrame(rows)
+
+
+def paper_comparison(authors: pd.DataFrame, this_run: pd.DataFrame,
+                     comparability: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every headline number of the authors beside this run's (NaN where this run lacks the
-    dataset), then this run's numbers for datasets the authors did not have (authors NaN)."""
+    dataset), then this run's numbers for datasets the authors did not have (authors NaN).
+
+    Like with like: ``difference`` (this run - authors) is given only where ``comparison`` is
+    'same zoo and definitions', i.e. :func:`zoo_comparability` finds this run's zoo of the
+    dataset to be the paper's and, for numbers that depend on the extraction, its filters as
+    the authors'. Otherwise ``comparison`` says why not ('different zoo ...', 'different
+    definitions ...', 'not in this run') and a value of this run stands on its own. Without
+    ``comparability`` no zoo is taken to be the paper's.
+    """
     ours = this_run.set_index(["metric", "dataset"]).value
     table = authors.rename(columns={"value": "authors_value"}).copy()
     table["this_run"] = [ours.get((m, d), np.nan) for m, d in zip(table.metric, table.dataset)]
-    table["difference"] = table.this_run - table.authors_value
+    status = comparability.set_index("dataset") if comparability is not None else None
+
+    def comparison(metric, dataset, value):
+        if not np.isfinite(value):
+            return "not in this run"
+        if status is None or dataset not in status.index:
+            return "different zoo"
+        row = status.loc[dataset]
+        if row.zoo is not None and not pd.isna(row.zoo):
+            return row.zoo
+        if metric not in EXTRACTION_INDEPENDENT and row.definitions is not None and not pd.isna(row.definitions):
+            return row.definitions
+        return "same zoo and definitions"
+
+    table["comparison"] = [comparison(m, d, v) for m, d, v in zip(table.metric, table.dataset, table.this_run)]
+    same = (table.comparison == "same zoo and definitions").to_numpy()
+    table["difference"] = np.where(same, table.this_run - table.authors_value, np.nan)
     known = set(zip(authors.metric, authors.dataset))
     units = dict(zip(authors.metric, authors.unit))
     descriptions = dict(zip(authors.metric, authors.description))
@@ -238,9 +310,10 @@ def paper_comparison(authors: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFr
         table = pd.concat([table, pd.DataFrame({
             "metric": extra.metric, "dataset": extra.dataset, "description": extra.metric.map(descriptions),
             "unit": extra.metric.map(units), "authors_value": np.nan, "source": "not in the paper",
-            "this_run": extra.value, "difference": np.nan,
+            "this_run": extra.value, "difference": np.nan, "comparison": "not in the paper",
         })], ignore_index=True)
-    columns = ["metric", "dataset", "description", "unit", "authors_value", "this_run", "difference", "source"]
+    columns = ["metric", "dataset", "description", "unit", "authors_value", "this_run", "difference", "comparison",
+               "source"]
     return table[columns]
 
 
