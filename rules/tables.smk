@@ -1,7 +1,11 @@
 rule model_table:
     input:
         stores=expand("results/filters/{model}.zarr", model=MODELS),
-        metrics=[f"results/metrics/{m}.tsv" for m in MODELS if has_local_data(m)],
+        metrics=[
+            f"results/metrics/{m}.tsv"
+            for m in MODELS
+            if has_local_data(m) or m in CIFAR_EVALUATED
+        ],
         sheet=SHEET_PATH,
     output:
         "results/tables/models.tsv",
