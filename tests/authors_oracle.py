@@ -16,7 +16,9 @@ The steps:
 3. The database: every 3x3 conv's initializer weight as rows of 9, one table row per layer with
    its filter ids.
 4. Scale every filter by its max |w| (zero filters stay); a filter is sparse if its max |w| is
-   at most 1/100 of its layer's max |w|; each layer keeps the ids of its non-sparse filters.
+   at most 1/100 of its layer's max |w| (docs/method.md §3: the authors' sparsity notebook
+   takes ``np.linalg.norm(W, np.inf)`` of the layer's (n, 9) matrix, its largest row sum of
+   |w|, as the reference); each layer keeps the ids of its non-sparse filters.
 5. scikit-learn PCA(9) of the scaled non-sparse filters of: all paired models (full), the robust
    ones, the normal ones, each model. Every scaled filter, sparse ones included, of every model
    is projected on the full basis; the histogram range is the min and max of all of it.
