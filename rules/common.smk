@@ -12,6 +12,7 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from filterlens.configuration import ConfigError, check_config
+from filterlens.datasets import CIFAR_TEST_FILES, test_images
 from filterlens.sheet import SheetError, pairs, read_sheet
 
 CONFIG_SCHEMA = os.path.join(
@@ -36,7 +37,8 @@ validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)
 PAIRS = pairs(SHEET)
-# Models in a robust/normal pair: the "full" basis, the coefficient range and KL use these.
+# Models in a robust/normal pair: the "full" basis, the histograms and KL use these (the
+# coefficient range runs over every model of the sheet).
 PAIRED_MODELS = [m for m in MODELS if m in set(PAIRS.robust) | set(PAIRS.normal)]
 
 
@@ -56,6 +58,19 @@ def one_of(ids):
 def sheet_row(wildcards):
     """The model's sheet row as plain types, for a rule's params."""
     return SHEET.loc[wildcards.model].to_dict()
+
+
+# torchvision's CIFAR folders: what train_cifar trains on, and where Fig. 6 and Table 1 find
+# the CIFAR test sets (checked at parse time; a run without them uses the sheet's values).
+CIFAR_DATA_DIR = config["cifar_training"]["data_dir"]
+# Normal CIFAR models of a pair whose test set is at hand: their clean accuracy is measured.
+CIFAR_EVALUATED = [
+    m
+    for m in set(PAIRS.normal)
+    if SHEET.loc[m, "dataset"] in CIFAR_TEST_FILES
+    and test_images(SHEET.loc[m, "dataset"], CIFAR_DATA_DIR)
+]
+CIFAR_EVALUATED = [m for m in MODELS if m in CIFAR_EVALUATED]  # sheet order
 
 
 def has_local_data(model):

@@ -18,6 +18,8 @@ rule extract_filters:
         mem_mb=4000,
         runtime=30,
     params:
-        extraction=config["extraction"],
+        extraction={
+            key: config["extraction"][key] for key in ("chunk_rows", "fold_batchnorm")
+        },
     script:
         "../workflow_scripts/extract_filters.py"

@@ -1,7 +1,9 @@
-# Every figure and table of the paper (METHOD 6), one rule each, from the small analysis
+# Every figure and table of the paper (docs/method.md §6), one rule each, from the small analysis
 # tables; `snakemake results/figures/<name>.pdf` builds one figure and only what it needs.
 # A figure's settings (config `figures:`) are its rule's params, so changing one reruns that
 # figure alone. PNGs and HTML tables go into `snakemake --report`, PDFs and LaTeX into papers.
+from snakemake.logging import logger
+
 from filterlens.figures import FigureConfigError, activation_inputs, resolve_pair
 
 try:
@@ -10,6 +12,8 @@ except FigureConfigError as error:
     raise WorkflowError(f"{error} (sheet {SHEET_PATH})") from None
 FIGURE_ROBUST, FIGURE_NORMAL = FIGURE_PAIR
 AUTHORS_VALUES = workflow_path("config/reference/authors_values.tsv")
+# The paper's zoo: the comparison table gives differences only where this run's zoo is it.
+PAPER_SHEET = workflow_path("config/models/paper.tsv")
 
 FIGURES = [
     "fig1_kl_by_depth",
@@ -20,8 +24,11 @@ FIGURES = [
     "fig6_activations",
     "fig7_layer_quality",
 ]
-if not has_local_data(FIGURE_ROBUST):  # Fig. 6 attacks a test image this workflow holds
+try:  # Fig. 6 attacks a test image this run holds
+    activation_inputs(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
+except FigureConfigError as reason:
     FIGURES.remove("fig6_activations")
+    logger.warning(f"Fig. 6 is skipped: {reason}")
 TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison"]
 FIGURE_TARGETS = expand(
     "results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]
@@ -185,7 +192,9 @@ rule fig5_last_layer_filters:
 
 rule fig6_activations_data:
     input:
-        unpack(lambda wildcards: activation_inputs(SHEET, FIGURE_ROBUST)),
+        unpack(
+            lambda wildcards: activation_inputs(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
+        ),
     output:
         "results/analysis/activations.npz",
     log:
@@ -198,6 +207,7 @@ rule fig6_activations_data:
     params:
         model=FIGURE_ROBUST,
         activations=config["figures"]["activations"],
+        verify_checksums=config["cifar_training"]["verify_checksums"],
     script:
         "../workflow_scripts/fig_activations_data.py"
 
@@ -231,6 +241,7 @@ rule fig7_layer_quality:
     input:
         quality="results/analysis/quality_by_depth.tsv",
         stats="results/analysis/stats_quality.tsv",
+        sheet=SHEET_PATH,
     output:
         pdf="results/figures/fig7_layer_quality.pdf",
         png=report(
@@ -309,6 +320,8 @@ rule paper_comparison:
         sparse_shares="results/analysis/sparse_shares.tsv",
         bases="results/analysis/bases.tsv",
         summary="results/tables/table1_zoo_summary.tsv",
+        sheet=SHEET_PATH,
+        paper_sheet=PAPER_SHEET,
     output:
         tsv="results/tables/paper_comparison.tsv",
         tex="results/tables/paper_comparison.tex",
@@ -325,5 +338,8 @@ rule paper_comparison:
         "benchmarks/paper_comparison.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        fold_batchnorm=config["extraction"]["fold_batchnorm"],
+        filterdb_models=config["filterdb"]["models"],
     script:
         "../workflow_scripts/table_paper_comparison.py"

@@ -1,5 +1,5 @@
 # Beyond the paper: statistics for every robust-vs-normal comparison, correlations with
-# accuracy, and the filter measures of neighbouring work (METHOD 7), from the per-model
+# accuracy, and the filter measures of neighbouring work (docs/method.md §7), from the per-model
 # summaries. The settings below are each rule's params: changing one reruns that rule alone.
 
 # Bootstrap and permutation settings of every statistic (seeded: the tables are reproducible).

@@ -18,6 +18,8 @@ rule summarize_model:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        depth_definition=config["analysis"]["depth_definition"],
     script:
         "../workflow_scripts/summarize_model.py"
 
@@ -50,8 +52,6 @@ rule coefficient_range:
         "logs/coefficient_range/{model}.log",
     benchmark:
         "benchmarks/coefficient_range/{model}.tsv"
-    wildcard_constraints:
-        model=one_of(PAIRED_MODELS),
     conda:
         "../envs/analysis.yaml"
     threads: 2
@@ -62,9 +62,12 @@ rule coefficient_range:
         "../workflow_scripts/coefficient_range.py"
 
 
+# The histogram range runs over every model of the sheet and all its scaled filters, sparse
+# ones included (the authors' range is over their whole database); the histograms and KL use
+# the paired models' non-sparse filters.
 rule global_coefficient_range:
     input:
-        expand("results/summaries/{model}/coefficient_range.tsv", model=PAIRED_MODELS),
+        expand("results/summaries/{model}/coefficient_range.tsv", model=MODELS),
     output:
         "results/analysis/coefficient_range.tsv",
     log:

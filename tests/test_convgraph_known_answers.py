@@ -58,6 +58,9 @@ def test_traced_graph_gives_levels_shared_by_parallel_convs_and_skips_unused_mod
     plan = plan_extraction(model, _example())
     assert plan.depth_method == "fx"
     assert plan.max_conv_depth == 3
+    # Equally many operations before the grouped conv and the shortcut: both definitions agree.
+    assert plan.max_conv_depths == {"graph_level": 3, "conv_count": 3}
+    assert [l.conv_depth_conv_count for l in plan.layers] == [l.conv_depth for l in plan.layers]
     assert _table(plan) == [
         ("conv_a", 1, 4, 6, 1, 0, 24),
         ("grouped", 2, 6, 8, 2, 24, 48),
@@ -77,6 +80,7 @@ def test_untraceable_model_falls_back_to_execution_order_and_says_so():
     model = ToyWithUntraceableBranch()
     plan = plan_extraction(model, _example())
     assert plan.depth_method == "hooks"
+    assert plan.max_conv_depths == {"graph_level": 5, "conv_count": 5}
     # Execution order: stem 0, conv_a 1, grouped 2, shortcut 3, branch 4, conv_b 5.
     assert plan.max_conv_depth == 5
     assert _table(plan) == [
@@ -97,3 +101,54 @@ def test_batchnorm_folding_scales_each_output_channel():
     rows = next(iter_layer_rows(model, plan))[1].reshape(4, 3, 9)
     raw = model[0].weight.detach().numpy().reshape(4, 3, 9)
     np.testing.assert_allclose(rows, raw * np.array([1.0, 0.5, 1.0, -0.5])[:, None, None], rtol=1e-6)
+
+
+class PreActToy(nn.Module):
+    """A pre-activation block: the 1x1 shortcut takes relu(bn(x)), conv1 takes pad(relu(bn(x))).
+
+    ONNX levels (the input's first node is level 0): stem 0, bn0 (folded into the stem, its only
+    consumer: no node), relu 1, shortcut 2, pad 2, conv1 3, bn1 (folded: no node), silu 4-5
+    (Sigmoid, Mul), conv2 6, add 7, conv3 8. Conv levels {0, 2, 3, 6, 8} rank to graph_level
+    depths stem 0, shortcut 1, conv1 2, conv2 3, conv3 4 (tests/test_onnx_depth.py checks them on
+    the exporter). Counting convs: stem 0, shortcut 1, conv1 1, conv2 2, conv3 3.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn0 = nn.BatchNorm2d(4)
+        self.shortcut = nn.Conv2d(4, 6, 1)
+        self.conv1 = nn.Conv2d(4, 6, 3)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.conv3 = nn.Conv2d(6, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn0(self.stem(x)))
+        out = self.conv2(F.silu(self.bn1(self.conv1(F.pad(x, (1, 1, 1, 1))))))
+        return self.conv3(out + self.shortcut(x))
+
+
+def test_graph_level_ranks_onnx_levels_and_conv_count_counts_convs_on_the_longest_path():
+    model = PreActToy()
+    graph_level = plan_extraction(model, _example())
+    assert graph_level.depth_definition == "graph_level"
+    assert [(l.name, l.conv_depth) for l in graph_level.layers] == [("stem", 0), ("conv1", 2), ("conv2", 3),
+                                                                    ("conv3", 4)]
+    assert graph_level.max_conv_depth == 4
+    assert [l.conv_depth_norm for l in graph_level.layers] == pytest.approx([0, 0.5, 0.75, 1.0])
+    conv_count = plan_extraction(model, _example(), depth_definition="conv_count")
+    assert [(l.name, l.conv_depth) for l in conv_count.layers] == [("stem", 0), ("conv1", 1), ("conv2", 2),
+                                                                   ("conv3", 3)]
+    assert conv_count.max_conv_depth == 3
+    assert graph_level.max_conv_depths == conv_count.max_conv_depths == {"graph_level": 4, "conv_count": 3}
+    # Both depths travel in every layer whichever definition fills conv_depth.
+    for plan in (graph_level, conv_count):
+        assert [l.conv_depth_graph_level for l in plan.layers] == [0, 2, 3, 4]
+        assert [l.conv_depth_conv_count for l in plan.layers] == [0, 1, 2, 3]
+    assert plan.calls["shortcut"].depth_graph_level == 1 and plan.calls["shortcut"].depth_conv_count == 1
+
+
+def test_unknown_depth_definition_is_refused_with_the_config_key():
+    with pytest.raises(ValueError, match="unknown depth definition 'levels'.*analysis.depth_definition"):
+        plan_extraction(Toy(), _example(), depth_definition="levels")

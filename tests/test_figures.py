@@ -17,7 +17,8 @@ from PIL import Image
 
 from conftest import REPO, run_snakemake
 from filterlens.figures import (FigureConfigError, activation_inputs, coefficient_distributions, paper_comparison,
-                                resolve_pair, sample_indices, to_latex, zoo_summary)
+                                quality_over_pairings, resolve_pair, robust_models, sample_indices, to_latex,
+                                zoo_comparability, zoo_summary)
 from filterlens.plotting import dataset_order, symmetric_norm, tile_mosaic
 from filterlens.sheet import pairs, read_sheet
 
@@ -127,6 +128,9 @@ def test_paper_comparison_sets_this_run_beside_every_authors_number(micro_run):
     bases = _tsv(micro_run / "results" / "analysis" / "bases.tsv")
     first = bases[(bases.set == "normal") & (bases.component == 1)].ratio.item()
     assert head[head.metric == "normal_first_component_ratio"].this_run.item() == pytest.approx(100 * first)
+    # the mini zoo's "all" values are not the paper's zoo: no difference, "different zoo"
+    shown = head[head.this_run.notna()]
+    assert len(shown) and shown.difference.isna().all() and shown.comparison.str.startswith("different zoo").all()
     # then this run's own dataset, which the paper did not have
     extra = table.iloc[len(authors):]
     kl = _tsv(micro_run / "results" / "analysis" / "kl_by_dataset.tsv").set_index("pooling")
@@ -258,16 +262,66 @@ def test_coefficient_distributions_count_a_shared_counterpart_once():
     assert robust.bin_left.tolist() == [-1.0, -0.5, 0.0, 0.5] and normal.probability.tolist() == [0.25] * 4
 
 
+def test_fig7_boxes_count_a_shared_counterpart_once_per_pairing():
+    zoo_pairs = pd.DataFrame({"robust": ["r1", "r2", "r3"], "normal": ["n", "n", "m"], "dataset": ["d"] * 3})
+    models = ["r1", "r2", "r3", "n", "m", "unpaired"]
+    quality = pd.DataFrame({"model_id": np.repeat(models, 2), "dataset": "d", "robust": False,
+                            "depth_group": ["all", "first"] * len(models), "sparsity": np.arange(12) / 10})
+    table = quality_over_pairings(quality, zoo_pairs)
+    first = table[table.depth_group == "first"]
+    normal = first[first.training == "normal"]
+    assert normal.model_id.tolist() == ["n", "n", "m"] and normal.pair.tolist() == [0, 1, 2]
+    assert normal.sparsity.tolist() == pytest.approx([0.7, 0.7, 0.9])
+    assert first[first.training == "robust"].model_id.tolist() == ["r1", "r2", "r3"]
+    assert "unpaired" not in set(table.model_id) and len(table) == 12
+    assert table.robust.tolist() == (table.training == "robust").tolist()
+
+
 def test_paper_comparison_is_nan_where_this_run_lacks_the_dataset():
     authors = pd.DataFrame({"metric": ["kl_unique", "kl_unique"], "dataset": ["cifar10", "imagenet"],
                             "description": ["KL", "KL"], "unit": ["nats", "nats"], "value": [0.553, 0.016],
                             "source": ["s", "s"]})
     ours = pd.DataFrame({"metric": ["kl_unique", "kl_unique"], "dataset": ["cifar10", "digits"], "value": [0.5, 0.1]})
-    table = paper_comparison(authors, ours)
+    same = pd.DataFrame({"dataset": ["cifar10", "imagenet", "all"], "zoo": None, "definitions": None})
+    table = paper_comparison(authors, ours, same)
     assert table.dataset.tolist() == ["cifar10", "imagenet", "digits"]
     assert table.this_run.tolist()[:2] == [0.5, pytest.approx(np.nan, nan_ok=True)]
     assert table.difference.iloc[0] == pytest.approx(-0.053)
+    assert table.comparison.tolist() == ["same zoo and definitions", "not in this run", "not in the paper"]
     assert np.isnan(table.authors_value.iloc[2]) and table.source.iloc[2] == "not in the paper"
+    # without knowing the zoo is the paper's, a value stands on its own
+    alone = paper_comparison(authors, ours)
+    assert np.isnan(alone.difference.iloc[0]) and alone.comparison.iloc[0] == "different zoo"
+
+
+def test_only_the_papers_zoo_with_the_papers_definitions_gets_differences():
+    paper = read_sheet(REPO / "config" / "models" / "paper.tsv")
+    as_theirs = zoo_comparability(paper, paper, fold_batchnorm=True).set_index("dataset")
+    assert as_theirs.index.tolist() == ["cifar10", "cifar100", "imagenet", "all"]
+    assert as_theirs.zoo.isna().all() and as_theirs.definitions.isna().all()
+    raw = zoo_comparability(paper, paper, fold_batchnorm=False).set_index("dataset")
+    assert raw.zoo.isna().all() and raw.definitions.str.startswith("different definitions").all()
+    from_db = zoo_comparability(paper, paper, fold_batchnorm=False, filterdb_models="all")
+    assert from_db.definitions.isna().all()  # the authors' own filters
+    scale = zoo_comparability(read_sheet(REPO / "config" / "models" / "scale.tsv"), paper, True).set_index("dataset")
+    assert (scale.zoo == "different zoo (the paper's ids with seeded random weights)").all()
+    fewer = zoo_comparability(paper.drop(index=[paper.model_id[paper.robust == True].iloc[0]]),  # noqa: E712
+                              paper, True).set_index("dataset")
+    assert fewer.zoo["cifar10"] == "different zoo (48 robust models, the paper 49)" and fewer.zoo.isna().sum() == 2
+    mini = zoo_comparability(read_sheet(REPO / "config" / "models" / "minizoo.tsv"), paper, True).set_index("dataset")
+    assert (mini.zoo[["cifar10", "cifar100", "imagenet"]] == "no model of this dataset").all()
+    assert mini.zoo["all"].startswith("different zoo")
+
+    authors = pd.DataFrame({"metric": ["kl_unique", "filters_total_robust"], "dataset": ["cifar10", "cifar10"],
+                            "description": ["KL", "filters"], "unit": ["nats", "filters"], "value": [0.553, 10.0],
+                            "source": ["s", "s"]})
+    ours = pd.DataFrame({"metric": ["kl_unique", "filters_total_robust"], "dataset": ["cifar10"] * 2,
+                         "value": [0.5, 12.0]})
+    table = paper_comparison(authors, ours, raw.reset_index())
+    assert np.isnan(table.difference[0]) and table.comparison[0].startswith("different definitions")
+    assert table.difference[1] == 2.0 and table.comparison[1] == "same zoo and definitions"  # counts: no extraction
+    table = paper_comparison(authors, ours, mini.reset_index())
+    assert table.difference.isna().all() and (table.comparison == "no model of this dataset").all()
 
 
 def test_resolve_pair_names_key_value_and_allowed_ids():
@@ -277,7 +331,22 @@ def test_resolve_pair_names_key_value_and_allowed_ids():
     with pytest.raises(FigureConfigError, match=r"figures\.pair: 'wrn34' is not a model.*wrn10-1_robust, "
                                                 r"preact10-16_robust, dmwrn10-1-swish_robust"):
         resolve_pair(sheet, "wrn34")
-    assert activation_inputs(sheet, "wrn10-1_robust")["data"] == "data/datasets/coloured_digits.npz"
+    assert activation_inputs(sheet, "wrn10-1_robust", "absent")["data"] == "data/datasets/coloured_digits.npz"
+
+
+def test_fig6_takes_the_cifar_test_file_when_it_is_there_and_says_why_not_otherwise(tmp_path):
+    sheet = read_sheet(REPO / "config" / "models" / "paper.tsv")
+    robust = "rb_cifar10_Addepalli2021Towards_WRN34"
+    with pytest.raises(FigureConfigError, match=r"cifar10 test set is not at hand: .*cifar-10-batches-py/test_batch "
+                                                r"is missing .*cifar_training\.data_dir"):
+        activation_inputs(sheet, robust, str(tmp_path))
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
+    assert activation_inputs(sheet, robust, str(tmp_path)) == {
+        "model": f"data/models/{robust}.pt", "data": str(tmp_path / "cifar-10-batches-py" / "test_batch")}
+    imagenet = next(m for m in robust_models(sheet) if sheet.loc[m, "dataset"] == "imagenet")
+    with pytest.raises(FigureConfigError, match="no test images of 'imagenet'"):
+        activation_inputs(sheet, imagenet, str(tmp_path))
 
 
 def test_the_pair_defaults_resolve_to_the_documented_models():

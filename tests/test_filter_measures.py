@@ -1,4 +1,4 @@
-"""Known answers for the filter measures of neighbouring work (METHOD §7), the pass-1 sums
+"""Known answers for the filter measures of neighbouring work (docs/method.md §7), the pass-1 sums
 they come from, and the micro workflow's per-model and merged tables."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from conftest import write_filter_store
-from filterlens.filterstore import FilterStoreError, FilterStoreWriter, open_filter_store
+from filterlens.filterstore import FORMAT_VERSION, FilterStoreError, FilterStoreWriter, open_filter_store
 from filterlens.layertable import Layer
 
 
@@ -32,7 +32,7 @@ def test_round_trip_keeps_rows_layers_and_chunks(tmp_path, rows):
     assert store.filters.chunks == (8, 9)
     assert store.layers.name.tolist() == ["a", "b"]
     assert store.layers.row_stop.tolist() == [12, 32]
-    assert store.attrs["format_version"] == 1 and store.model_id == "toy"
+    assert store.attrs["format_version"] == FORMAT_VERSION and store.model_id == "toy"
     assert zarr.open_group(str(path), mode="r").metadata.zarr_format == 3
 
 
@@ -57,7 +57,7 @@ def test_wrong_dtype_is_reported(tmp_path, rows):
     path = tmp_path / "toy.zarr"
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.create_array("filters", data=rows.astype(np.float64), chunks=(8, 9))
-    group.attrs.update({"format": "filterlens-filters", "format_version": 1, "n_filters": 32, "layers": {}})
+    group.attrs.update({"format": "filterlens-filters", "format_version": FORMAT_VERSION, "n_filters": 32, "layers": {}})
     with pytest.raises(FilterStoreError, match="float64 of shape"):
         open_filter_store(path)
 

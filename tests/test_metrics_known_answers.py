@@ -1,4 +1,4 @@
-"""Known answers for every metric of METHOD §3-§5, degenerate cases included."""
+"""Known answers for every metric of docs/method.md §3-§5, degenerate cases included."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import pytest
 from filterlens import metrics
 from filterlens.depthgroups import depth_group
 from filterlens.metrics import (EMPTY_BIN, Moments, bin_edges, distribution, fix_signs, histogram_counts,
-                                orthogonality, pca, scale_filters, sparse_mask, symmetric_kl, variance_entropy,
-                                weighted_kl)
+                                histogram_edges, orthogonality, pca, scale_filters, sparse_mask, symmetric_kl,
+                                variance_entropy, weighted_kl)
 
 LOG10_9 = np.log10(9)
 
@@ -97,10 +97,29 @@ def test_histogram_counts_equal_numpy_histogram_edges_included():
         np.testing.assert_array_equal(counts[c], np.histogram(values[:, c], 70, (-1.0, 1.0))[0])
 
 
-def test_empty_bins_get_float32_eps_before_normalising():
-    p = distribution(np.array([3, 0, 1]))
-    expected = np.array([0.75, EMPTY_BIN, 0.25]) / (1 + EMPTY_BIN)
+def test_empty_bins_get_float32_eps_on_densities_before_normalising():
+    # 3 bins of width 0.5 over [0, 1.5]: densities 3/(4*0.5) = 1.5, 0, 1/(4*0.5) = 0.5
+    p = distribution(np.array([3, 0, 1]), np.array([0.0, 0.5, 1.0, 1.5]))
+    expected = np.array([1.5, EMPTY_BIN, 0.5]) / (2 + EMPTY_BIN)
     np.testing.assert_allclose(p, expected, rtol=1e-15)
+    # so against probabilities an empty bin weighs eps x width: here eps / 2
+    assert p[1] / p[0] == pytest.approx((EMPTY_BIN * 0.5) / 0.75, rel=1e-12)
+
+
+def test_distribution_is_numpys_density_histogram_with_eps_then_normalised():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 0.3, 2000)
+    edges = histogram_edges(-2.0, 3.0, 70)  # most bins far right are empty
+    counts = histogram_counts(values[:, None], -2.0, 3.0, 70)[0]
+    density = np.histogram(values, 70, (-2.0, 3.0), density=True)[0]
+    density[density == 0] = np.float32(np.finfo(np.float32).eps)
+    np.testing.assert_array_equal(distribution(counts, edges), density / density.sum())
+
+
+def test_distribution_of_an_empty_histogram_is_uniform_and_bins_must_match():
+    np.testing.assert_allclose(distribution(np.zeros(4), np.linspace(0, 1, 5)), np.full(4, 0.25))
+    with pytest.raises(ValueError, match="bin edges"):
+        distribution(np.ones(4), np.linspace(0, 1, 4))
 
 
 def test_symmetric_kl_known_value_and_zero_for_equal_distributions():
@@ -113,7 +132,7 @@ def test_symmetric_kl_known_value_and_zero_for_equal_distributions():
 def test_weighted_kl_weights_each_component():
     counts_p = np.array([[5, 5], [9, 1]])
     counts_q = np.array([[9, 1], [9, 1]])
-    total, per_component = weighted_kl(counts_p, counts_q, np.array([0.25, 0.75]))
+    total, per_component = weighted_kl(counts_p, counts_q, np.array([0.25, 0.75]), np.array([0.0, 1.0, 2.0]))
     assert per_component[1] == 0.0
     assert total == pytest.approx(0.25 * per_component[0])
 

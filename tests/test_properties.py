@@ -1,4 +1,4 @@
-"""Properties the definitions of METHOD §3-§5 imply, checked on random layers (hypothesis).
+"""Properties the definitions of docs/method.md §3-§5 imply, checked on random layers (hypothesis).
 
 A layer is weights (c_out, c_in, 3, 3); its metrics are computed with filterlens.metrics the
 way filterlens.reductions does per layer (:func:`layer_metrics`).

@@ -15,8 +15,8 @@ from filterlens import metrics
 from filterlens.analysis import basis_sets, kl_tables, quality_by_depth, set_moments
 from conftest import write_filter_store
 from filterlens.filterstore import open_filter_store
-from filterlens.metrics import EMPTY_BIN, pca
-from filterlens.plain import fit_pca, scaled_filters, split_layer
+from filterlens.metrics import histogram_edges, pca
+from filterlens.plain import all_scaled_filters, distributions, fit_pca, scaled_filters, split_layer
 from filterlens.plain import orthogonality as plain_orthogonality
 from filterlens.reductions import coefficient_histograms, coefficient_range, summarize
 
@@ -85,7 +85,8 @@ def plain(zoo):
         return pca_full.transform(scaled) if len(scaled) else np.zeros((0, 9))
 
     coefficients = {m: [transform(split_layer(r)[1]) for r in zoo[m][1]] for m in zoo}
-    everything = np.concatenate([c for m in full for c in coefficients[m]])
+    # the range: every scaled filter, sparse ones included, of every model (not only the paired)
+    everything = np.concatenate([transform(all_scaled_filters(zoo[m][1])) for m in zoo])
     return pca_full, coefficients, (everything.min(), everything.max())
 
 
@@ -124,21 +125,35 @@ def test_coefficient_range_and_histogram_counts_are_exact(zoo, streamed, plain):
 
 def _plain_kl(robust_models, normal_models, plain, weights, layer_filter=slice(None)):
     low, high = plain[2]
-    total = 0.0
-    for c in range(9):
-        def dist(models):
-            values = np.concatenate([co[:, c] for m in models for co in plain[1][m][layer_filter]])
-            p = np.histogram(values, BINS, (low, high))[0] / len(values)
-            p[p == 0] = EMPTY_BIN
-            return p / p.sum()
-        p, q = dist(robust_models), dist(normal_models)
-        total += weights[c] * (entropy(p, q) + entropy(q, p))
-    return total
+
+    def dist(models):
+        return distributions(np.concatenate([co for m in models for co in plain[1][m][layer_filter]]), low, high, BINS)
+
+    p, q = dist(robust_models), dist(normal_models)
+    return sum(weights[c] * (entropy(p[c], q[c]) + entropy(q[c], p[c])) for c in range(9))
+
+
+def test_the_range_includes_sparse_filters_and_unpaired_models(zoo, streamed, plain):
+    # the plain range over the paired models' non-sparse filters only is strictly narrower here
+    full = basis_sets(PAIRS, SHEET.model_id)["full"]
+    narrow = np.concatenate([c for m in full for c in plain[1][m]])
+    low, high = plain[2]
+    assert low <= narrow.min() and high >= narrow.max() and (low, high) != (narrow.min(), narrow.max())
+
+
+def test_distributions_agree_with_numpys_density_histograms(zoo, streamed, plain):
+    low, high = plain[2]
+    edges = histogram_edges(low, high, BINS)
+    for model in ("r1", "n3"):
+        counts = streamed[3][model].sum(axis=0)
+        expected = distributions(np.concatenate(plain[1][model]), low, high, BINS)
+        np.testing.assert_allclose(metrics.distribution(counts, edges), expected, rtol=1e-12, err_msg=model)
 
 
 def test_kl_unique_paired_and_by_depth_agree_with_the_plain_way(zoo, streamed, plain):
     layers = {m: streamed[0][m][0] for m in zoo}
-    by_dataset, by_depth, _ = kl_tables(PAIRS, streamed[3], layers, streamed[1]["full"].ratio)
+    edges = histogram_edges(*streamed[2], BINS)
+    by_dataset, by_depth, _ = kl_tables(PAIRS, streamed[3], layers, streamed[1]["full"].ratio, edges)
     weights = plain[0].explained_variance_ratio_
     kl = by_dataset.set_index(["dataset", "pooling"]).kl
     assert kl["cifar10", "unique"] == pytest.approx(_plain_kl(["r1", "r2", "r3"], ["n1", "n2"], plain, weights), rel=1e-9)

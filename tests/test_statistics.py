@@ -89,6 +89,9 @@ def test_paired_comparisons_pair_models_and_adjust_over_the_table():
 
 # --- KL bootstrap and permutation --------------------------------------------------------------
 
+EDGES = np.linspace(-6, 6, 31)
+
+
 def _counts(rng, shift, n=4000):
     values = rng.normal(shift, 1.0, size=(n, 9))
     return np.stack([np.histogram(values[:, c], 30, (-6, 6))[0] for c in range(9)])
@@ -99,16 +102,18 @@ def test_kl_permutation_baseline_separates_a_shift_from_noise():
     weights = np.full(9, 1 / 9)
     counts = {f"r{i}": _counts(rng, 1.0) for i in range(4)} | {f"n{i}": _counts(rng, 0.0) for i in range(4)}
     robust, normal = [f"r{i}" for i in range(4)], [f"n{i}" for i in range(4)]
-    shifted = kl_statistics(robust, normal, counts, weights, paired=True, n_bootstrap=200, n_permutations=100)
+    shifted = kl_statistics(robust, normal, counts, weights, EDGES, paired=True, n_bootstrap=200, n_permutations=100)
     assert shifted["exact"] and shifted["n_permutations"] == 70  # C(8, 4) splits
     assert shifted["kl"] > shifted["null_max"] * 0.99 and shifted["p_permutation"] == pytest.approx(2 / 70)
     assert shifted["kl_low"] <= shifted["kl"] * 1.001 and shifted["kl_high"] > 0
     same = {f"r{i}": _counts(rng, 0.0) for i in range(4)} | {f"n{i}": _counts(rng, 0.0) for i in range(4)}
-    noise = kl_statistics(robust, normal, same, weights, paired=True, n_bootstrap=200, n_permutations=100)
+    noise = kl_statistics(robust, normal, same, weights, EDGES, paired=True, n_bootstrap=200, n_permutations=100)
     assert noise["p_permutation"] > 0.05 and noise["kl"] < shifted["null_mean"] * 50
-    sampled = kl_statistics(robust, normal, counts, weights, paired=False, n_bootstrap=50, n_permutations=30, seed=1)
+    sampled = kl_statistics(robust, normal, counts, weights, EDGES, paired=False, n_bootstrap=50,
+                            n_permutations=30, seed=1)
     assert not sampled["exact"] and sampled["n_permutations"] == 30
-    again = kl_statistics(robust, normal, counts, weights, paired=False, n_bootstrap=50, n_permutations=30, seed=1)
+    again = kl_statistics(robust, normal, counts, weights, EDGES, paired=False, n_bootstrap=50,
+                          n_permutations=30, seed=1)
     assert sampled == again
 
 

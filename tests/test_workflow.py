@@ -33,11 +33,29 @@ def test_filter_store_holds_exactly_the_checkpoints_3x3_weights(micro_run, model
     plan = plan_extraction(model, torch.zeros(1, 3, 32, 32))
     assert store.layers.name.tolist() == [layer.name for layer in plan.layers]
     assert store.layers.conv_depth.tolist() == [layer.conv_depth for layer in plan.layers]
+    assert store.attrs["depth_definition"] == "graph_level" and store.attrs["fold_batchnorm"] is True
+    # WRN blocks: conv1 feeds bn2 alone (folded); conv2 feeds the residual add (raw).
+    assert store.layers.bn_folded.tolist() == [False] + [True, False] * 3
     rows = store.filters[:]
     for layer in plan.layers:
-        weight = model.get_submodule(layer.name).weight.detach().numpy().reshape(-1, 9)
-        np.testing.assert_array_equal(rows[layer.row_start:layer.row_stop], weight)
+        weight = model.get_submodule(layer.name).weight.detach().numpy()
+        bn_name = plan.calls[layer.name].following_batchnorm
+        if store.layers.bn_folded[layer.layer_id]:
+            bn = model.get_submodule(bn_name)
+            scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().numpy()
+            weight = weight * scale[:, None, None, None]
+        np.testing.assert_allclose(rows[layer.row_start:layer.row_stop], weight.reshape(-1, 9), rtol=1e-6, atol=0)
     assert store.attrs["model_id"] == model_id and store.filters.chunks == (4096, 9)
+
+
+def test_switching_the_depth_definition_plans_the_summaries_again_but_no_extraction(micro_run, tmp_path):
+    override = tmp_path / "conv_count.yaml"
+    override.write_text("analysis:\n  depth_definition: conv_count\n")
+    result = run_snakemake(micro_run, "-n", "--configfile", str(REPO / "config" / "micro.yaml"), str(override),
+                           "--cores", "2", "--quiet", "rules")
+    planned = result.stdout + result.stderr
+    assert "summarize_model" in planned and "model_table" in planned
+    assert "extract_filters" not in planned and "train_minizoo" not in planned
 
 
 def test_metrics_and_logs_exist_for_every_job(micro_run):

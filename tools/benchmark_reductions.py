@@ -102,7 +102,7 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
 
     from filterlens.analysis import basis_arrays, load_basis
     from filterlens.filterstore import open_filter_store
-    from filterlens.metrics import Moments, pca, weighted_kl
+    from filterlens.metrics import Moments, histogram_edges, pca, weighted_kl
     from filterlens.outputs import write_npz
     from filterlens.reductions import LayerMoments, coefficient_histograms, coefficient_range, summarize
     from filterlens.streaming import rows_per_segment
@@ -115,7 +115,9 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
         basis = pca(Moments.sum(m for model in moments for m in model))
         counts = [np.load(work / f"{Path(s).stem}.hist.npz")["counts"].sum(axis=0) for s in stores]
         half = len(counts) // 2 or 1
-        weighted_kl(sum(counts[:half]), sum(counts[half:]) if counts[half:] else counts[0], basis.ratio)
+        value_range = json.loads((work / "range.json").read_text())
+        weighted_kl(sum(counts[:half]), sum(counts[half:]) if counts[half:] else counts[0], basis.ratio,
+                    histogram_edges(value_range["low"], value_range["high"], BINS))
     else:
         basis = load_basis(work / "basis.npz") if name.startswith("coefficient") else None
         low_high = []

@@ -1,4 +1,5 @@
-"""Rule coefficient_range: pass 2: min and max of a model's coefficients on the full basis."""
+"""Rule coefficient_range: pass 2: min and max of the coefficients of all of a model's scaled filters
+(sparse ones included) on the full basis."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 

@@ -19,13 +19,20 @@ with rule_script(snakemake) as log:
     # Only used if fx cannot trace the model: a meta tensor runs the forward without compute.
     example = torch.empty(1, 3, size, size, device="meta")
     plan = plan_extraction(model, example, fold_batchnorm=settings["fold_batchnorm"])
-    log.info("%s: %d 3x3 layers, %d filters, depth by %s (max conv depth %d)", checkpoint.model_id,
-             len(plan.layers), plan.n_filters, plan.depth_method, plan.max_conv_depth)
+    # Every layer records its depth under each definition (docs/method.md); analyses choose one
+    # (analysis.depth_definition) without extracting again.
+    log.info("%s: %d 3x3 layers, %d filters, depth by %s (max conv depth %s), BatchNorm %s", checkpoint.model_id,
+             len(plan.layers), plan.n_filters, plan.depth_method, plan.max_conv_depths,
+             "folded" if settings["fold_batchnorm"] else "not folded (raw weights)")
     attrs = {
         "model_id": checkpoint.model_id,
         "dataset": checkpoint.dataset,
+        "architecture": checkpoint.architecture,
+        "arch_kwargs": checkpoint.arch_kwargs,
         "depth_method": plan.depth_method,
+        "depth_definition": plan.depth_definition,
         "max_conv_depth": plan.max_conv_depth,
+        "max_conv_depths": plan.max_conv_depths,
         "fold_batchnorm": settings["fold_batchnorm"],
         "checkpoint_sha256": sha256_of(snakemake.input[0]),
     }

@@ -1,5 +1,8 @@
 """Rule fig6_activations_data: Fig. 6's data, the first-layer activations ReLU(conv1(x)) of the
-pair's robust model for one clean test image and its L-inf PGD version (METHOD 6)."""
+pair's robust model for one clean test image (the mini zoo's test split, or the CIFAR-10/100
+test set of cifar_training.data_dir) and its L-inf PGD version (docs/method.md §6). The attack and the
+activations go through the model's own input normalisation (filterlens.checkpoint.classifier:
+the checkpoint's, e.g. CIFAR mean/std, none for RobustBench models, which normalise inside)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
@@ -7,7 +10,8 @@ import torch
 
 from filterlens.attacks import pgd_linf
 from filterlens.checkpoint import build_model, classifier, load_checkpoint
-from filterlens.datasets import dataset_info
+from filterlens.cifar import load_test_split, to_float
+from filterlens.datasets import CIFAR_TEST_FILES, dataset_info
 from filterlens.digits_io import load_split
 from filterlens.extraction import plan_extraction
 from filterlens.outputs import write_npz
@@ -19,12 +23,17 @@ with rule_script(snakemake) as log:
     checkpoint = load_checkpoint(snakemake.input.model)
     network = build_model(checkpoint)
     model = classifier(network, checkpoint)
-    x_test, y_test = load_split(snakemake.input.data, "test")
+    if checkpoint.dataset in CIFAR_TEST_FILES:
+        x_test, y_test = load_test_split(snakemake.input.data, checkpoint.dataset, snakemake.params.verify_checksums)
+    else:
+        x_test, y_test = load_split(snakemake.input.data, "test")
     index = settings["image_index"]
     if not 0 <= index < len(y_test):
         raise ValueError(f"config key figures.activations.image_index: {index} is outside the test split "
                          f"(0 to {len(y_test) - 1})")
     x, y = x_test[index:index + 1], y_test[index:index + 1]
+    if x.dtype == torch.uint8:  # CIFAR: uint8 pixels to [0, 1]
+        x = to_float(x)
     size = dataset_info(checkpoint.dataset).image_size
     first = plan_extraction(network, torch.empty(1, 3, size, size, device="meta")).layers[0]  # layer_id 0
     conv = network.get_submodule(first.name)

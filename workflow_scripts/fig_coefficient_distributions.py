@@ -35,7 +35,7 @@ with rule_script(snakemake) as log:
             ax = axes[r, c]
             hist = part[part.component == component].sort_values("bin")
             edges = np.append(hist.bin_left.to_numpy(), hist.bin_right.to_numpy()[-1:])
-            ax.stairs(hist.probability.to_numpy(), edges, fill=True, color=TRAINING_COLORS[training], alpha=0.85,
+            ax.stairs(hist.distribution.to_numpy(), edges, fill=True, color=TRAINING_COLORS[training], alpha=0.85,
                       linewidth=0)
             ax.axvline(0, color="0.4", linewidth=0.4, linestyle=":")
             ax.set_yticks([])

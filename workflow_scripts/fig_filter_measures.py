@@ -1,4 +1,4 @@
-"""Rule fig9_filter_measures: Fig. 9, the filter measures of neighbouring work (METHOD 7) by depth
+"""Rule fig9_filter_measures: Fig. 9, the filter measures of neighbouring work (docs/method.md §7) by depth
 group, box plots over models of normal vs robust, one column per dataset, with the paired test's
 marks above each group."""
 

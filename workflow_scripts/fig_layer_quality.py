@@ -1,6 +1,7 @@
 """Rule fig7_layer_quality: Fig. 7, sparsity, variance entropy and orthogonality by depth group,
-box plots over models of normal vs robust, one column per dataset; above each group the mark of
-the Wilcoxon signed-rank test over pairs, Holm-adjusted (results/analysis/stats_quality.tsv)."""
+box plots over the robust/normal pairings (a counterpart counts once per pair, as the authors'
+boxes), one column per dataset; above each group the mark of the Wilcoxon signed-rank test over
+pairs, Holm-adjusted (results/analysis/stats_quality.tsv)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
@@ -9,10 +10,12 @@ import numpy as np
 import seaborn as sns
 
 from filterlens.depthgroups import DEPTH_GROUPS
+from filterlens.figures import quality_over_pairings
 from filterlens.outputs import read_tsv
 from filterlens.plotting import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
                                  apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
 from filterlens.scripting import rule_script
+from filterlens.sheet import pairs, read_sheet
 from filterlens.statistics import significance_mark
 
 with rule_script(snakemake) as log:
@@ -20,18 +23,19 @@ with rule_script(snakemake) as log:
     entropy = f"entropy_{snakemake.params.entropy}"
     metrics = [("sparsity", "sparsity"), (entropy, f"variance entropy\n({snakemake.params.entropy})"),
                ("orthogonality", "orthogonality")]
-    table = read_tsv(snakemake.input.quality)
+    table = quality_over_pairings(read_tsv(snakemake.input.quality), pairs(read_sheet(snakemake.input.sheet)))
     stats = read_tsv(snakemake.input.stats)
     alpha = snakemake.params.alpha
     table = table[table.depth_group.isin(DEPTH_GROUPS)].copy()
-    table["training"] = np.where(table.robust.astype(bool), "robust", "normal")
     datasets = dataset_order(table.dataset)
     fig, axes = plt.subplots(len(metrics), len(datasets), squeeze=False, sharex=True, sharey="row",
                              figsize=(min(TEXT_WIDTH, COLUMN_WIDTH * max(1, len(datasets))), 3.9),
                              gridspec_kw={"hspace": 0.2, "wspace": 0.08})
     for c, dataset in enumerate(datasets):
         part = table[table.dataset == dataset]
-        log.info("%s: %s", dataset, part.groupby("training").model_id.nunique().to_dict())
+        log.info("%s: entries per box (pairings) %s, distinct models %s", dataset,
+                 part[part.depth_group == DEPTH_GROUPS[1]].groupby("training").pair.nunique().to_dict(),
+                 part.groupby("training").model_id.nunique().to_dict())
         for r, (column, label) in enumerate(metrics):
             ax = axes[r, c]
             common = dict(data=part, x="depth_group", y=column, hue="training", order=DEPTH_GROUPS,

@@ -7,10 +7,10 @@ from filterlens.outputs import read_paired_histograms, write_tsv
 from filterlens.scripting import rule_script
 
 with rule_script(snakemake) as log:
-    model_pairs, histograms, layers = read_paired_histograms(
+    model_pairs, histograms, layers, edges = read_paired_histograms(
         snakemake.input.sheet, snakemake.input.histograms, snakemake.input.layers)
     weights = load_basis(snakemake.input.basis).ratio
-    by_dataset, by_depth, components = kl_tables(model_pairs, histograms, layers, weights)
+    by_dataset, by_depth, components = kl_tables(model_pairs, histograms, layers, weights, edges)
     log.info("\n%s\n\n%s", by_dataset.to_string(index=False), by_depth.to_string(index=False))
     write_tsv(by_dataset, snakemake.output.by_dataset)
     write_tsv(by_depth, snakemake.output.by_depth)

@@ -5,14 +5,15 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 import pandas as pd
 
 from filterlens.outputs import write_tsv
-from filterlens.filterstore import open_filter_store
+from filterlens.filterstore import open_filter_store, with_depth_definition
 from filterlens.scripting import rule_script
 from filterlens.sheet import read_sheet
 from filterlens.tables import model_table
 
 with rule_script(snakemake) as log:
     sheet = read_sheet(snakemake.input.sheet)
-    stores = [open_filter_store(path) for path in snakemake.input.stores]
+    stores = [with_depth_definition(open_filter_store(path), snakemake.params.depth_definition)
+              for path in snakemake.input.stores]
     metrics = [pd.read_csv(path, sep="\t") for path in snakemake.input.metrics]
     table = model_table(sheet, stores, metrics)
     log.info("\n%s", table.to_string(index=False))

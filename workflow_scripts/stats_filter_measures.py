@@ -1,4 +1,4 @@
-"""Rule filter_measures: the filter measures of neighbouring work (METHOD §7) per model and depth
+"""Rule filter_measures: the filter measures of neighbouring work (docs/method.md §7) per model and depth
 group, merged from the per-model summaries: L1/L2 ratio and high-frequency share (pass 1's
 layers.tsv), singular values (spectra.tsv), perturbation-to-signal ratios (perturbation.tsv,
 only models whose test data the workflow holds)."""

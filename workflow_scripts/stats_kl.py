@@ -12,10 +12,10 @@ from filterlens.statistics import kl_statistics_table
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.settings
-    model_pairs, histograms, layers = read_paired_histograms(
+    model_pairs, histograms, layers, edges = read_paired_histograms(
         snakemake.input.sheet, snakemake.input.histograms, snakemake.input.layers)
     weights = load_basis(snakemake.input.basis).ratio
-    table = kl_statistics_table(model_pairs, histograms, layers, weights, DEPTH_GROUPS,
+    table = kl_statistics_table(model_pairs, histograms, layers, weights, edges, DEPTH_GROUPS,
                                 n_bootstrap=settings["n_bootstrap"], n_permutations=settings["n_permutations"],
                                 seed=settings["seed"], level=settings["level"])
     log.info("\n%s", table.to_string(index=False))

@@ -1,5 +1,5 @@
 """Rule layer_perturbation: the perturbation-to-signal ratio ||f_l(x) - f_l(x')||_2 / ||f_l(x)||_2
-of every 3x3 layer's output (METHOD §7) for a seeded subset of test images x and their L-inf PGD
+of every 3x3 layer's output (docs/method.md §7) for a seeded subset of test images x and their L-inf PGD
 versions x' against the model itself (the evaluation attack of the config), and, as a baseline,
 for random sign noise of the same size eps."""
 

@@ -1,5 +1,5 @@
 """Rule layer_spectra: the singular values of every 3x3 layer of one model as a linear operator
-on its input size (METHOD §7), exactly, by the FFT method (filterlens.filter_measures), summarised
+on its input size (docs/method.md §7), exactly, by the FFT method (filterlens.filter_measures), summarised
 per layer. Input sizes and strides come from a forward pass on the meta device (no compute)."""
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)

@@ -3,18 +3,19 @@
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 import math
+import os
 
 import pandas as pd
 
 from filterlens.atomic import atomic_output
-from filterlens.figures import to_html, to_latex, zoo_summary
+from filterlens.figures import to_html, to_latex, zoo_summary, zoo_summary_sources
 from filterlens.outputs import read_tsv, write_tsv
 from filterlens.plotting import dataset_label, dataset_order
 from filterlens.scripting import rule_script
 from filterlens.sheet import pairs, read_sheet
 
 CAPTION = ("The zoo per dataset: mean ± std over robust models of their 3x3 filters (millions); clean accuracy "
-           "of the normal models (mean over pairs); clean and robust accuracy of the robust models (%).")
+           "of the normal models (mean over pairs); clean and robust accuracy of the robust models (%). ")
 
 
 def pm(mean: float, std: float, digits: int) -> str:
@@ -39,7 +40,12 @@ with rule_script(snakemake) as log:
         "Robust clean acc.": [pm(m, s, 2) for m, s in zip(table.robust_clean_acc_mean, table.robust_clean_acc_std)],
         "Robust robust acc.": [pm(m, s, 2) for m, s in zip(table.robust_robust_acc_mean, table.robust_robust_acc_std)],
     })
+    sheet_label = os.path.relpath(snakemake.input.sheet)
+    if sheet_label.startswith(".."):
+        sheet_label = os.path.basename(snakemake.input.sheet)
+    caption = CAPTION + zoo_summary_sources(table, {d: dataset_label(d) for d in table.dataset}, sheet_label)
+    log.info("caption: %s", caption)
     with atomic_output(snakemake.output.tex) as temporary:
-        temporary.write_text(to_latex(printed, CAPTION, "tab:zoo-summary"))
+        temporary.write_text(to_latex(printed, caption, "tab:zoo-summary"))
     with atomic_output(snakemake.output.html) as temporary:
-        temporary.write_text(to_html(printed, "Table 1. " + CAPTION))
+        temporary.write_text(to_html(printed, "Table 1. " + caption))

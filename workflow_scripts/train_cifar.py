@@ -1,4 +1,4 @@
-"""Rule train_cifar: train a normal CIFAR counterpart with the paper's recipe (METHOD 1).
+"""Rule train_cifar: train a normal CIFAR counterpart with the paper's recipe (docs/method.md §1).
 
 The output is the best-validation checkpoint. The training state of every finished epoch
 is kept in data/models/.{model}.train_state.pt (not a declared output, so Snakemake leaves

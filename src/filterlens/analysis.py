@@ -1,4 +1,4 @@
-"""Merged analyses over many models, from their small per-model summaries (METHOD §4-§5).
+"""Merged analyses over many models, from their small per-model summaries (docs/method.md §4-§5).
 
 Nothing here reads filters: PCA of any set is a sum of per-layer moments, KL of any pooling
 is a sum of per-layer histogram counts, quality by depth is a weighted mean of layer rows.
@@ -14,7 +14,7 @@ import pandas as pd
 from filterlens.depthgroups import DEPTH_GROUPS
 from filterlens.metrics import N_COMPONENTS, Basis, Moments, pca, weighted_kl
 
-POOLINGS = ("unique", "paired")  # METHOD §4: unique is the paper's text and the default
+POOLINGS = ("unique", "paired")  # docs/method.md §4: unique is the paper's text and the default
 
 
 # --- sets of models ------------------------------------------------------------------------
@@ -77,15 +77,17 @@ def pooled_counts(models: Iterable[str], histograms: Mapping[str, np.ndarray], l
 
 
 def kl_tables(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], layers: Mapping[str, pd.DataFrame],
-              weights: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              weights: np.ndarray, edges: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Weighted symmetric KL robust vs normal: per dataset and pooling, per dataset and depth
-    group (paired), and the per-component values behind both."""
+    group (paired), and the per-component values behind both. Counts are pooled (summed), then
+    converted by :func:`filterlens.metrics.distribution` with the bin ``edges`` they were made
+    with."""
     by_dataset, by_depth, components = [], [], []
 
     def record(dataset, pooling, group, robust_models, normal_models):
         p = pooled_counts(robust_models, histograms, layers, None if group == "all" else group)
         q = pooled_counts(normal_models, histograms, layers, None if group == "all" else group)
-        total, per_component = weighted_kl(p, q, weights)
+        total, per_component = weighted_kl(p, q, weights, edges)
         for c in range(N_COMPONENTS):
             components.append({"dataset": dataset, "pooling": pooling, "depth_group": group, "component": c + 1,
                                "weight": weights[c], "kl": per_component[c], "weighted_kl": weights[c] * per_component[c]})

@@ -1,4 +1,4 @@
-"""The paper's recipe for the normal CIFAR counterparts (METHOD 1), with checkpoint/resume.
+"""The paper's recipe for the normal CIFAR counterparts (docs/method.md §1), with checkpoint/resume.
 
 Recipe: SGD with Nesterov momentum 0.9, lr 0.01, weight decay 0.01, batch 256, 125 epochs,
 lr x0.1 every 30 epochs (``StepLR``, stepped per epoch), fp32 (no mixed precision),
@@ -192,6 +192,35 @@ def load_cifar(data_dir: str | os.PathLike, dataset: str, recipe: CifarRecipe, d
         x_train, y_train, x_val, y_val = (t[:recipe.limit] for t in (x_train, y_train, x_val, y_val))
         validation += f" (first {len(x_val)} images: limit {recipe.limit})"
     return CifarData(x_train, y_train, x_val, y_val, num_classes, validation)
+
+
+def load_test_split(path: str | os.PathLike, dataset: str,
+                    verify_checksums: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images (n, 3, 32, 32) uint8 and labels (n,) int64 of ``dataset`` from its
+    test file (:func:`filterlens.datasets.cifar_test_path`), read as torchvision reads it (a pickled dict with
+    ``data`` (n, 3072) channel-major and ``labels``, or ``fine_labels`` for cifar100). With
+    ``verify_checksums`` its md5 must be torchvision's (the original archive). Only the test
+    file is needed, not the training batches torchvision's own class insists on."""
+    import pickle
+
+    from torchvision.datasets import CIFAR10, CIFAR100
+    from torchvision.datasets.utils import check_integrity
+
+    path = Path(path)
+    if not path.is_file():
+        folder, _, url = CIFAR_FILES[dataset]
+        raise CifarDataError(f"{dataset} test set not found: {path} is missing. Fix: unpack {url} into the folder "
+                             f"that holds {folder}/ and set cifar_training.data_dir to it.")
+    md5 = {"cifar10": CIFAR10, "cifar100": CIFAR100}[dataset].test_list[0][1]
+    if verify_checksums and not check_integrity(str(path), md5):
+        raise CifarDataError(f"{path} does not have torchvision's md5 {md5} (a truncated or re-packed copy). Fix: "
+                             f"unpack the original archive again, or set cifar_training.verify_checksums: false "
+                             f"for a copy you trust.")
+    with open(path, "rb") as handle:
+        entry = pickle.load(handle, encoding="latin1")
+    labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)))
+    return x, torch.tensor(labels, dtype=torch.int64)
 
 
 # --- training -------------------------------------------------------------------------------

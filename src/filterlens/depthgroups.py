@@ -1,4 +1,4 @@
-"""Depth groups of METHOD §2: "first" (conv_depth 0), then ten deciles of conv_depth_norm."""
+"""Depth groups of docs/method.md §2: "first" (conv_depth 0), then ten deciles of conv_depth_norm."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Turn a model into its 3x3 filter rows and the layer table (METHOD §2).
+"""Turn a model into its 3x3 filter rows and the layer table (docs/method.md §2).
 
 A layer is an executed ``Conv2d`` with a 3x3 kernel; its weight (c_out, c_in/groups, 3, 3)
 becomes c_out * c_in/groups rows of 9 values, row-major. Rows of consecutive layers are
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from filterlens.convgraph import ConvCall, DepthMethod, executed_convs
+from filterlens.convgraph import (DEFAULT_DEPTH_DEFINITION, DEPTH_DEFINITIONS, ConvCall, DepthDefinition,
+                                  DepthMethod, check_depth_definition, executed_convs)
 from filterlens.layertable import Layer
 
 
@@ -22,8 +23,10 @@ from filterlens.layertable import Layer
 class ExtractionPlan:
     layers: list[Layer]
     depth_method: DepthMethod
-    max_conv_depth: int
+    max_conv_depth: int  # under depth_definition, over convs of every kernel size
     calls: dict[str, ConvCall]
+    depth_definition: DepthDefinition = DEFAULT_DEPTH_DEFINITION
+    max_conv_depths: dict[str, int] | None = None  # by definition
 
     @property
     def n_filters(self) -> int:
@@ -34,10 +37,18 @@ def is_3x3(module: nn.Conv2d) -> bool:
     return tuple(module.kernel_size) == (3, 3)
 
 
-def plan_extraction(model: nn.Module, example_input: torch.Tensor, fold_batchnorm: bool = False) -> ExtractionPlan:
-    """The layer table of ``model``; works on the ``meta`` device (shapes only)."""
+def plan_extraction(model: nn.Module, example_input: torch.Tensor, fold_batchnorm: bool = False,
+                    depth_definition: DepthDefinition = DEFAULT_DEPTH_DEFINITION) -> ExtractionPlan:
+    """The layer table of ``model``; works on the ``meta`` device (shapes only).
+
+    ``conv_depth`` is under ``depth_definition``; every layer carries its depth under both
+    definitions too. ``fold_batchnorm`` marks the layers whose conv's only consumer is a
+    BatchNorm as folded (:func:`layer_rows` then writes weight * gamma / sqrt(var + eps)).
+    """
+    check_depth_definition(depth_definition)
     calls, method = executed_convs(model, example_input)
-    max_depth = max((c.conv_depth for c in calls), default=0)
+    max_depths = {d: max((c.depth(d) for c in calls), default=0) for d in DEPTH_DEFINITIONS}
+    max_depth = max_depths[depth_definition]
     layers: list[Layer] = []
     row = 0
     for call in calls:
@@ -49,18 +60,20 @@ def plan_extraction(model: nn.Module, example_input: torch.Tensor, fold_batchnor
             Layer(
                 layer_id=len(layers),
                 name=call.name,
-                conv_depth=call.conv_depth,
-                conv_depth_norm=call.conv_depth / max_depth if max_depth else 0.0,
+                conv_depth=call.depth(depth_definition),
+                conv_depth_norm=call.depth(depth_definition) / max_depth if max_depth else 0.0,
                 c_in=conv.in_channels,
                 c_out=conv.out_channels,
                 groups=conv.groups,
                 row_start=row,
                 row_stop=row + n,
                 bn_folded=fold_batchnorm and call.following_batchnorm is not None,
+                conv_depth_graph_level=call.depth_graph_level,
+                conv_depth_conv_count=call.depth_conv_count,
             )
         )
         row += n
-    return ExtractionPlan(layers, method, max_depth, {c.name: c for c in calls})
+    return ExtractionPlan(layers, method, max_depth, {c.name: c for c in calls}, depth_definition, max_depths)
 
 
 def batchnorm_scale(bn: nn.BatchNorm2d) -> torch.Tensor:

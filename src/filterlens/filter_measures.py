@@ -1,4 +1,4 @@
-"""Filter measures of neighbouring work (METHOD §7), as pure functions on arrays.
+"""Filter measures of neighbouring work (docs/method.md §7), as pure functions on arrays.
 
 - :func:`l1l2_ratio`: the L1/L2 sparsity ratio of a filter, ((||F||_1 / ||F||_2)^2 - 1) / (d - 1),
   0 for a single non-zero weight, 1 for all weights equal in magnitude (Bakiskan 2022, ch. 3).
@@ -168,7 +168,7 @@ MEASURES = {
     "perturbation_ratio_random": "perturbation-to-signal ratio (random)",
 }
 
-# Labels of every per-model measure the statistics report (layer quality of METHOD §5 too).
+# Labels of every per-model measure the statistics report (layer quality of docs/method.md §5 too).
 MEASURE_LABELS = {
     "sparsity": "sparsity", "entropy_unscaled": "variance entropy (unscaled)",
     "entropy_scaled": "variance entropy (scaled)", "orthogonality": "orthogonality",

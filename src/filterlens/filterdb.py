@@ -6,7 +6,7 @@ and layer (the authors' scripts: ``h5py.File("dataset.h5")["filters"]`` and
 ``pandas.read_hdf("dataset.h5", "meta")``):
 
 - ``filter_ids``: the layer's rows of the array as an INCLUSIVE range ``"start:end"``;
-- ``conv_depth``, ``conv_depth_norm``, ``layer_id``: the layer's depth (METHOD 2);
+- ``conv_depth``, ``conv_depth_norm``, ``layer_id``: the layer's depth (docs/method.md §2);
 - ``Name``: the model, e.g. ``robustbench_<Key>_<dataset>_linf_13``,
   ``hso_normal_training_robustbench_<Key>_<dataset>_13``, ``timm_<arch>_imagenet1k_13``;
 - optionally the layer's channels (``c_in``/``c_out``/``groups`` or
@@ -228,7 +228,8 @@ def store_layers(layers: list[DBLayer], max_depth: int) -> list[Layer]:
             layer_id=index, name=f"filterdb_layer_{layer.layer_id}", conv_depth=layer.conv_depth,
             conv_depth_norm=layer.conv_depth / max_depth if max_depth else 0.0,
             c_in=layer.c_in if known else n, c_out=layer.c_out if known else 1,
-            groups=layer.groups if known else 1, row_start=row, row_stop=row + n, bn_folded=False))
+            groups=layer.groups if known else 1, row_start=row, row_stop=row + n, bn_folded=False,
+            conv_depth_graph_level=layer.conv_depth))  # the authors' depth is the graph level
         row += n
     return out
 
@@ -315,6 +316,7 @@ def import_model(filters_path: str | os.PathLike, meta: pd.DataFrame, out: str |
         layers = store_layers(db_layers, max_depth)
         attrs = {
             "model_id": model_id, "dataset": dataset, "depth_method": "filterdb", "max_conv_depth": max_depth,
+            "depth_definition": "graph_level", "max_conv_depths": {"graph_level": max_depth, "conv_count": None},
             "fold_batchnorm": None, "source": "filterdb", "filterdb_name": name,
             "channels_known": db_layers[0].c_out is not None, **(provenance or {}),
         }

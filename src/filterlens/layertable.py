@@ -1,4 +1,11 @@
-"""The layer table of a filter store: one row per extracted 3x3 layer (no torch needed)."""
+"""The layer table of a filter store: one row per extracted 3x3 layer (no torch needed).
+
+``conv_depth`` and ``conv_depth_norm`` hold the depth under the definition the store's
+``depth_definition`` attribute names; ``conv_depth_graph_level`` and ``conv_depth_conv_count``
+hold it under each definition (docs/method.md), so that analyses can switch definition without
+reading or rewriting the filters (:func:`filterlens.filterstore.with_depth_definition`). None
+where a store does not know a definition (a filter database import has the authors' depth only).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ class Layer:
     # max |W| over the layer, recorded by the store writer: the reductions need it before
     # they read the layer (the sparse threshold) and check it as they read.
     max_abs: float = float("nan")
+    conv_depth_graph_level: int | None = None
+    conv_depth_conv_count: int | None = None
 
     @property
     def n_filters(self) -> int:

@@ -1,4 +1,4 @@
-"""The definitions of METHOD §3-§5 on in-memory arrays: filters, PCA, distributions, quality.
+"""The definitions of docs/method.md §3-§5 on in-memory arrays: filters, PCA, distributions, quality.
 
 Everything here is pure: arrays in, arrays or numbers out. The streaming code applies these
 to pieces of a filter store and merges the pieces; the tests apply them to whole arrays.
@@ -26,7 +26,7 @@ import numpy as np
 
 N_COMPONENTS = 9
 SPARSE_DIVISOR = 100.0  # a filter is sparse if max|F| <= max|W_layer| / 100
-EMPTY_BIN = float(np.finfo(np.float32).eps)  # replaces empty bins before KL (METHOD §4)
+EMPTY_BIN = float(np.finfo(np.float32).eps)  # replaces empty bins before KL (docs/method.md §4)
 
 
 # --- §3 per-filter definitions -------------------------------------------------------------
@@ -304,6 +304,12 @@ class EqualBins:
         return index
 
 
+def histogram_edges(low: float, high: float, bins: int) -> np.ndarray:
+    """The bin edges (bins + 1,) that counts over [low, high] are made with: ``np.histogram``'s
+    (an empty range widened by 0.5 on each side, as :class:`EqualBins` does)."""
+    return EqualBins(low, high, bins).edges
+
+
 def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
     """Counts per column of ``values`` (n, k) in ``bins`` equal bins over [low, high]: (k, bins),
     as ``np.histogram(column, bins, (low, high))`` counts them (see :class:`EqualBins`)."""
@@ -311,12 +317,26 @@ def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> 
     return EqualBins(low, high, bins).counts(np.ascontiguousarray(values.T))
 
 
-def distribution(counts: np.ndarray) -> np.ndarray:
-    """Counts (..., bins) as probabilities: empty bins get float32 eps, then each sums to 1."""
+def distribution(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts (..., bins) made over the bin edges ``edges`` (bins + 1,) as the distributions
+    the KL compares, as the authors computed them (docs/method.md §4).
+
+    Definition, per histogram (last axis) of total count n > 0: the density of bin i is
+    d_i = counts_i / (n * (edges[i + 1] - edges[i])) (``np.histogram(..., density=True)``);
+    bins with d_i = 0 get d_i = EMPTY_BIN (float32 eps); then p_i = d_i / sum_j d_j. An empty
+    bin thus weighs eps against densities, i.e. about eps x bin width against probabilities.
+    A histogram with no count at all (n = 0: an empty depth group) is all EMPTY_BIN, i.e.
+    uniform, so two empty pools have KL 0 (numpy's density would be 0/0 there).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    widths = np.diff(np.asarray(edges, dtype=np.float64))
+    if widths.shape != counts.shape[-1:]:
+        raise ValueError(f"{counts.shape[-1]} bins of counts but {len(widths) + 1} bin edges: convert counts with "
+                         "the edges they were made with (the range file's min, max and the bins setting)")
     total = counts.sum(axis=-1, keepdims=True)
-    p = counts / np.where(total == 0, 1, total)
-    p = np.where(p == 0, EMPTY_BIN, p)
-    return p / p.sum(axis=-1, keepdims=True)
+    density = counts / widths / np.where(total == 0, 1, total)
+    density = np.where(density == 0, EMPTY_BIN, density)
+    return density / density.sum(axis=-1, keepdims=True)
 
 
 def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -324,7 +344,9 @@ def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return (p * np.log(p / q)).sum(axis=-1) + (q * np.log(q / p)).sum(axis=-1)
 
 
-def weighted_kl(counts_p: np.ndarray, counts_q: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
-    """Sum over components of weight * symmetric KL, and the per-component KL; counts (9, bins)."""
-    per_component = symmetric_kl(distribution(counts_p), distribution(counts_q))
+def weighted_kl(counts_p: np.ndarray, counts_q: np.ndarray, weights: np.ndarray,
+                edges: np.ndarray) -> tuple[float, np.ndarray]:
+    """Sum over components of weight * symmetric KL of :func:`distribution` of the counts
+    (9, bins) made over ``edges``, and the per-component KL."""
+    per_component = symmetric_kl(distribution(counts_p, edges), distribution(counts_q, edges))
     return float((np.asarray(weights) * per_component).sum()), per_component

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.decomposition import PCA
 
-from filterlens.metrics import N_COMPONENTS, SPARSE_DIVISOR
+from filterlens.metrics import EMPTY_BIN, N_COMPONENTS, SPARSE_DIVISOR
 
 
 def split_layer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +26,17 @@ def scaled_filters(layers: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, N_COMPONENTS))
 
 
+def all_scaled_filters(layers: list[np.ndarray]) -> np.ndarray:
+    """Every filter of a model (sparse ones included) divided by its own max |F| (an all-zero
+    filter stays zero): the set the coefficient range runs over."""
+    parts = [np.asarray(rows, dtype=np.float64) for rows in layers if len(rows)]
+    if not parts:
+        return np.zeros((0, N_COMPONENTS))
+    x = np.concatenate(parts)
+    peak = np.linalg.norm(x, np.inf, axis=1)
+    return x / np.where(peak == 0, 1, peak)[:, None]
+
+
 def fit_pca(scaled: np.ndarray) -> PCA:
     return PCA(n_components=N_COMPONENTS, svd_solver="full").fit(scaled)
 
@@ -33,6 +44,18 @@ def fit_pca(scaled: np.ndarray) -> PCA:
 def histograms(coefficients: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
     """Counts (9, bins) per component over [low, high], by np.histogram."""
     return np.stack([np.histogram(coefficients[:, c], bins, (low, high))[0] for c in range(coefficients.shape[1])])
+
+
+def distributions(coefficients: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """Per column of ``coefficients`` (n, 9), the distribution the KL compares (9, bins), the
+    authors' way: ``np.histogram(..., density=True)``, bins of density 0 set to float32 eps,
+    then divided by the sum."""
+    out = []
+    for c in range(coefficients.shape[1]):
+        v = np.histogram(coefficients[:, c], bins, (low, high), density=True)[0].astype(np.float64)
+        v[v == 0] = EMPTY_BIN
+        out.append(v / v.sum())
+    return np.stack(out)
 
 
 def orthogonality(filterbanks: np.ndarray) -> float:

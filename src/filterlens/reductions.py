@@ -1,11 +1,12 @@
-"""The three streamed passes over one model's filter store (METHOD §3-§5).
+"""The three streamed passes over one model's filter store (docs/method.md §3-§5).
 
 1. :func:`summarize` — per layer: filter count, sparse count, max |W|, moments (count, sum,
    9x9 Gram, float64) of the non-sparse filters scaled and unscaled, variance entropy of
-   both, orthogonality; and (METHOD §7) sums over the non-sparse filters of their L1/L2
+   both, orthogonality; and (docs/method.md §7) sums over the non-sparse filters of their L1/L2
    sparsity ratio and high-frequency share, with their means (columns at the end).
-2. :func:`coefficient_range` — min and max of the coefficients of the scaled non-sparse
-   filters on a basis (the global range is the min/max over models).
+2. :func:`coefficient_range` — min and max of the coefficients of all scaled filters,
+   sparse ones included, on a basis (the global range is the min/max over every model of
+   the sheet and all components, as the authors' range over their whole database).
 3. :func:`coefficient_histograms` — per layer and component, counts in equal bins over a
    given range.
 
@@ -181,10 +182,12 @@ def _check_layer_table(store: FilterStore, layout: _Layout, seen_max: np.ndarray
 
 def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) -> pd.DataFrame:
     layers = store.layers.sort_values("layer_id").reset_index(drop=True)
-    table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs"]].copy()
+    table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs",
+                    "bn_folded"]].copy()
     table.insert(0, "model_id", store.model_id)
     max_depth = int(store.attrs.get("max_conv_depth", layers.conv_depth.max() if len(layers) else 0))
     table["max_conv_depth"] = max_depth
+    table["depth_definition"] = store.attrs.get("depth_definition")  # which depth conv_depth is
     table["depth_group"] = depth_group(table.conv_depth.to_numpy(), max_depth)
     table["n_filters"] = count
     table["n_sparse"] = sparse
@@ -193,7 +196,7 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) ->
     table["entropy_unscaled"] = [variance_entropy(pca(m).ratio) for m in unscaled]
     table["entropy_scaled"] = [variance_entropy(pca(m).ratio) for m in scaled]
     table["orthogonality"] = ortho
-    # METHOD §7, over the non-sparse filters: sums (additive over layers) and layer means
+    # docs/method.md §7, over the non-sparse filters: sums (additive over layers) and layer means
     nonsparse = count - sparse
     table["l1l2_ratio_sum"] = measure_sums[:, 0]
     table["hf_share_sum"] = measure_sums[:, 1]
@@ -205,25 +208,30 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) ->
 
 # --- passes 2 and 3: coefficients ---------------------------------------------------------
 
-def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment: Segment, piece: Piece):
-    """Coefficients (9, m) of the piece's scaled non-sparse filters on ``basis``, one component
-    per row, block by block."""
+def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment: Segment, piece: Piece,
+                        with_sparse: bool = False):
+    """Coefficients (9, m) of the piece's scaled non-sparse filters (``with_sparse``: of all its
+    scaled filters) on ``basis``, one component per row, block by block."""
     x = layout.piece_rows(rows, segment, piece)
     for start in range(0, len(x), COEFFICIENT_BLOCK_ROWS):
-        scaled = layout.scaled_nonsparse(x[start:start + COEFFICIENT_BLOCK_ROWS], piece.layer_id)
+        block = x[start:start + COEFFICIENT_BLOCK_ROWS]
+        scaled = scale_filters(block) if with_sparse else layout.scaled_nonsparse(block, piece.layer_id)
         if len(scaled):
             yield basis.project(scaled)
 
 
 def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 2. Per component min and max of the coefficients of the scaled non-sparse filters."""
+    """Pass 2. Per component min and max of the coefficients on ``basis`` of all the model's
+    scaled filters F / max|F| (an all-zero filter stays zero), sparse ones included: the
+    authors' range is over every scaled filter of their database (docs/method.md §4), while the
+    histograms (pass 3) count the non-sparse ones only. (inf, -inf) for a model with no filter."""
     layout = _Layout.of(store)
 
     def task(rows: np.ndarray, segment: Segment):
         low = np.full(N_COMPONENTS, np.inf)
         high = np.full(N_COMPONENTS, -np.inf)
         for piece in segment.pieces:
-            for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece):
+            for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece, with_sparse=True):
                 np.minimum(low, coefficients.min(axis=1), out=low)
                 np.maximum(high, coefficients.max(axis=1), out=high)
         return low, high

@@ -152,20 +152,21 @@ def paired_comparisons(table: pd.DataFrame, pairs: pd.DataFrame, metrics: Sequen
 
 # --- KL: bootstrap intervals and a permutation baseline ------------------------------------
 
-def _kl_of_weights(counts: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> float:
-    """KL between the pooled counts sum_i a_i counts_i and sum_i b_i counts_i; counts (k, 9, bins)."""
+def _kl_of_weights(counts: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> float:
+    """KL between the pooled counts sum_i a_i counts_i and sum_i b_i counts_i; counts (k, 9, bins)
+    made over the bin ``edges`` (converted by :func:`filterlens.metrics.distribution`)."""
     p = np.tensordot(a, counts, axes=1)
     q = np.tensordot(b, counts, axes=1)
     if p.sum() == 0 or q.sum() == 0:
         return float("nan")
-    return weighted_kl(p, q, weights)[0]
+    return weighted_kl(p, q, weights, edges)[0]
 
 
 def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[str, np.ndarray],
-                  weights: np.ndarray, paired: bool, n_bootstrap: int = 2000, n_permutations: int = 2000,
-                  seed: int = 0, level: float = 0.95) -> dict:
+                  weights: np.ndarray, edges: np.ndarray, paired: bool, n_bootstrap: int = 2000,
+                  n_permutations: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """Weighted symmetric KL of ``robust`` vs ``normal`` models (lists, a model listed twice
-    counts twice), whose pooled counts (9, bins) are ``counts[model]``.
+    counts twice), whose pooled counts (9, bins) over the bin ``edges`` are ``counts[model]``.
 
     Bootstrap: ``paired`` (robust[i] with normal[i]) resamples pairs, otherwise each side's
     models are resampled on their own; each resample reweights the per-model counts.
@@ -180,7 +181,7 @@ def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[
     nr, nn = len(robust), len(normal)
     a0 = np.r_[np.ones(nr), np.zeros(nn)]
     b0 = np.r_[np.zeros(nr), np.ones(nn)]
-    observed = _kl_of_weights(stack, a0, b0, weights)
+    observed = _kl_of_weights(stack, a0, b0, weights, edges)
     rng = np.random.default_rng(seed)
     boot = []
     for _ in range(n_bootstrap):
@@ -190,7 +191,7 @@ def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[
         else:
             a = np.r_[np.bincount(rng.integers(0, nr, nr), minlength=nr), np.zeros(nn)]
             b = np.r_[np.zeros(nr), np.bincount(rng.integers(0, nn, nn), minlength=nn)]
-        boot.append(_kl_of_weights(stack, a, b, weights))
+        boot.append(_kl_of_weights(stack, a, b, weights, edges))
     boot = np.asarray(boot)
     total = nr + nn
     n_splits = math.comb(total, nr)
@@ -203,7 +204,7 @@ def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[
     for first in splits:
         a = np.zeros(total)
         a[list(first)] = 1.0
-        null.append(_kl_of_weights(stack, a, 1.0 - a, weights))
+        null.append(_kl_of_weights(stack, a, 1.0 - a, weights, edges))
     null = np.asarray(null)
     finite = null[np.isfinite(null)]
     low, high = _percentile_interval(boot, level)
@@ -230,7 +231,8 @@ def group_counts(histograms: Mapping[str, np.ndarray], layers: Mapping[str, pd.D
 
 
 def kl_statistics_table(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray],
-                        layers: Mapping[str, pd.DataFrame], weights: np.ndarray, groups: Sequence[str],
+                        layers: Mapping[str, pd.DataFrame], weights: np.ndarray, edges: np.ndarray,
+                        groups: Sequence[str],
                         n_bootstrap: int = 2000, n_permutations: int = 2000, seed: int = 0,
                         level: float = 0.95) -> pd.DataFrame:
     """Per dataset: the 'all' group with both poolings (unique: each model once, bootstrap per
@@ -244,7 +246,7 @@ def kl_statistics_table(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray
         jobs = [("unique", "all", unique, False), ("paired", "all", paired, True)]
         jobs += [("paired", g, paired, True) for g in groups]
         for pooling, group, (robust, normal), is_paired in jobs:
-            result = kl_statistics(robust, normal, per_group[group], weights, is_paired, n_bootstrap,
+            result = kl_statistics(robust, normal, per_group[group], weights, edges, is_paired, n_bootstrap,
                                    n_permutations, seed, level)
             n_filters = int(sum(per_group[group][m][0].sum() for m in robust))
             rows.append({"dataset": dataset, "pooling": pooling, "depth_group": group, **result,

@@ -10,21 +10,29 @@ from filterlens.filterstore import FilterStore
 def model_table(sheet: pd.DataFrame, stores: list[FilterStore], metrics: list[pd.DataFrame]) -> pd.DataFrame:
     """Per model: sheet facts, 3x3 layers and filters, accuracies measured here or referenced.
 
-    ``accuracy_source`` says whether clean_acc/robust_acc were measured by this run
-    (``measured``), come from the sheet (``reference``, e.g. RobustBench's leaderboard), or
-    are unknown.
+    ``clean_acc_source`` and ``robust_acc_source`` say where each value comes from: measured
+    by this run (``measured``: a metrics table of ``metrics`` with a finite value), the sheet
+    (``reference``, e.g. RobustBench's leaderboard or the authors' table), or ``unknown``.
+    A measured table without a robust accuracy (a clean-only evaluation) leaves the sheet's
+    robust_acc. ``accuracy_source`` is ``measured`` when either value was measured, else the
+    clean accuracy's source.
     """
     counts = pd.DataFrame([{
         "model_id": s.model_id, "n_layers": len(s.layers), "n_filters": int(s.attrs["n_filters"]),
         "max_conv_depth": s.attrs["max_conv_depth"], "depth_method": s.attrs["depth_method"],
+        "depth_definition": s.attrs.get("depth_definition"), "fold_batchnorm": s.attrs.get("fold_batchnorm"),
     } for s in stores])
     table = sheet[["model_id", "dataset", "architecture", "robust", "source", "counterpart",
                    "clean_acc", "robust_acc"]].reset_index(drop=True)
-    table["accuracy_source"] = ["reference" if pd.notna(a) else "unknown" for a in table.clean_acc]
+    for column in ("clean_acc", "robust_acc"):
+        table[f"{column}_source"] = ["reference" if pd.notna(a) else "unknown" for a in table[column]]
     if metrics:
         measured = pd.concat(metrics).set_index("model_id")
-        hit = table.model_id.isin(measured.index)
-        table.loc[hit, "clean_acc"] = measured.loc[table.model_id[hit], "clean_acc"].to_numpy()
-        table.loc[hit, "robust_acc"] = measured.loc[table.model_id[hit], "robust_acc"].to_numpy()
-        table.loc[hit, "accuracy_source"] = "measured"
+        for column in ("clean_acc", "robust_acc"):
+            values = pd.to_numeric(table.model_id.map(measured[column]), errors="coerce")
+            hit = values.notna().to_numpy()
+            table.loc[hit, column] = values[hit].to_numpy()
+            table.loc[hit, f"{column}_source"] = "measured"
+    either = (table.clean_acc_source == "measured") | (table.robust_acc_source == "measured")
+    table["accuracy_source"] = table.clean_acc_source.where(~either, "measured")
     return table.merge(counts, on="model_id", how="left")

@@ -1,0 +1,111 @@
+"""Upgrade filter stores of format version 1 to version 2 in place, the filters untouched.
+
+    python tools/upgrade_filter_stores.py [--configfile config/paper.yaml] [STORE.zarr ...]
+
+A version-1 store has one depth per layer (counting convs). Version 2 records the depth under
+every definition (docs/method.md) so that analyses switch definition without extracting again.
+The depths come from the architecture alone: each store's model is looked up in the run's
+sheet (the `sheet` of the last --configfile that sets one, else config/config.yaml), built on
+the `meta` device (no weights, no checkpoint) and traced; its 3x3 layers must match the store's
+(names, shapes, row ranges) and, for a traced store, its conv counts the store's depths. Then
+only the group's attributes (zarr.json) are rewritten, by an atomic rename. A store imported
+from the filter database keeps its depth, which is the authors' graph level. Without STORE
+arguments, every results/filters/*.zarr. Version-2 stores are left as they are.
+
+Snakemake then sees the stores as changed and reruns their summaries (not extraction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+def sheet_path(configfiles: list[Path]) -> Path:
+    sheet = None
+    for path in [REPO / "config" / "config.yaml", *configfiles]:
+        sheet = (yaml.safe_load(path.read_text()) or {}).get("sheet", sheet)
+    path = Path(sheet)
+    return path if path.is_absolute() else REPO / path
+
+
+def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
+    """Upgrade ``store`` (a version-1 filter store); return a one-line account."""
+    import torch
+    import zarr
+
+    from filterlens.architectures import build_architecture
+    from filterlens.datasets import dataset_info
+    from filterlens.extraction import plan_extraction
+    from filterlens.filterstore import (FORMAT, FORMAT_VERSION, FilterStoreError, open_filter_store,
+                                        rewrite_attrs, upgraded_attrs)
+
+    try:
+        attrs = dict(zarr.open_group(str(store), mode="r").attrs)
+    except Exception as error:
+        raise FilterStoreError(f"{store} is not a readable filter store ({error})") from error
+    if attrs.get("format") != FORMAT:
+        raise FilterStoreError(f"{store} is not a filterlens filter store (format {attrs.get('format')!r})")
+    if attrs.get("format_version") == FORMAT_VERSION:
+        return f"{store}: format version {FORMAT_VERSION} already, left as it is"
+    if attrs.get("format_version") != 1:
+        raise FilterStoreError(f"{store}: format version {attrs.get('format_version')!r} cannot be upgraded")
+    model_id = attrs.get("model_id", store.stem)
+    what = f"{store} (model {model_id})"
+    if attrs.get("depth_method") == "filterdb":
+        new = upgraded_attrs(attrs, None, {"graph_level": attrs["max_conv_depth"], "conv_count": None}, what)
+    else:
+        rows = sheet[sheet.model_id == model_id]
+        if rows.empty:
+            raise FilterStoreError(f"{what}: the sheet has no row {model_id!r}, so its architecture is unknown. "
+                                   f"Fix: pass the --configfile of the run that extracted it.")
+        row = rows.iloc[0]
+        info = dataset_info(row["dataset"])
+        model = build_architecture(row["architecture"], row["arch_kwargs"], info.num_classes, device="meta")
+        example = torch.empty(1, 3, info.image_size, info.image_size, device="meta")
+        plan = plan_extraction(model, example, fold_batchnorm=bool(attrs.get("fold_batchnorm")))
+        if plan.depth_method != attrs.get("depth_method"):
+            raise FilterStoreError(f"{what}: its depths were found by {attrs.get('depth_method')!r}, the architecture "
+                                   f"now traces by {plan.depth_method!r}. Fix: delete it and extract it again.")
+        new = upgraded_attrs(attrs, plan.layers, plan.max_conv_depths, what)
+        new.update(architecture=row["architecture"], arch_kwargs=row["arch_kwargs"])
+    if not dry_run:
+        rewrite_attrs(store, new)
+        open_filter_store(store)  # reads back as a version-2 store
+    return (f"{store}: version 1 -> {FORMAT_VERSION}{' (dry run, nothing written)' if dry_run else ''}; "
+            f"max conv depth {new['max_conv_depths']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configfile", type=Path, action="append", default=[],
+                        help="the run's config file(s), for its sheet (repeatable, as for snakemake)")
+    parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+    parser.add_argument("stores", type=Path, nargs="*", help="filter stores (default: results/filters/*.zarr)")
+    args = parser.parse_args(argv)
+    from filterlens.filterstore import FilterStoreError
+    from filterlens.sheet import read_sheet
+
+    stores = args.stores or sorted(Path("results/filters").glob("*.zarr"))
+    if not stores:
+        print("no filter stores given and none under results/filters/", file=sys.stderr)
+        return 1
+    sheet = read_sheet(sheet_path(args.configfile))
+    failed = 0
+    for store in stores:
+        try:
+            print(upgrade(store, sheet, args.dry_run))
+        except FilterStoreError as error:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
