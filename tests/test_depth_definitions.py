@@ -18,7 +18,8 @@ from filterlens.filterstore import (FilterStoreError, FilterStoreWriter, open_fi
 from filterlens.reductions import summarize
 from test_convgraph_known_answers import PreActToy
 
-SHEET = ("model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc\n"
+SHEET = ("model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc"
+         "\trobust_acc\n"
          'dm\tcoloured_digits\tdm_wide_resnet\t{"depth": 10, "width": 1}\tfalse\tminizoo\t\t\t\t\n')
 
 

@@ -57,7 +57,8 @@ def test_wrong_dtype_is_reported(tmp_path, rows):
     path = tmp_path / "toy.zarr"
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.create_array("filters", data=rows.astype(np.float64), chunks=(8, 9))
-    group.attrs.update({"format": "filterlens-filters", "format_version": FORMAT_VERSION, "n_filters": 32, "layers": {}})
+    group.attrs.update({"format": "filterlens-filters", "format_version": FORMAT_VERSION, "n_filters": 32,
+                        "layers": {}})
     with pytest.raises(FilterStoreError, match="float64 of shape"):
         open_filter_store(path)
 

@@ -72,7 +72,7 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
         plan = plan_extraction(model, example, fold_batchnorm=bool(attrs.get("fold_batchnorm")))
         if plan.depth_method != attrs.get("depth_method"):
             raise FilterStoreError(f"{what}: its depths were found by {attrs.get('depth_method')!r}, the architecture "
-                                   f"now traces by {plan.depth_method!r}. Fix: delete it and extract it again.")
+                                   f"traces by {plan.depth_method!r}. Fix: delete it and extract it again.")
         new = upgraded_attrs(attrs, plan.layers, plan.max_conv_depths, what)
         new.update(architecture=row["architecture"], arch_kwargs=row["arch_kwargs"])
     if not dry_run:

@@ -166,7 +166,8 @@ def with_depth_definition(store: FilterStore, definition: str | None) -> FilterS
         raise FilterStoreError(
             f"{store.path} (model {store.model_id}, depth by {store.attrs.get('depth_method')!r}) records no depth "
             f"under the definition {definition!r}, only {store.attrs.get('depth_definition')!r}. Fix: set "
-            f"analysis.depth_definition: {store.attrs.get('depth_definition')} for it, or extract it from a checkpoint.")
+            f"analysis.depth_definition: {store.attrs.get('depth_definition')} for it, or extract it from a "
+            f"checkpoint.")
     depth = layers[column].astype(int)
     layers = layers.assign(conv_depth=depth, conv_depth_norm=depth / max_depth if max_depth else 0.0)
     attrs = {**store.attrs, "depth_definition": definition, "max_conv_depth": int(max_depth)}
