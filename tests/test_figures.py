@@ -19,6 +19,7 @@ from conftest import REPO, run_snakemake
 from filterlens.figures import (FigureConfigError, activation_inputs, coefficient_distributions, paper_comparison,
                                 quality_over_pairings, resolve_pair, robust_models, sample_indices, to_latex,
                                 zoo_comparability, zoo_summary)
+from filterlens.metrics import distribution, histogram_edges
 from filterlens.plotting import dataset_order, symmetric_norm, tile_mosaic
 from filterlens.sheet import pairs, read_sheet
 
@@ -76,11 +77,11 @@ def test_figures_are_reproducible_byte_for_byte(micro_run):
 def test_coefficient_distributions_pool_each_model_once(micro_run):
     table = _tsv(micro_run / "results" / "analysis" / "coefficient_distributions.tsv")
     assert table.columns.tolist() == ["dataset", "training", "component", "bin", "bin_left", "bin_right", "count",
-                                      "probability"]
+                                      "probability", "distribution"]
     assert len(table) == 1 * 2 * 9 * 70
     assert set(table.training) == {"robust", "normal"}
-    sums = table.groupby(["dataset", "training", "component"]).probability.sum()
-    np.testing.assert_allclose(sums, 1.0)
+    for column in ("probability", "distribution"):
+        np.testing.assert_allclose(table.groupby(["dataset", "training", "component"])[column].sum(), 1.0)
     for training, model in (("robust", "micro_robust"), ("normal", "micro_normal")):
         with np.load(micro_run / "results" / "summaries" / model / "histograms.npz") as data:
             expected = data["counts"].sum(axis=0)
@@ -88,6 +89,9 @@ def test_coefficient_distributions_pool_each_model_once(micro_run):
         part = table[table.training == training].sort_values(["component", "bin"])
         np.testing.assert_array_equal(part["count"].to_numpy().reshape(9, 70), expected)
         assert part.bin_left.min() == pytest.approx(low) and part.bin_right.max() == pytest.approx(high)
+        # what the figure draws is what the KL compares: densities, empty bins at eps, normalised
+        np.testing.assert_allclose(part.distribution.to_numpy().reshape(9, 70),
+                                   distribution(expected, histogram_edges(low, high, 70)), rtol=1e-12)
 
 
 @pytest.mark.workflow
