@@ -68,15 +68,22 @@ class FilterStoreWriter:
         self._layers.append(dataclasses.replace(layer, max_abs=max_abs))
 
     def close(self) -> None:
-        table = {c: [getattr(layer, c) for layer in self._layers] for c in LAYER_COLUMNS}
-        self._group.attrs.update({**self._attrs, "layers": table})
+        try:
+            table = {c: [getattr(layer, c) for layer in self._layers] for c in LAYER_COLUMNS}
+            self._group.attrs.update({**self._attrs, "layers": table})
+        except BaseException as error:
+            self.abort(error)
         self._context.__exit__(None, None, None)
 
     def abort(self, error: BaseException) -> None:
+        """Remove what was written and raise ``error`` (as :class:`OutputWriteError` when the
+        file system ran out of space or is read-only)."""
         try:
             self._context.__exit__(type(error), error, error.__traceback__)
-        except BaseException:
-            pass
+        except BaseException as raised:
+            if raised is not error:
+                raise raised from error
+        raise error
 
     def __enter__(self) -> "FilterStoreWriter":
         return self
@@ -85,7 +92,7 @@ class FilterStoreWriter:
         if exc is None:
             self.close()
         else:
-            self.abort(exc)
+            self.abort(exc)  # raises exc, or the OutputWriteError it stands for
 
 
 @dataclass
