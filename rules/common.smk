@@ -58,6 +58,11 @@ def sheet_row(wildcards):
     return SHEET.loc[wildcards.model].to_dict()
 
 
+def sheet_dataset(wildcards):
+    """The model's dataset in the sheet (its filter store must say the same)."""
+    return SHEET.loc[wildcards.model, "dataset"]
+
+
 def has_local_data(model):
     """Models whose test data ships with the workflow can be evaluated here."""
     return SHEET.loc[model, "dataset"] == "coloured_digits"

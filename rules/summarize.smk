@@ -18,6 +18,8 @@ rule summarize_model:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/summarize_model.py"
 
@@ -58,6 +60,8 @@ rule coefficient_range:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/coefficient_range.py"
 
@@ -98,6 +102,7 @@ rule coefficient_histograms:
         runtime=60,
     params:
         bins=config["analysis"]["bins"],
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/coefficient_histograms.py"
 

@@ -41,7 +41,7 @@ def load_tool(name: str):
     return module
 
 
-def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None) -> Path:
+def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None, dataset="coloured_digits") -> Path:
     """A filter store at ``path`` (model id: its stem) of the layers ``shapes`` ((c_in, c_out,
     groups) each, at conv depth = position) holding ``rows`` (one (n, 9) array per layer)."""
     import numpy as np
@@ -55,7 +55,7 @@ def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None) ->
         layers.append(Layer(index, names[index], index, index / max(len(shapes) - 1, 1), c_in, c_out, groups,
                             start, start + len(weights), False))
         start += len(weights)
-    attrs = {"model_id": Path(path).stem, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
+    attrs = {"model_id": Path(path).stem, "dataset": dataset, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
     with FilterStoreWriter(path, start, chunk_rows, attrs) as writer:
         for layer, weights in zip(layers, rows):
             writer.write_layer(layer, np.asarray(weights))

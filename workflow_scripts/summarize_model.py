@@ -2,7 +2,7 @@
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
-from filterlens.filterstore import open_filter_store
+from filterlens.filterstore import check_store_matches, open_filter_store
 from filterlens.outputs import write_npz, write_tsv
 from filterlens.reductions import summarize
 from filterlens.scripting import rule_script
@@ -11,6 +11,7 @@ from filterlens.streaming import rows_per_segment
 with rule_script(snakemake) as log:
     store = open_filter_store(snakemake.input[0])
     max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
+    check_store_matches(store, snakemake.wildcards.model, snakemake.params.dataset, max_rows)
     log.info("%s: %d filters in %d layers; %d threads, segments of at most %d rows",
              store.model_id, store.filters.shape[0], len(store.layers), snakemake.threads, max_rows)
     table, moments = summarize(store, snakemake.threads, max_rows)
