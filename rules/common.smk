@@ -32,6 +32,30 @@ try:
     SHEET = read_sheet(SHEET_PATH)
 except (ConfigError, SheetError) as error:
     raise WorkflowError(str(error)) from None
+
+
+def check_sheet_models():
+    """Every row built on the meta device (filterlens.sheet_checks), once per sheet and code."""
+    from filterlens.sheet_checks import check_sheet_builds
+
+    cache = os.path.join(".snakemake", "filterlens", "sheet-checks")
+    try:
+        problems = check_sheet_builds(SHEET, SHEET_PATH, cache)
+    # torch, timm or RobustBench missing where snakemake runs
+    except ImportError as error:
+        print(
+            f"filterlens: the sheet's architectures are not checked before the jobs: {error}",
+            file=sys.stderr,
+        )
+        return
+    if problems:
+        raise WorkflowError(
+            f"the model sheet {SHEET_PATH} has {len(problems)} problem(s):\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+check_sheet_models()
 validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)
