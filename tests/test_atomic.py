@@ -184,3 +184,13 @@ def test_a_read_only_file_system_is_one_message_and_keeps_the_old_output(small_t
     with pytest.raises(OutputWriteError, match="read-only file system"):
         write_tsv(_table(5), small_tmpfs / "new" / "table.tsv")  # even the folder cannot be made
     assert path.read_bytes() == old
+
+
+def test_a_store_on_a_read_only_file_system_is_one_message_and_keeps_the_old_store(small_tmpfs):
+    path = small_tmpfs / "toy.zarr"
+    rows = np.random.default_rng(0).standard_normal((16, 9)).astype(np.float32)
+    write_filter_store(path, [(2, 8, 1)], [rows], 8)
+    remount_read_only(small_tmpfs)
+    with pytest.raises(OutputWriteError, match=r"toy.zarr: .* is on a read-only file system.*old output is kept"):
+        write_filter_store(path, [(2, 8, 1)], [rows * 2], 8)
+    np.testing.assert_array_equal(open_filter_store(path).filters[:], rows)

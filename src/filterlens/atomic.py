@@ -135,11 +135,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     temporary = partial_path(final)
-    had_old = None
+    had_old = _exists(final) or _exists(previous_path(final))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         recover(final)
-        had_old = _exists(final)
         _remove(temporary)
         yield temporary
         _replace(temporary, final)

@@ -48,15 +48,18 @@ class FilterStoreWriter:
     def __init__(self, path: str | os.PathLike, n_filters: int, chunk_rows: int, attrs: dict[str, Any]):
         self._context = atomic_output(path)
         self._temporary = self._context.__enter__()
-        self._group = zarr.open_group(str(self._temporary), mode="w", zarr_format=3)
-        self._array = self._group.create_array(
-            FILTERS,
-            shape=(n_filters, 9),
-            chunks=(max(1, min(chunk_rows, n_filters)), 9),
-            dtype="float32",
-            compressors=_codecs(),
-            fill_value=np.nan,
-        )
+        try:
+            self._group = zarr.open_group(str(self._temporary), mode="w", zarr_format=3)
+            self._array = self._group.create_array(
+                FILTERS,
+                shape=(n_filters, 9),
+                chunks=(max(1, min(chunk_rows, n_filters)), 9),
+                dtype="float32",
+                compressors=_codecs(),
+                fill_value=np.nan,
+            )
+        except BaseException as error:
+            self.abort(error)
         self._attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "n_filters": n_filters, **attrs}
         self._layers: list[Layer] = []
 
