@@ -160,12 +160,13 @@ def test_a_full_disk_while_writing_arrays_leaves_no_partial_file(small_tmpfs):
     assert not path.exists() and _leftovers(small_tmpfs) == []
 
 
-def test_a_full_disk_while_extracting_a_store_keeps_the_old_store(small_tmpfs):
+@pytest.mark.parametrize("free_bytes", [0, 16384], ids=["no room for the store's metadata", "room for a few chunks"])
+def test_a_full_disk_while_extracting_a_store_keeps_the_old_store(small_tmpfs, free_bytes):
     rng = np.random.default_rng(0)
     path = small_tmpfs / "filters" / "toy.zarr"
     small = rng.standard_normal((16, 9)).astype(np.float32)
     write_filter_store(path, [(2, 8, 1)], [small], 8)
-    fill(small_tmpfs, leave_bytes=16384)
+    fill(small_tmpfs, leave_bytes=free_bytes)
     big = rng.standard_normal((60000, 9)).astype(np.float32)  # 2 MB of incompressible rows
     with pytest.raises(OutputWriteError, match=r"cannot write .*toy.zarr: no space left.*old output is kept"):
         write_filter_store(path, [(300, 200, 1)], [big], 4096)
