@@ -56,6 +56,16 @@ def check_sheet_models():
 
 
 check_sheet_models()
+
+
+onstart:
+    # Not on dry runs: a finished run on read-only storage can still be inspected.
+    from filterlens.atomic import unwritable_folders
+
+    if problems := unwritable_folders(["results", "data", "logs"]):
+        raise WorkflowError("\n".join(problems))
+
+
 validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)

@@ -195,3 +195,14 @@ def test_a_store_on_a_read_only_file_system_is_one_message_and_keeps_the_old_sto
     with pytest.raises(OutputWriteError, match=r"toy.zarr: .* is on a read-only file system.*old output is kept"):
         write_filter_store(path, [(2, 8, 1)], [rows * 2], 8)
     np.testing.assert_array_equal(open_filter_store(path).filters[:], rows)
+
+
+def test_a_read_only_folder_is_named_before_any_job_and_a_missing_one_is_fine(small_tmpfs, tmp_path):
+    from filterlens.atomic import unwritable_folders
+
+    (small_tmpfs / "results").mkdir()
+    assert unwritable_folders([small_tmpfs / "results", tmp_path / "absent"]) == []
+    remount_read_only(small_tmpfs)
+    (problem,) = unwritable_folders([small_tmpfs / "results", tmp_path / "absent"])
+    assert problem.startswith(f"{small_tmpfs / 'results'} is on a read-only file system"), problem
+    assert "Fix: remount it writable" in problem, problem

@@ -174,3 +174,24 @@ def _replace(temporary: Path, final: Path) -> None:
         _remove(previous)
     except OSError:
         pass  # the new output is in place; recover() removes the old one next time
+
+
+def unwritable_folders(folders: list[str | os.PathLike]) -> list[str]:
+    """The existing ``folders`` that this process cannot write (a read-only file system, or
+    no permission), each as a message with the fix; folders not there yet are fine."""
+    problems = []
+    for folder in map(Path, folders):
+        if not folder.is_dir() or os.access(folder, os.W_OK):
+            continue
+        try:
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if read_only:
+            problems.append(f"{folder} is on a read-only file system, and jobs write their outputs there. Fix: "
+                            "remount it writable or run in a writable working directory (--directory); nothing "
+                            "was run")
+        else:
+            problems.append(f"{folder} is not writable for this user (ls -ld {folder}). Fix: make it writable or "
+                            "run in a writable working directory (--directory); nothing was run")
+    return problems
