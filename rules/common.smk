@@ -33,6 +33,40 @@ try:
     SHEET = read_sheet(SHEET_PATH)
 except (ConfigError, SheetError) as error:
     raise WorkflowError(str(error)) from None
+
+
+def check_sheet_models():
+    """Every row built on the meta device (filterlens.sheet_checks), once per sheet and code."""
+    from filterlens.sheet_checks import check_sheet_builds
+
+    cache = os.path.join(".snakemake", "filterlens", "sheet-checks")
+    try:
+        problems = check_sheet_builds(SHEET, SHEET_PATH, cache)
+    # torch, timm or RobustBench missing where snakemake runs
+    except ImportError as error:
+        print(
+            f"filterlens: the sheet's architectures are not checked before the jobs: {error}",
+            file=sys.stderr,
+        )
+        return
+    if problems:
+        raise WorkflowError(
+            f"the model sheet {SHEET_PATH} has {len(problems)} problem(s):\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+check_sheet_models()
+
+
+onstart:
+    # Not on dry runs: a finished run on read-only storage can still be inspected.
+    from filterlens.atomic import unwritable_folders
+
+    if problems := unwritable_folders(["results", "data", "logs"]):
+        raise WorkflowError("\n".join(problems))
+
+
 validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)
@@ -58,6 +92,11 @@ def one_of(ids):
 def sheet_row(wildcards):
     """The model's sheet row as plain types, for a rule's params."""
     return SHEET.loc[wildcards.model].to_dict()
+
+
+def sheet_dataset(wildcards):
+    """The model's dataset in the sheet (its filter store must say the same)."""
+    return SHEET.loc[wildcards.model, "dataset"]
 
 
 # torchvision's CIFAR folders: what train_cifar trains on, and where Fig. 6 and Table 1 find

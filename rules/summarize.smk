@@ -20,6 +20,7 @@ rule summarize_model:
         runtime=60,
     params:
         depth_definition=config["analysis"]["depth_definition"],
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/summarize_model.py"
 
@@ -58,6 +59,8 @@ rule coefficient_range:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/coefficient_range.py"
 
@@ -101,6 +104,7 @@ rule coefficient_histograms:
         runtime=60,
     params:
         bins=config["analysis"]["bins"],
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/coefficient_histograms.py"
 

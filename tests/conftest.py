@@ -41,7 +41,7 @@ def load_tool(name: str):
     return module
 
 
-def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None) -> Path:
+def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None, dataset="coloured_digits") -> Path:
     """A filter store at ``path`` (model id: its stem) of the layers ``shapes`` ((c_in, c_out,
     groups) each, at conv depth = position) holding ``rows`` (one (n, 9) array per layer)."""
     import numpy as np
@@ -55,8 +55,45 @@ def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None) ->
         layers.append(Layer(index, names[index], index, index / max(len(shapes) - 1, 1), c_in, c_out, groups,
                             start, start + len(weights), False))
         start += len(weights)
-    attrs = {"model_id": Path(path).stem, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
+    attrs = {"model_id": Path(path).stem, "dataset": dataset, "depth_method": "fx", "max_conv_depth": len(shapes) - 1}
     with FilterStoreWriter(path, start, chunk_rows, attrs) as writer:
         for layer, weights in zip(layers, rows):
             writer.write_layer(layer, np.asarray(weights))
     return path
+
+
+def mount_tmpfs(path: Path, size_kib: int) -> None:
+    """Mount a tmpfs of ``size_kib`` at ``path`` (root only); pytest.skip naming why elsewhere."""
+    if os.geteuid() != 0:
+        pytest.skip("a full or read-only file system is emulated with a tmpfs mount, which needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode})")
+
+
+def remount_read_only(path: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """A 256 KiB tmpfs (root only, skipped elsewhere), unmounted after the test."""
+    mount = tmp_path / "tmpfs"
+    mount_tmpfs(mount, 256)
+    try:
+        yield mount
+    finally:
+        unmount(mount)
+
+
+def fill(path: Path, leave_bytes: int = 0) -> None:
+    """Fill the file system of ``path`` up to ``leave_bytes`` free, with a file in ``path``."""
+    free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
+    with open(path / "filler", "wb") as handle:
+        handle.write(b"\0" * max(0, free - leave_bytes))

@@ -77,3 +77,19 @@ def test_missing_sheet(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "micro.yaml"),
                            "--config", f"sheet={tmp_path / 'nope.tsv'}", "--cores", "1", check=False)
     _fails_with(result, "nope.tsv does not exist")
+
+
+def test_a_row_that_cannot_be_built_stops_the_plan(tmp_path):
+    bad = ROBUST.replace('"widen_factor": 1', '"widen_factor": 1, "dropout": 0.3')
+    _fails_with(_plan(tmp_path, [NORMAL, bad]), "(model_id 'a_robust'): arch_kwargs 'dropout' not argument(s) of "
+                "wide_resnet; allowed: depth, widen_factor")
+
+
+def test_ids_differing_only_in_case_stop_the_plan(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST, NORMAL.replace("a_normal", "A_normal")]),
+                "'a_normal' (line 2), 'A_normal' (line 4) differ only in case")
+
+
+def test_a_seed_beyond_what_the_generators_take_stops_the_plan(tmp_path):
+    _fails_with(_plan(tmp_path, [NORMAL, ROBUST], training__seed=2**70),
+                "config key training.seed: 1180591620717411303424 is greater than the maximum of 4294967295")

@@ -9,7 +9,10 @@ outcome against the undisturbed run:
 - bad checkpoints and bad filter stores: the job fails with one message naming the model or
   file and the fix, and every other output stays as it was (same bytes, same mtime);
 - bad sheets and configs that ``tests/test_bad_input.py`` and ``tests/test_figures.py`` do
-  not cover, against a finished run: nothing is touched.
+  not cover, against a finished run: nothing is touched;
+- ``results/`` on a real tmpfs (root only) that fills up during an extraction or a summary, or
+  is remounted read-only: the job's log ends with one message naming the output and the fix,
+  and every other output stays.
 
 The kills are made deterministic by a test-only ``sitecustomize`` (``FAULT_HOOK`` below) put
 on the jobs' PYTHONPATH: it pauses a rule script at a chosen point (after n layers written,
@@ -391,6 +394,32 @@ def _nan_in_store(store: Path) -> None:
     array[300, 4] = np.inf  # row 300 is in block1.layer.0.conv1 (rows 48-304)
 
 
+def _edit_store_attrs(store: Path, edit) -> None:
+    group = zarr.open_group(str(store), mode="r+")
+    attrs = dict(group.attrs)
+    edit(attrs)
+    group.attrs.update(attrs)
+
+
+def _wrong_c_out(attrs) -> None:
+    attrs["layers"]["c_out"][1] += 1  # block1.layer.0.conv1: 16 x 16 rows, read as 17 x 16
+
+
+def _overlapping_ranges(attrs) -> None:
+    attrs["layers"]["row_start"][2] -= 16
+
+
+def _another_models_store(store: Path) -> None:
+    """micro_normal's store in micro_robust's place (snakemake's timestamp file kept, so only
+    the summary asked for runs)."""
+    stamp = store.parent / "stamp.kept"
+    shutil.copy2(store / ".snakemake_timestamp", stamp)
+    shutil.rmtree(store)
+    shutil.copytree(store.parent / "micro_normal.zarr", store)
+    shutil.copy2(stamp, store / ".snakemake_timestamp")
+    stamp.unlink()
+
+
 BAD_STORES = {
     "missing chunk": (lambda s: (s / "filters" / "c" / "2" / "0").unlink(),
                       ["1 of 3 chunks are missing"]),
@@ -400,6 +429,13 @@ BAD_STORES = {
                     ["filters are float32 of shape (8235, 9), expected float32 of shape (8240, 9)"]),
     "Inf values": (_nan_in_store, ["(model micro_robust): layer block1.layer.0.conv1 holds NaN or Inf values"]),
     "no zarr.json": (lambda s: (s / "zarr.json").unlink(), ["is not a readable filter store"]),
+    "wrong c_out": (lambda s: _edit_store_attrs(s, _wrong_c_out),
+                    ["c_out x c_in/groups = 17 x 16/1 = 272 rows in layer 1, but its row range holds 256"]),
+    "overlapping ranges": (lambda s: _edit_store_attrs(s, _overlapping_ranges),
+                           ["row_start/row_stop overlap between layers 1 and 2"]),
+    "another model's store": (_another_models_store,
+                              ["attribute model_id is 'micro_normal', but the sheet's row is 'micro_robust': the "
+                               "store holds another model"]),
 }
 
 
@@ -452,6 +488,18 @@ def _bad_json(lines):
     return [*lines[:2], lines[2].replace('{"depth": 10, "widen_factor": 1}', "{depth: 10}")]
 
 
+def _hash_in_a_cell(lines):
+    return [*lines[:2], lines[2].replace("micro_robust", "micro_robust # the robust one", 1)]
+
+
+def _unknown_argument(lines):
+    return [*lines[:2], lines[2].replace('"widen_factor": 1', '"widen_factor": 1, "drop_rate": 0.3')]
+
+
+def _case_twin(lines):
+    return [*lines, lines[1].replace("micro_normal", "Micro_Normal")]
+
+
 BAD_INPUTS = {
     "unknown sheet column": (_add_column, [], ["unknown columns ['notes']", "allowed: ['model_id'"]),
     "counterpart that is robust": (_robust_counterpart, [],
@@ -459,6 +507,13 @@ BAD_INPUTS = {
     "arch_kwargs not JSON": (_bad_json, [], ["line 3 (model_id 'micro_robust')", "arch_kwargs is not a JSON object"]),
     "config value of the wrong type": (None, ["extraction={'chunk_rows': 'big'}"],
                                        ["config key extraction.chunk_rows: 'big' is not of type 'integer'"]),
+    "'#' inside a cell": (_hash_in_a_cell, [], ["model_id: 'micro_robust # the robust one' does not match",
+                                                "a cell holds '#': it starts a comment only at the start of a line"]),
+    "an argument the architecture does not take": (_unknown_argument, [],
+                                                   ["(model_id 'micro_robust'): arch_kwargs 'drop_rate' not "
+                                                    "argument(s) of wide_resnet"]),
+    "ids differing only in case": (_case_twin, [], ["'micro_normal' (line 2), 'Micro_Normal' (line 4) differ only "
+                                                    "in case"]),
     "unknown config section": (None, ["extractoin={}"],
                                ["Additional properties are not allowed ('extractoin' was unexpected)"]),
 }
@@ -489,3 +544,73 @@ def test_a_target_for_a_model_not_in_the_sheet_names_the_file(micro_run, tmp_pat
     assert result.returncode != 0 and "results/filters/no_such_model.zarr" in output, output
     assert "MissingRuleException" in output or "No rule to produce" in output, output
     assert_untouched(before, snapshot(workdir))
+
+
+# --- a full or read-only results/ (a tmpfs mounted for the test; root only) -----------------
+
+def _results_on_tmpfs(workdir: Path, spare_kib: int) -> Path:
+    """Move ``workdir/results`` onto a tmpfs just large enough for it plus ``spare_kib``."""
+    from conftest import mount_tmpfs
+
+    results = workdir / "results"
+    kept = workdir / "results.on-disk"
+    results.rename(kept)
+    used = int(subprocess.run(["du", "-s", "--block-size=1K", str(kept)], capture_output=True, text=True,
+                              check=True).stdout.split()[0])
+    mount_tmpfs(results, used + spare_kib)
+    for item in kept.iterdir():  # copy2 keeps the mtimes: snakemake sees the same run
+        target = results / item.name
+        shutil.copytree(item, target, symlinks=True) if item.is_dir() else shutil.copy2(item, target)
+    shutil.rmtree(kept)
+    return results
+
+
+FULL_OR_READ_ONLY = {
+    "disk full during extraction": ("results/filters/micro_robust.zarr", "extract_filters", "logs/extract",
+                                    "no space left on the file system of results/filters"),
+    "disk full during a summary": ("results/summaries/micro_robust/layers.tsv", "summarize_model", "logs/summarize",
+                                   "no space left on the file system of results/summaries/micro_robust"),
+    "read-only results": ("results/summaries/micro_robust/layers.tsv", "summarize_model", "logs/summarize",
+                          "results is on a read-only file system"),
+}
+
+
+@pytest.mark.parametrize("fault", FULL_OR_READ_ONLY)
+def test_a_full_or_read_only_results_folder_is_one_message_and_every_other_output_stays(micro_run, tmp_path,
+                                                                                        fault):
+    from conftest import fill, remount_read_only, unmount
+
+    target, rule, log_dir, cause = FULL_OR_READ_ONLY[fault]
+    workdir = copy_run(micro_run, tmp_path)
+    results = _results_on_tmpfs(workdir, spare_kib=1024)
+    try:
+        if rule == "extract_filters":
+            shutil.rmtree(workdir / target)
+        else:
+            for name in ("layers.tsv", "moments.npz"):
+                (workdir / "results" / "summaries" / "micro_robust" / name).unlink()
+        if fault.startswith("read-only"):
+            remount_read_only(results)
+        else:
+            fill(results, leave_bytes=8192)
+        before = snapshot(workdir)
+        result = run_snakemake(workdir, *CONFIG, target, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        if fault.startswith("read-only"):
+            # refused before any job starts (snakemake itself could not even clear the outputs)
+            assert "results is on a read-only file system" in output and "Fix: remount it writable" in output, output
+            assert "Error in rule" not in output and not (workdir / log_dir / "micro_robust.log").exists(), output
+            plan = run_snakemake(workdir, *CONFIG, "-n", target, check=False)  # a dry run still works
+            assert plan.returncode == 0 and "summarize_model" in plan.stdout + plan.stderr, plan.stderr
+            assert_untouched(before, snapshot(workdir))
+            return
+        assert f"Error in rule {rule}" in output, output
+        last = (workdir / log_dir / "micro_robust.log").read_text().strip().splitlines()[-1]
+        assert last.endswith("then rerun.") and f"{rule} failed: cannot write " in last, last
+        assert cause in last, last
+        assert ("the old output is kept" in last) or ("nothing was written" in last), last
+        assert not partials(workdir)
+        assert_untouched(before, snapshot(workdir))
+    finally:
+        unmount(results)

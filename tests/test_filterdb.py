@@ -82,7 +82,8 @@ def write_zoo(workdir):
         # source filterdb, database name derived from the id
         _row("normal_cifar10_Addepalli2021Towards_RN18", "cifar10", False, "filterdb"),
         # checkpoint sources, switched to the database by config filterdb.models
-        _row("rb_imagenet_Salman2020Do_R18", "imagenet", True, "robustbench", "Salman2020Do_R18", "timm_resnet18"),
+        _row("rb_imagenet_Salman2020Do_R18", "imagenet", True, "robustbench", "Salman2020Do_R18", "timm_resnet18",
+             kwargs={"dataset": "imagenet", "key": "Salman2020Do_R18", "threat_model": "Linf"}),
         _row("timm_resnet18", "imagenet", False, "timm", "resnet18.tv_in1k", arch="timm",
              kwargs={"name": "resnet18"}),
     ], columns=SHEET_COLUMNS)

@@ -65,3 +65,32 @@ def test_the_summary_job_fails_without_writing_anything_and_other_outputs_stay(m
     assert not list((workdir / "results" / "summaries" / "micro_robust").glob("*")), "no partial summary"
     assert normal_layers.stat().st_mtime_ns == before, "the other model's summary was not recomputed"
     assert "Error in rule summarize_model" in output
+
+
+def _sheet_and_layers(path, rows):
+    """A two-model sheet and the real layer summaries of two stores."""
+    from filterlens.sheet import read_sheet
+
+    (path / "sheet.tsv").write_text(
+        "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\n"
+        'a_normal\tcoloured_digits\twide_resnet\t{"depth": 10, "widen_factor": 1}\tfalse\tminizoo\t\t\n'
+        'a_robust\tcoloured_digits\twide_resnet\t{"depth": 10, "widen_factor": 1}\ttrue\tminizoo\t\ta_normal\n')
+    tables = [summarize(open_filter_store(_store(path / f"{m}.zarr", rows)), threads=1, max_rows=4096)[0]
+              for m in ("a_normal", "a_robust", "b_stranger")]
+    return read_sheet(path / "sheet.tsv"), tables
+
+
+def test_summaries_of_a_model_not_in_the_sheet_are_refused_not_counted(tmp_path, rows):
+    import pandas as pd
+
+    from filterlens.analysis import SummaryError, quality_by_depth, sparse_shares
+
+    sheet, (normal, robust, stranger) = _sheet_and_layers(tmp_path, rows)
+    good = pd.concat([normal, robust], ignore_index=True)
+    shares = sparse_shares(good, sheet).set_index("training")
+    assert shares.n_models.tolist() == [1, 1] and shares.n_layers.tolist() == [2, 2]
+    assert set(quality_by_depth(good, sheet).model_id) == {"a_normal", "a_robust"}
+    bad = pd.concat([good, stranger], ignore_index=True)
+    for function in (sparse_shares, quality_by_depth):
+        with pytest.raises(SummaryError, match=r"layer summaries of model\(s\) 'b_stranger' are not in the sheet"):
+            function(bad, sheet)

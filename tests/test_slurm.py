@@ -377,7 +377,9 @@ def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm
 @pytest.mark.slurm
 def test_a_failing_job_is_reported_as_failed_with_a_nonzero_exit(slurm_cluster, slurm_run, tmp_path):
     workdir, _ = slurm_run
-    # A WRN of depth 11 passes sheet validation but fails inside the job: depth must be 6n + 4.
+    # A WRN of depth 11 fails inside the job: depth must be 6n + 4. The sheet check refuses it
+    # before any job, so the check's marker (filterlens.sheet_checks) is written beforehand, as if
+    # the row had passed: the job is then submitted and fails on the cluster.
     header, *rows = MICRO_SHEET.read_text().splitlines()
     columns = header.split("\t")
     row = dict(zip(columns, next(r for r in rows if r.startswith("micro_normal\t")).split("\t")))
@@ -385,6 +387,11 @@ def test_a_failing_job_is_reported_as_failed_with_a_nonzero_exit(slurm_cluster, 
     sheet = tmp_path / "bad_depth.tsv"
     # The micro sheet plus that row: the rest of the workflow still parses (figures want a pair).
     sheet.write_text("\n".join([header, *rows, "\t".join(row[c] for c in columns)]) + "\n")
+    from filterlens.sheet_checks import fingerprint
+
+    markers = workdir / ".snakemake" / "filterlens" / "sheet-checks"
+    markers.mkdir(parents=True, exist_ok=True)
+    (markers / f"{fingerprint(sheet)}.json").write_text("{}")
 
     # In the finished run's directory: the dataset exists, so only the failing job runs; without
     # the profile's retry, which would only run the same failure again.

@@ -3,7 +3,7 @@
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 from filterlens.analysis import load_basis
-from filterlens.filterstore import open_filter_store
+from filterlens.filterstore import check_store_matches, open_filter_store
 from filterlens.outputs import read_tsv, write_npz
 from filterlens.reductions import coefficient_histograms
 from filterlens.scripting import rule_script
@@ -15,6 +15,7 @@ with rule_script(snakemake) as log:
     value_range = read_tsv(snakemake.input.range).iloc[0]
     low, high, bins = float(value_range["min"]), float(value_range["max"]), snakemake.params.bins
     max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
+    check_store_matches(store, snakemake.wildcards.model, snakemake.params.dataset, max_rows)
     counts = coefficient_histograms(store, basis, low, high, bins, snakemake.threads, max_rows)
     log.info("%s: %d coefficients per component in %d bins over [%r, %r]",
              store.model_id, counts[:, 0].sum(), bins, low, high)

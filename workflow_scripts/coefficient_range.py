@@ -6,7 +6,7 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 import pandas as pd
 
 from filterlens.analysis import load_basis
-from filterlens.filterstore import open_filter_store
+from filterlens.filterstore import check_store_matches, open_filter_store
 from filterlens.outputs import write_tsv
 from filterlens.reductions import coefficient_range
 from filterlens.scripting import rule_script
@@ -16,6 +16,7 @@ with rule_script(snakemake) as log:
     store = open_filter_store(snakemake.input.store)
     basis = load_basis(snakemake.input.basis)
     max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
+    check_store_matches(store, snakemake.wildcards.model, snakemake.params.dataset, max_rows)
     low, high = coefficient_range(store, basis, snakemake.threads, max_rows)
     table = pd.DataFrame({"model_id": store.model_id, "component": range(1, 10), "min": low, "max": high})
     log.info("\n%s", table.to_string(index=False))

@@ -3,7 +3,7 @@ and normal model, read from their filter stores (layer_id 0 and the highest laye
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
-from filterlens.filterstore import open_filter_store
+from filterlens.filterstore import check_store_matches, open_filter_store
 from filterlens.outputs import write_npz
 from filterlens.scripting import rule_script
 
@@ -12,6 +12,7 @@ with rule_script(snakemake) as log:
     for role, path, model_id in zip(("robust", "normal"), (snakemake.input.robust, snakemake.input.normal),
                                     snakemake.params.pair):
         store = open_filter_store(path)
+        check_store_matches(store, model_id, None)
         layers = store.layers.sort_values("layer_id")
         for which, layer in (("first", layers.iloc[0]), ("last", layers.iloc[-1])):
             rows = store.filters[int(layer.row_start):int(layer.row_stop)]

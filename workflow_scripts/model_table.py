@@ -5,7 +5,7 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 import pandas as pd
 
 from filterlens.outputs import write_tsv
-from filterlens.filterstore import open_filter_store, with_depth_definition
+from filterlens.filterstore import check_store_matches, open_filter_store, with_depth_definition
 from filterlens.scripting import rule_script
 from filterlens.sheet import read_sheet
 from filterlens.tables import model_table
@@ -14,6 +14,8 @@ with rule_script(snakemake) as log:
     sheet = read_sheet(snakemake.input.sheet)
     stores = [with_depth_definition(open_filter_store(path), snakemake.params.depth_definition)
               for path in snakemake.input.stores]
+    for model, store in zip(sheet.model_id, stores, strict=True):  # the rule lists them in sheet order
+        check_store_matches(store, model, sheet.loc[model, "dataset"])
     metrics = [pd.read_csv(path, sep="\t") for path in snakemake.input.metrics]
     table = model_table(sheet, stores, metrics)
     log.info("\n%s", table.to_string(index=False))

@@ -2,7 +2,7 @@
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
-from filterlens.filterstore import open_filter_store, with_depth_definition
+from filterlens.filterstore import check_store_matches, open_filter_store, with_depth_definition
 from filterlens.outputs import write_npz, write_tsv
 from filterlens.reductions import summarize
 from filterlens.scripting import rule_script
@@ -12,6 +12,7 @@ with rule_script(snakemake) as log:
     # The layer table's depths under the configured definition (the store holds every one).
     store = with_depth_definition(open_filter_store(snakemake.input[0]), snakemake.params.depth_definition)
     max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
+    check_store_matches(store, snakemake.wildcards.model, snakemake.params.dataset, max_rows)
     log.info("%s: %d filters in %d layers, depth by %s (max %s), BatchNorm folded in %d layers; %d threads, "
              "segments of at most %d rows", store.model_id, store.filters.shape[0], len(store.layers),
              store.attrs.get("depth_definition"), store.attrs.get("max_conv_depth"), int(store.layers.bn_folded.sum()),

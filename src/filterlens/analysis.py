@@ -106,6 +106,27 @@ def kl_tables(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], layers:
 
 # --- layer quality -------------------------------------------------------------------------
 
+class SummaryError(ValueError):
+    """Per-model summaries that do not belong to the sheet; the message names them and the fix."""
+
+
+def check_layers_in_sheet(layers: pd.DataFrame, sheet: pd.DataFrame) -> None:
+    """Every model_id of the layer rows is a model of the sheet, with a known robust flag."""
+    if "model_id" not in layers.columns:
+        raise SummaryError("the layer summaries have no model_id column. Fix: summarize the models again "
+                           "(snakemake --forcerun summarize_model).")
+    known = set(sheet.model_id)
+    unknown = sorted({str(m) for m in layers.model_id if m not in known})
+    if unknown:
+        raise SummaryError(f"layer summaries of model(s) {', '.join(map(repr, unknown))} are not in the sheet "
+                           f"(it has {len(known)} models): a summary of another model or zoo. Fix: delete "
+                           "results/summaries/<model>/ of those models and summarize the sheet's models again.")
+    flags = sheet.robust[sheet.model_id.isin(set(layers.model_id))]
+    if bad := sorted(m for m, flag in flags.items() if flag is not True and flag is not False):
+        raise SummaryError(f"model(s) {', '.join(map(repr, bad))} have no robust flag in the sheet. "
+                           "Fix: set robust to true or false in their rows.")
+
+
 def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
     ok = values.notna() & (weights > 0)
     return float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
@@ -114,6 +135,7 @@ def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
 def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """Per model and depth group (and 'all'): sparsity = sparse / filters; variance entropy =
     mean over layers weighted by non-sparse filters; orthogonality = mean weighted by c_out."""
+    check_layers_in_sheet(layers, sheet)
     rows = []
     for (model, group), part in _with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
         rows.append({
@@ -137,7 +159,8 @@ def _with_all_group(layers: pd.DataFrame) -> pd.DataFrame:
 def sparse_shares(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """Share of sparse filters, robust vs normal, over all layers of all models: pooled
     (sparse filters / filters) and as the mean of the layers' sparsity."""
-    robust = layers.model_id.map(sheet.robust).astype(bool)
+    check_layers_in_sheet(layers, sheet)
+    robust = layers.model_id.map(sheet.set_index("model_id").robust).astype(bool)
     rows = []
     for label, part in (("robust", layers[robust]), ("normal", layers[~robust])):
         rows.append({"training": label, "n_models": part.model_id.nunique(), "n_layers": len(part),

@@ -6,6 +6,7 @@ allowed, so a user fixes the sheet in one pass before any job starts.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -42,19 +43,56 @@ def _cell_to_json(column: str, value: Any) -> Any:
     return "" if value is None else str(value)
 
 
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list[str]]:
+    """The header, the data rows with the line each starts on, and problems of the layout.
+
+    A line whose first character is ``#`` is a comment; everywhere else ``#`` is a character of
+    its cell (a comment after data would silently cut the cell). Blank lines are skipped.
+    Cells may be quoted ("..."), as spreadsheets write them.
+    """
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [("" if line.startswith("#") else line) for line in text.splitlines(keepends=True)]
+    reader = csv.reader(lines, delimiter="\t", quotechar='"', strict=True)
+    header: list[str] | None = None
+    rows, problems = [], []
+    line = 1
+    try:
+        for cells in reader:
+            first_line, line = line, reader.line_num + 1
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if header is None:
+                header = cells
+                continue
+            if len(cells) != len(header):
+                problems.append(f"{path}, line {first_line}: {len(cells)} cells, but the header has {len(header)} "
+                                "columns; separate cells by one tab each ('#' starts a comment only at the start "
+                                "of a line)")
+                continue
+            rows.append((first_line, cells))
+    except csv.Error as error:
+        problems.append(f"{path}, line {reader.line_num}: {error}; quote a cell wholly (\"...\") or not at all")
+    if header is None:
+        problems.append(f"{path} has no header line; the first line that is not a comment names the columns "
+                        f"{COLUMNS}")
+    return header or [], rows, problems
+
+
 def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate ``path``; raise :class:`SheetError` listing every problem."""
     path = Path(path)
     if not path.exists():
         raise SheetError(f"model sheet {path} does not exist. Fix: set 'sheet' in the config to an existing TSV.")
-    raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
-    problems: list[str] = []
-    if unknown := [c for c in raw.columns if c not in COLUMNS]:
+    header, rows, problems = _read_rows(path)
+    if unknown := [c for c in header if c not in COLUMNS]:
         problems.append(f"unknown columns {unknown}; allowed: {COLUMNS}")
+    if repeated := sorted({c for c in header if header.count(c) > 1}):
+        problems.append(f"columns {repeated} appear more than once in the header")
     schema = yaml.safe_load(SCHEMA.read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    records = []
-    for line, row in enumerate(raw.to_dict("records"), start=2):  # line 1 is the header
+    records, lines = [], []
+    for line, cells in rows:
+        row = dict(zip(header, cells))
         record = {c: _cell_to_json(c, v) for c, v in row.items() if c in COLUMNS}
         for column in OPTIONAL_TEXT + OPTIONAL_NUMBERS:
             record.setdefault(column, None if column in OPTIONAL_NUMBERS else "")
@@ -72,12 +110,17 @@ def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
             record["arch_kwargs"] = kwargs
         except ValueError as error:
             problems.append(f"{label}: arch_kwargs is not a JSON object ({error}), e.g. {{\"depth\": 10}}")
+        if any("#" in str(v) for v in row.values()) and any(p.startswith(label) for p in problems):
+            problems.append(f"{label}: a cell holds '#': it starts a comment only at the start of a line, "
+                            "inside a row it is part of the cell")
         records.append(record)
+        lines.append(line)
     sheet = pd.DataFrame(records, columns=COLUMNS)
+    sheet["line"] = lines
     problems += _cross_row_problems(sheet, path)
     if problems:
         raise SheetError(f"the model sheet {path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
-    return sheet.set_index("model_id", drop=False)
+    return sheet.drop(columns="line").set_index("model_id", drop=False)
 
 
 def _cross_row_problems(sheet: pd.DataFrame, path: Path) -> list[str]:
@@ -85,6 +128,13 @@ def _cross_row_problems(sheet: pd.DataFrame, path: Path) -> list[str]:
     duplicated = sheet.model_id[sheet.model_id.duplicated()].unique()
     for model_id in duplicated:
         problems.append(f"{path}: model_id {model_id!r} appears more than once; ids must be unique")
+    folded = sheet.model_id.map(lambda m: m.casefold() if isinstance(m, str) else m)
+    for key, part in sheet[folded.duplicated(keep=False)].groupby(folded[folded.duplicated(keep=False)], sort=False):
+        ids = list(dict.fromkeys(part.model_id))
+        if len(ids) > 1:
+            where = ", ".join(f"{i!r} (line {n})" for i, n in zip(part.model_id, part.line))
+            problems.append(f"{path}: model_ids {where} differ only in case; file systems that ignore case "
+                            "would mix up their files: rename one")
     robust_of = dict(zip(sheet.model_id, sheet.robust))
     dataset_of = dict(zip(sheet.model_id, sheet.dataset))
     for row in sheet.itertuples():
