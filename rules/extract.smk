@@ -19,5 +19,6 @@ rule extract_filters:
         runtime=30,
     params:
         extraction=config["extraction"],
+        dataset=lambda wildcards: SHEET.loc[wildcards.model, "dataset"],
     script:
         "../workflow_scripts/extract_filters.py"

@@ -16,7 +16,7 @@ from filterlens.scripting import rule_script, set_torch_threads
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)
     settings = snakemake.params.activations
-    checkpoint = load_checkpoint(snakemake.input.model)
+    checkpoint = load_checkpoint(snakemake.input.model, model_id=snakemake.wildcards.model)
     network = build_model(checkpoint)
     model = classifier(network, checkpoint)
     x_test, y_test = load_split(snakemake.input.data, "test")
