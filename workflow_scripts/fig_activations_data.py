@@ -3,6 +3,8 @@ pair's robust model for one clean test image and its L-inf PGD version (METHOD 6
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
+from pathlib import Path
+
 import torch
 
 from filterlens.attacks import pgd_linf
@@ -16,7 +18,8 @@ from filterlens.scripting import rule_script, set_torch_threads
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)
     settings = snakemake.params.activations
-    checkpoint = load_checkpoint(snakemake.input.model, model_id=snakemake.wildcards.model)
+    # data/models/<model id>.pt: the file must hold that model
+    checkpoint = load_checkpoint(snakemake.input.model, model_id=Path(snakemake.input.model).stem)
     network = build_model(checkpoint)
     model = classifier(network, checkpoint)
     x_test, y_test = load_split(snakemake.input.data, "test")

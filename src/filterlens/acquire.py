@@ -7,14 +7,15 @@ offline on files the tests write themselves.
 RobustBench
     ``robustbench.utils.load_model(model_name=key, model_dir=..., dataset=..., threat_model=...)``
     reads ``<model_dir>/<dataset>/<threat_model>/<key>.pt`` (ensembles:
-    ``<key>.pt_m0.pt``, ``<key>.pt_m1.pt``, ...) and downloads a file only when it is missing
-    (Google Drive, through gdown). A model directory filled beforehand in that layout is
-    therefore loaded with no network at all. Before and after each attempt the files are
-    checked (:func:`file_problem`): an empty file, a saved HTML page (Google Drive's quota or
-    virus-scan page; both :mod:`filterlens.failed_downloads`) or a truncated archive is removed,
-    logged with the fix, and the download is tried again with exponential back-off. The first
-    good file's sha256 is recorded in a lock file (TSV: file, sha256, bytes); later runs verify
-    it and refuse a different file.
+    ``<key>.pt_m0.pt``, ``<key>.pt_m1.pt``, ...). Missing files are downloaded here first, with
+    RobustBench's own Google Drive download, so that ``load_model`` (whose ``torch.load`` is the
+    first parser) only ever reads files already checked, in this order: a failed download (an
+    empty file, a saved HTML page such as Google Drive's quota or virus-scan page;
+    :mod:`filterlens.failed_downloads`), the lock file (TSV: file, sha256, bytes; a different
+    file is refused before anything reads it, one cut short is fetched again), then the
+    integrity of files the lock does not know yet (:func:`file_problem`). Bad files are removed,
+    logged with the fix, and downloaded again with exponential back-off. The first good file's
+    sha256 is recorded in the lock. A model directory filled beforehand loads with no network.
 
 timm
     ``timm.create_model(name, pretrained=True)``, timm's own download through the Hugging Face
