@@ -1,11 +1,11 @@
 """Which pretrained sources a sheet may name, checked when the sheet is read (no torch here).
 
 RobustBench entries not served from RobustBench's model directory
-    ``robustbench.utils.load_model`` builds thirteen entries of robustbench 1.1.1 otherwise:
-    twelve through ``timm.create_model(..., pretrained=True)`` (the XCiT models of
+    ``robustbench.utils.load_model`` builds fourteen entries of robustbench 1.1.1 otherwise:
+    twelve through ``timm.create_model(..., pretrained=True)`` (the nine L-inf XCiT models of
     Debenedetti2022Light on CIFAR-10, CIFAR-100 and ImageNet, and three ImageNet corruptions
     models), whose weights timm fetches from a URL into its own cache, and ImageNet's
-    ``Standard_R50``, whose constructor fetches torchvision's weights. Their files are never
+    ``Standard_R50`` (L-inf and corruptions), whose constructor fetches torchvision's weights. Their files are never
     under ``acquisition.model_dir``, so the lock file cannot check them, and their constructors
     download again whenever the architecture is built. None is among the paper's 71 models:
     they are refused when the sheet is read. (``tests/test_acquire.py`` checks this list
