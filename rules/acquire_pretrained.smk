@@ -11,6 +11,17 @@
 #   set them in the environment of snakemake (cluster jobs inherit it).
 # Both run on the machine that runs snakemake (localrule: compute nodes often have no
 # internet) and take one of the profile's `downloads` slots.
+#
+# Every downloaded file is checked before anything parses it (failed download, lock file,
+# integrity); RobustBench entries that load from elsewhere than the model directory and timm
+# names that load from any Hugging Face repository are refused here, when the sheet is read
+# (filterlens.pretrained_sources).
+from filterlens.pretrained_sources import sheet_problems as pretrained_problems
+
+if _problems := pretrained_problems(SHEET.to_dict("records")):
+    raise WorkflowError(
+        f"pretrained models ({SHEET_PATH}):\n  - " + "\n  - ".join(_problems)
+    )
 
 
 rule acquire_robustbench:

@@ -21,5 +21,6 @@ rule extract_filters:
         extraction={
             key: config["extraction"][key] for key in ("chunk_rows", "fold_batchnorm")
         },
+        dataset=sheet_dataset,
     script:
         "../workflow_scripts/extract_filters.py"

@@ -12,14 +12,21 @@
 # SNAKEMAKE_STORAGE_ZENODO_ACCESS_TOKEN). `filterdb.local_dir` reads them from a directory
 # instead (a copy downloaded beforehand, test fixtures). The file names in the record are
 # config (defaults: the authors' dataset.h5 with datasets `filters` and `meta`).
+#
+# Every file is checked before it is opened: against `filterdb.checksums` (the md5 the Zenodo
+# record lists; required for the http plugin, which checks no hash), else for a failed or cut-off
+# download. A bad downloaded copy is deleted, so the next run fetches it again. The meta table
+# is read without PyTables (filterlens.pandas_hdf5): nothing in the file can run code.
 from filterlens.filterdb import config_problems as filterdb_problems
-from filterlens.filterdb import database_files, uses_filterdb
+from filterlens.filterdb import database_files, download_problems, uses_filterdb
 
 FILTERDB = config["filterdb"]
 FILTERDB_MODELS = uses_filterdb(SHEET, FILTERDB["models"])
 # Models with a checkpoint, data/models/{model}.pt (rules that need weights, not filters).
 CHECKPOINT_MODELS = [m for m in MODELS if m not in FILTERDB_MODELS]
-if _problems := filterdb_problems(SHEET, FILTERDB["models"]):
+if _problems := filterdb_problems(SHEET, FILTERDB["models"]) + download_problems(
+    FILTERDB, bool(FILTERDB_MODELS)
+):
     raise WorkflowError(
         f"filter database ({SHEET_PATH}):\n  - " + "\n  - ".join(_problems)
     )
@@ -51,6 +58,7 @@ rule import_filterdb:
     params:
         row=sheet_row,
         filterdb=FILTERDB,
+        downloaded=FILTERDB["local_dir"] is None,
         chunk_rows=config["extraction"]["chunk_rows"],
     script:
         "../workflow_scripts/import_filterdb.py"

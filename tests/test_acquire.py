@@ -204,7 +204,7 @@ def test_lock_file_records_then_verifies_and_reads_back(tmp_path):
     with pytest.raises(LockMismatch, match="a/x.pt"):
         verify_or_record(lock, model_dir, [first], acquire.LOG)
     lock.write_text("file\tsha256\tbytes\na/x.pt\tnot-a-hash\t3\n")
-    with pytest.raises(AcquisitionError, match="malformed"):
+    with pytest.raises(AcquisitionError, match=r"line 2: sha256 'not-a-hash' is not 64 hex digits"):
         read_lock(lock)
 
 
@@ -348,3 +348,189 @@ def test_timm_without_pretrained_weights_or_without_the_hub_fails_at_once(monkey
     monkeypatch.setattr(timm.models._hub, "_has_hf_hub", False)  # as with huggingface_hub >= 1.0
     with pytest.raises(acquire.PermanentError, match=r"huggingface_hub of requirements.txt \(< 1.0\)"):
         acquire.load_timm("resnet18.tv_in1k", create_model=never, sleep=_no_sleep)
+
+
+# ---------------------------------------------------------------------------------------------
+# No downloaded file is parsed before it is checked
+
+PAYLOAD = """
+import os
+class Payload:  # unpickling this object runs a shell command that writes the marker
+    def __init__(self, marker):
+        self.marker = marker
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+"""
+
+
+def _payload(marker):
+    namespace = {}
+    exec(PAYLOAD, namespace)  # noqa: S102 - the crafted object of these tests
+    return namespace["Payload"](str(marker))
+
+
+def _never_load(**kwargs):
+    raise AssertionError("load_model read a file that had not been checked")
+
+
+def _lock_row(path, model_dir):
+    return f"{path.relative_to(model_dir).as_posix()}\t{sha256_of(path)}\t{path.stat().st_size}\n"
+
+
+def test_a_crafted_checkpoint_that_differs_from_the_lock_runs_no_code(model_dir, tmp_path, no_network):
+    """With trust_pickles on, a file whose sha256 is not the recorded one is refused before
+    anything (RobustBench's torch.load included) reads it."""
+    import robustbench.utils as rb_utils
+
+    lock = tmp_path / "lock.tsv"
+    load_robustbench(ENTRY, model_dir, lock, sleep=_no_sleep)
+    path = model_dir / "cifar10" / "Linf" / "Ding2020MMA.pt"
+    marker = tmp_path / "marker"
+    torch.save({"state_dict": _robustbench_state_dict(0), "payload": _payload(marker)}, path)
+    # the crafted file is a real threat: unpickled without weights_only it runs the payload
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+    for load_model in (_never_load, rb_utils.load_model):
+        with pytest.raises(LockMismatch) as error:
+            load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, load_model=load_model, sleep=_no_sleep)
+        assert str(path) in str(error.value) and sha256_of(path) in str(error.value)
+        assert "nothing read them" in str(error.value)
+    assert not marker.exists() and path.exists()
+
+
+def test_trust_pickles_unpickles_only_files_the_lock_pins(model_dir, tmp_path, no_network):
+    import argparse
+
+    path = model_dir / "cifar10" / "Linf" / "Ding2020MMA.pt"
+    marker = tmp_path / "marker"
+    lock = tmp_path / "lock.tsv"
+    # a first download that holds more than tensors and would run code: refused, nothing recorded
+    torch.save({"state_dict": _robustbench_state_dict(0), "payload": _payload(marker)}, path)
+    with pytest.raises(acquire.PermanentError) as error:
+        load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
+    message = str(error.value)
+    assert "unpickles only files whose sha256 the lock file" in message
+    assert _lock_row(path, model_dir).strip() in message and "add those lines to the lock file" in message
+    assert not marker.exists() and not lock.exists()
+    # a checkpoint with a harmless non-tensor object (training arguments), pinned by its owner: loaded
+    torch.save({"state_dict": {f"module.{k}": v for k, v in _robustbench_state_dict(0).items()},
+                "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(acquire.PermanentError, match="not record"):
+        load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
+    lock.write_text("file\tsha256\tbytes\n" + _lock_row(path, model_dir))
+    with pytest.raises(acquire.PermanentError, match="set config acquisition.trust_pickles: true"):
+        load_robustbench(ENTRY, model_dir, lock, trust_pickles=False, sleep=_no_sleep)
+    model, facts = load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
+    assert facts[0]["sha256"] == sha256_of(path)
+
+
+def test_a_download_cut_short_of_its_lock_row_is_fetched_again(model_dir, tmp_path, good_file, monkeypatch):
+    lock = tmp_path / "lock.tsv"
+    path = model_dir / "cifar10" / "Linf" / "Ding2020MMA.pt"
+    lock.write_text("file\tsha256\tbytes\n" + _lock_row(path, model_dir))
+    data = good_file.read_bytes()
+    path.write_bytes(data[:1000])  # an interrupted earlier download
+    downloads = []
+
+    def flaky(gdrive_id, destination):  # the first download is cut off again, the second completes
+        downloads.append(gdrive_id)
+        Path(destination).write_bytes(data[:5000] if len(downloads) == 1 else data)
+
+    monkeypatch.setattr(robustbench.utils, "download_gdrive_new", flaky)
+    sleeps = Sleeps()
+    model, facts = load_robustbench(ENTRY, model_dir, lock, load_model=None, sleep=sleeps, backoff_s=1)
+    assert len(downloads) == 2 and sleeps == [1] and facts[0]["sha256"] == sha256_of(good_file)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("file\tsha\tbytes\n", r"line 1: header \['file', 'sha', 'bytes'\]"),
+    ("file\tsha256\tbytes\na.pt\t" + "0" * 64 + "\n", r"line 2: 2 tab-separated field\(s\), expected 3"),
+    ("file\tsha256\tbytes\na.pt\t" + "g" * 64 + "\t3\n", r"line 2: sha256 'g{64}' is not 64 hex digits"),
+    ("file\tsha256\tbytes\na.pt\t" + "0" * 64 + "\tmany\n", r"line 2: bytes 'many' is not a non-negative integer"),
+    ("file\tsha256\tbytes\n../a.pt\t" + "0" * 64 + "\t3\n", r"line 2: file '../a.pt' is not a path relative"),
+    ("# c\nfile\tsha256\tbytes\na.pt\t" + "0" * 64 + "\t3\na.pt\t" + "1" * 64 + "\t3\n",
+     r"line 4: file 'a.pt' is already listed on line 3 \(one row per file\)"),
+])
+def test_a_bad_lock_file_line_is_named(tmp_path, content, message):
+    lock = tmp_path / "lock.tsv"
+    lock.write_text(content)
+    with pytest.raises(AcquisitionError, match=message) as error:
+        read_lock(lock)
+    assert str(lock) in str(error.value) and "Fix: correct or delete those lines" in str(error.value)
+
+
+def test_an_upper_case_lock_hash_is_the_same_hash(model_dir, tmp_path, no_network):
+    path = model_dir / "cifar10" / "Linf" / "Ding2020MMA.pt"
+    lock = tmp_path / "lock.tsv"
+    lock.write_text("file\tsha256\tbytes\n" + _lock_row(path, model_dir).replace(sha256_of(path),
+                                                                                 sha256_of(path).upper()))
+    load_robustbench(ENTRY, model_dir, lock, sleep=_no_sleep)
+    assert read_lock(lock)["cifar10/Linf/Ding2020MMA.pt"]["sha256"] == sha256_of(path)
+
+
+def test_a_lock_row_of_another_size_is_a_mismatch(model_dir, tmp_path, no_network):
+    path = model_dir / "cifar10" / "Linf" / "Ding2020MMA.pt"
+    lock = tmp_path / "lock.tsv"
+    size = path.stat().st_size
+    lock.write_text("file\tsha256\tbytes\n" + _lock_row(path, model_dir).replace(f"\t{size}\n", f"\t{size - 1}\n"))
+    with pytest.raises(LockMismatch, match=f"{size} bytes.*{size - 1} bytes"):
+        load_robustbench(ENTRY, model_dir, lock, load_model=_never_load, sleep=_no_sleep)
+
+
+def test_the_entries_served_elsewhere_are_exactly_robustbenchs(monkeypatch):
+    """The sheet-time list (no robustbench import at parse time) against the installed robustbench:
+    every entry that load_model builds through timm, or returns without reading its model directory."""
+    import timm
+    from robustbench.model_zoo import model_dicts
+
+    from filterlens.pretrained_sources import SERVED_ELSEWHERE
+
+    found = {}
+    for dataset, by_threat in model_dicts.items():
+        for threat, entries in by_threat.items():
+            for key in entries:
+                threat_name = threat.value.replace("_3d", "").lower()
+                name = f"{key.lower().replace('-', '_')}_{dataset.value.lower()}_{threat_name}"
+                if timm.is_model(name):
+                    found[(dataset.value, threat.name, key)] = "timm"
+                elif dataset.value == "imagenet" and "Standard" in key:
+                    found[(dataset.value, threat.name, key)] = "torchvision"
+    assert found == SERVED_ELSEWHERE
+    assert sum(1 for (_, threat, _), how in found.items() if threat == "Linf" and how == "timm") == 9
+    with pytest.raises(acquire.PermanentError, match="not from its model directory"):
+        load_robustbench(RobustBenchEntry("cifar10", "Debenedetti2022Light_XCiT-S12"), "md", None,
+                         load_model=_never_load, sleep=_no_sleep)
+
+
+def test_timm_names_that_load_from_any_repository_are_refused():
+    def never(*args, **kwargs):
+        raise AssertionError("create_model called")
+
+    for name in ("hf-hub:someone/resnet50", "hf_hub:someone/resnet50", "local-dir:/tmp/x", "someone/resnet50"):
+        with pytest.raises(acquire.PermanentError, match="arbitrary Hugging Face repository"):
+            acquire.load_timm(name, create_model=never, sleep=_no_sleep)
+
+
+def _sheet_line(model_id, arch, kwargs, source, source_key):
+    return f"{model_id}\tcifar10\t{arch}\t{json.dumps(kwargs)}\tfalse\t{source}\t{source_key}\t\t\t\n"
+
+
+@pytest.mark.parametrize("line, message", [
+    (_sheet_line("xcit", "robustbench", {"dataset": "cifar10", "key": "Debenedetti2022Light_XCiT-S12",
+                                         "threat_model": "Linf"}, "robustbench", "Debenedetti2022Light_XCiT-S12"),
+     "model 'xcit': RobustBench cifar10/Linf/Debenedetti2022Light_XCiT-S12: RobustBench loads this entry through "
+     "timm.create_model(pretrained=True)"),
+    (_sheet_line("hub", "timm", {"name": "hf-hub:someone/resnet50"}, "random", ""),
+     "model 'hub': timm name 'hf-hub:someone/resnet50' loads its configuration"),
+    (_sheet_line("hub2", "timm", {"name": "resnet50"}, "timm", "hf-hub:someone/resnet50"),
+     "model 'hub2': timm name 'hf-hub:someone/resnet50'"),
+])
+def test_sources_that_bypass_the_checks_stop_the_sheet_before_any_job(tmp_path, line, message):
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\t"
+                     "clean_acc\trobust_acc\n" + line)
+    (tmp_path / "config.yaml").write_text(f"sheet: {sheet}\n")
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output

@@ -96,3 +96,33 @@ def test_non_finite_weights_are_refused():
     state["conv1.weight"][0, 0, 0, 0] = float("nan")
     with pytest.raises(CheckpointError, match="NaN or Inf in conv1.weight"):
         build_model(_checkpoint(state)[0])
+
+
+@pytest.mark.parametrize("field, value", [("model_id", "other_model"), ("dataset", "cifar10")])
+def test_a_checkpoint_of_another_model_or_dataset_is_refused_naming_file_and_field(tmp_path, field, value):
+    checkpoint, _ = _checkpoint(**{field: value})
+    save_checkpoint(checkpoint, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(tmp_path / "m.pt", model_id="m", dataset="coloured_digits")
+    message = str(error.value)
+    expected = {"model_id": "m", "dataset": "coloured_digits"}[field]
+    assert f"checkpoint {tmp_path / 'm.pt'} holds {field} {value!r}, but the sheet's row is {expected!r}" in message
+    assert f"Fix: delete {tmp_path / 'm.pt'} and acquire the model again" in message
+    assert load_checkpoint(tmp_path / "m.pt").model_id == checkpoint.model_id  # no expectation: loaded
+
+
+def test_a_crafted_checkpoint_runs_no_code(tmp_path):
+    import os
+
+    marker = tmp_path / "marker"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    checkpoint, _ = _checkpoint()
+    torch.save({**checkpoint.to_dict(), "extra": {"payload": Payload()}}, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match=r"m\.pt holds objects other than tensors .*GLOBAL posix\.system.*"
+                                              r"Fix: delete .*m\.pt and acquire the model again"):
+        load_checkpoint(tmp_path / "m.pt", model_id="m")
+    assert not marker.exists()

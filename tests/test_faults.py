@@ -327,6 +327,26 @@ def _inf(state):
     state["block1.layer.0.conv1.weight"][1, 2, 0, 1] = float("inf")
 
 
+class _Payload:
+    """Unpickling it runs a shell command that writes ``marker`` (a crafted checkpoint)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _edit_fields(path: Path, **fields) -> None:
+    data = torch.load(path, weights_only=True)
+    data.update(fields)
+    torch.save(data, path)
+
+
+def _marker(checkpoint: Path) -> Path:
+    return checkpoint.parent.parent.parent / "payload_ran"
+
+
 FILE_FIX = "Fix: delete data/models/micro_robust.pt and acquire the model again."
 BAD_CHECKPOINTS = {
     "truncated": (_truncate, ["checkpoint data/models/micro_robust.pt cannot be loaded (truncated or corrupt?)",
@@ -346,6 +366,13 @@ BAD_CHECKPOINTS = {
                                                     "Fix: acquire or train the model again"]),
     "Inf weight": (lambda p: _edit_state(p, _inf),
                    ["model micro_robust: weights with NaN or Inf in block1.layer.0.conv1.weight"]),
+    "another model's checkpoint": (lambda p: _edit_fields(p, model_id="micro_normal"),
+                                   ["checkpoint data/models/micro_robust.pt holds model_id 'micro_normal', but the "
+                                    "sheet's row is 'micro_robust'",
+                                    "Fix: delete data/models/micro_robust.pt and acquire the model again"]),
+    "a pickle that runs code": (lambda p: _edit_fields(p, extra={"payload": _Payload(_marker(p))}),
+                                ["checkpoint data/models/micro_robust.pt holds objects other than tensors and plain "
+                                 "values; unpickling them would run code from the file, so it is refused", FILE_FIX]),
 }
 @pytest.mark.parametrize("fault", BAD_CHECKPOINTS)
 def test_a_bad_checkpoint_fails_its_jobs_with_the_model_and_fix_and_nothing_else_changes(micro_run, tmp_path,
@@ -374,6 +401,7 @@ def test_a_bad_checkpoint_fails_its_jobs_with_the_model_and_fix_and_nothing_else
     recomputed = tuple(path for job in jobs for path in job["output"])
     assert_untouched(before, snapshot(workdir), ("data/models/micro_robust.pt", *recomputed))
     assert not partials(workdir)
+    assert not _marker(workdir / "data" / "models" / "micro_robust.pt").exists()
 
 
 # --- bad filter stores ----------------------------------------------------------------------

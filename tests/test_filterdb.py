@@ -175,7 +175,8 @@ sys.exit(main(sys.argv[1:]))
 def test_download_is_planned_through_the_storage_plugin(tmp_path):
     write_zoo(tmp_path)
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    config["filterdb"] = {"models": "all"}  # defaults: dataset.h5 from Zenodo record 6414075 over http
+    # defaults: dataset.h5 from Zenodo record 6414075 over http, with the md5 it is checked against
+    config["filterdb"] = {"models": "all", "checksums": {"dataset.h5": "md5:" + "0" * 32}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-c", OFFLINE_HTTP, "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(tmp_path), "-n", "results/tables/models.tsv", "--configfile", str(tmp_path / "config.yaml")]
@@ -190,7 +191,7 @@ def test_download_is_planned_through_the_storage_plugin(tmp_path):
 
 
 def test_the_paper_zoo_from_the_database_is_planned(tmp_path):
-    (tmp_path / "over.yaml").write_text("filterdb:\n  models: all\n")
+    (tmp_path / "over.yaml").write_text(f"filterdb:\n  models: all\n  checksums: {{dataset.h5: 'md5:{'0' * 32}'}}\n")
     command = [sys.executable, "-c", OFFLINE_HTTP, "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(tmp_path), "-n", "results/analysis/kl_by_dataset.tsv",
                "results/analysis/quality_by_depth.tsv", "results/tables/models.tsv", "--quiet", "rules",
@@ -335,3 +336,228 @@ def test_hdf5_database_in_the_authors_layout(tmp_path):
         store = open_filter_store(tmp_path / "results" / "filters" / f"{model_id}.zarr")
         np.testing.assert_array_equal(store.filters[:], np.concatenate(layers_of[name]))
         assert store.attrs["filterdb_name"] == name and store.attrs["filterdb_files"] == ["dataset.h5"]
+
+
+# --- no downloaded or given database file is trusted ------------------------------------------
+
+PAYLOAD = """
+import os, pickle
+class Payload:  # unpickling this object runs a shell command that writes the marker
+    def __init__(self, marker):
+        self.marker = marker
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+"""
+
+READ_HDF = "import sys, warnings; warnings.simplefilter('ignore'); import pandas; pandas.read_hdf(sys.argv[1], 'meta')"
+
+
+def _payload(marker):
+    namespace = {}
+    exec(PAYLOAD, namespace)  # noqa: S102 - the crafted object of these tests
+    return namespace["Payload"](str(marker))
+
+
+def _pandas_runs_it(path, marker):
+    """The crafted file is a real threat: PyTables, through pandas.read_hdf, runs its payload."""
+    subprocess.run([sys.executable, "-c", READ_HDF, str(path)], capture_output=True, timeout=120)
+    ran = marker.exists()
+    marker.unlink(missing_ok=True)
+    return ran
+
+
+def crafted_object_column(folder, marker):
+    """The authors' dataset.h5, its meta table given one more object column whose value
+    unpickles to os.system("touch <marker>") (PyTables stores object columns as pickles)."""
+    write_authors_dataset_h5(folder)
+    path = folder / "dataset.h5"
+    meta = read_meta(path).set_index(AUTHORS_INDEX)
+    meta["Paper"] = pd.Series([_payload(marker)] + ["x"] * (len(meta) - 1), index=meta.index, dtype=object)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta.to_hdf(path, key="meta")
+    return path
+
+
+def crafted_attribute(folder, marker, table_format):
+    """dataset.h5 whose meta table has an attribute that PyTables unpickles (a string ending in
+    "."): fixed format, the group's pandas_type; table format, the table's non_index_axes."""
+    import pickle
+
+    write_authors_dataset_h5(folder)
+    path = folder / "dataset.h5"
+    if table_format:
+        meta = read_meta(path).set_index(AUTHORS_INDEX)
+        meta.to_hdf(path, key="meta", format="table")
+    evil = np.bytes_(pickle.dumps(_payload(marker), protocol=0))
+    with h5py.File(path, "a") as handle:
+        node = handle["meta/table"] if table_format else handle["meta"]
+        node.attrs["non_index_axes" if table_format else "pandas_type"] = evil
+    return path
+
+
+@pytest.mark.parametrize("kind", ["object column", "fixed-format attribute", "table-format attribute"])
+def test_a_crafted_meta_table_runs_no_code_and_is_refused_naming_the_file(tmp_path, kind):
+    marker = tmp_path / "marker"
+    if kind == "object column":
+        path = crafted_object_column(tmp_path / "db", marker)
+        expected = r"posix\.system, which is not numpy's array reconstruction"
+    else:
+        path = crafted_attribute(tmp_path / "db", marker, table_format=kind.startswith("table"))
+        expected = r"'table' format" if kind.startswith("table") else r"not a pandas DataFrame in fixed format"
+    assert _pandas_runs_it(path, marker), f"the crafted {kind} should run code under pandas.read_hdf"
+    with pytest.raises(FilterDBError) as error:
+        read_meta(path)
+    message = str(error.value)
+    assert str(path) in message and re.search(expected, message), message
+    assert "Fix:" in message
+    assert not marker.exists()
+
+
+def test_the_meta_table_is_read_without_pytables_and_equals_pandas(tmp_path):
+    """h5py's reading of the authors' layout gives pandas' own table, value for value."""
+    import warnings
+
+    write_authors_dataset_h5(tmp_path)
+    path = tmp_path / "dataset.h5"
+    ours = read_meta(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = pd.read_hdf(path, "meta").reset_index()
+    assert list(ours.columns) == list(theirs.columns)
+    for column in theirs.columns:
+        assert [str(v) for v in ours[column]] == [str(v) for v in theirs[column]], column
+
+
+def _cut(path, keep):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep(len(data))])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "html page", "empty", "checksum differs"])
+def test_a_bad_database_file_is_named_before_it_is_opened(tmp_path, damage):
+    from filterlens.filterdb import check_file
+
+    write_authors_dataset_h5(tmp_path)
+    path = tmp_path / "dataset.h5"
+    checksum = None
+    if damage == "truncated":
+        _cut(path, lambda n: n - 1000)
+    elif damage == "html page":
+        path.write_bytes(b"<!DOCTYPE html><html><body>Zenodo is down for maintenance</body></html>")
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        checksum = "md5:" + "0" * 32
+    expected = {"truncated": "is truncated", "html page": "HTML/XML page", "empty": "is empty",
+                "checksum differs": f"expected {'0' * 32}"}[damage]
+    # a file the user gave is named with the fix and left in place
+    with pytest.raises(FilterDBError, match=re.escape(expected)) as error:
+        check_file(path, checksum, downloaded=False)
+    assert str(path) in str(error.value) and "Fix: replace" in str(error.value) and path.exists()
+    # a downloaded copy is deleted, so that the next run fetches it again
+    with pytest.raises(FilterDBError, match="Removed it: run again to download it anew"):
+        check_file(path, checksum, downloaded=True)
+    assert not path.exists()
+
+
+def test_a_complete_file_and_its_checksum_pass(tmp_path):
+    import hashlib
+
+    from filterlens.filterdb import check_file
+
+    write_authors_dataset_h5(tmp_path)
+    path = tmp_path / "dataset.h5"
+    check_file(path, None, downloaded=True)
+    check_file(path, "md5:" + hashlib.md5(path.read_bytes()).hexdigest().upper(), downloaded=True)
+    assert path.exists()
+
+
+def test_a_truncated_npy_array_is_named(tmp_path):
+    from filterlens.filterdb import check_file
+
+    write_database(tmp_path)
+    _cut(tmp_path / "filters.npy", lambda n: n // 2)
+    with pytest.raises(FilterDBError, match=r"filters.npy is truncated: \d+ bytes of the \d+ its header"):
+        check_file(tmp_path / "filters.npy", None, downloaded=False)
+
+
+def test_an_http_download_without_a_checksum_stops_before_any_job(tmp_path):
+    write_zoo(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["filterdb"] = {"models": "all", "checksums": {"dataset.h5": "md5:xyz", "other.h5": "md5:" + "0" * 32}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "filterdb.checksums.dataset.h5: checksum 'md5:xyz' is not 'md5:<32 hex digits>'" in output, output
+    assert "'other.h5' is neither filters_file nor meta_file" in output, output
+    config["filterdb"]["checksums"] = {}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "no checksum for 'dataset.h5', and the http download checks none" in output, output
+    assert "download: zenodo" in output
+
+
+# Snakemake's http plugin "downloading" from files of the test: the first retrieval leaves
+# a cut-off dataset.h5 (an interrupted download), every later one the complete file.
+FLAKY_HTTP = """
+import os, shutil, sys
+from pathlib import Path
+import snakemake_storage_plugin_http as http
+
+SOURCE = Path(os.environ["FLAKY_SOURCE"])
+
+async def inventory(self, cache):
+    pass
+
+def retrieve(self):
+    count = SOURCE / "retrievals"
+    n = int(count.read_text()) if count.exists() else 0
+    count.write_text(str(n + 1))
+    os.makedirs(os.path.dirname(self.local_path()), exist_ok=True)
+    data = (SOURCE / "dataset.h5").read_bytes()
+    Path(self.local_path()).write_bytes(data[: len(data) // 2] if n == 0 else data)
+
+http.StorageObject.inventory = inventory
+http.StorageObject.exists = lambda self: True
+http.StorageObject.mtime = lambda self: 0.0
+http.StorageObject.size = lambda self: 1
+http.StorageObject.retrieve_object = retrieve
+from snakemake.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.workflow
+def test_an_interrupted_download_is_deleted_and_fetched_again(tmp_path):
+    import hashlib
+    import os
+
+    _, names = write_zoo(tmp_path)
+    source = tmp_path / "zenodo"
+    layers_of = write_authors_dataset_h5(source)
+    md5 = hashlib.md5((source / "dataset.h5").read_bytes()).hexdigest()
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["filterdb"] = {"models": ["rb_cifar10_Addepalli2021Towards_RN18"], "checksums": {"dataset.h5": f"md5:{md5}"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = "results/filters/rb_cifar10_Addepalli2021Towards_RN18.zarr"
+    command = [sys.executable, "-c", FLAKY_HTTP, "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--cores", "1", target, "--configfile", str(tmp_path / "config.yaml")]
+    env = {**os.environ, "FLAKY_SOURCE": str(source)}
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode != 0
+    log = (tmp_path / "logs" / "import_filterdb" / "rb_cifar10_Addepalli2021Towards_RN18.log").read_text()
+    assert re.search(r"the downloaded filter database file \S*dataset.h5 has md5 [0-9a-f]{32} .* expected " + md5,
+                     log), log
+    assert "Removed it: run again to download it anew" in log
+    assert not list((tmp_path / ".snakemake" / "storage").rglob("dataset.h5"))
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (source / "retrievals").read_text() == "2"
+    store = open_filter_store(tmp_path / target)
+    np.testing.assert_array_equal(store.filters[:], np.concatenate(layers_of[ROBUST_10]))

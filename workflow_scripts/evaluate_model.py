@@ -13,7 +13,7 @@ from filterlens.training_config import pgd_from_config
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)
-    checkpoint = load_checkpoint(snakemake.input.model)
+    checkpoint = load_checkpoint(snakemake.input.model, model_id=snakemake.wildcards.model)
     model = classifier(build_model(checkpoint), checkpoint)
     x, y = load_split(snakemake.input.data, "test")
     settings = snakemake.params.evaluation

@@ -13,7 +13,9 @@ from filterlens.scripting import rule_script
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.extraction
-    checkpoint = load_checkpoint(snakemake.input[0])
+    # The file must hold the sheet row's model and dataset (not another model's weights).
+    checkpoint = load_checkpoint(snakemake.input[0], model_id=snakemake.wildcards.model,
+                                 dataset=snakemake.params.dataset)
     model = build_model(checkpoint)
     size = dataset_info(checkpoint.dataset).image_size
     # Only used if fx cannot trace the model: a meta tensor runs the forward without compute.

@@ -6,6 +6,8 @@ the checkpoint's, e.g. CIFAR mean/std, none for RobustBench models, which normal
 
 import _src_path  # noqa: F401  (puts ../src on sys.path)
 
+from pathlib import Path
+
 import torch
 
 from filterlens.attacks import pgd_linf
@@ -20,7 +22,8 @@ from filterlens.scripting import rule_script, set_torch_threads
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)
     settings = snakemake.params.activations
-    checkpoint = load_checkpoint(snakemake.input.model)
+    # data/models/<model id>.pt: the file must hold that model
+    checkpoint = load_checkpoint(snakemake.input.model, model_id=Path(snakemake.input.model).stem)
     network = build_model(checkpoint)
     model = classifier(network, checkpoint)
     if checkpoint.dataset in CIFAR_TEST_FILES:

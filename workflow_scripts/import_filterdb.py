@@ -4,7 +4,7 @@ import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 import os
 
-from filterlens.filterdb import import_model, read_meta
+from filterlens.filterdb import check_file, import_model, read_meta
 from filterlens.scripting import rule_script
 
 with rule_script(snakemake) as log:
@@ -12,6 +12,11 @@ with rule_script(snakemake) as log:
     row = snakemake.params.row
     filters_path = snakemake.input.filters
     meta_path = snakemake.input.get("meta", filters_path)
+    # Every file is checked before any parser opens it; a bad downloaded copy is deleted.
+    for path, name in {filters_path: settings["filters_file"], meta_path: settings["meta_file"]}.items():
+        check_file(path, settings["checksums"].get(name), downloaded=snakemake.params.downloaded)
+        log.info("%s: %s", path, "checksum %s verified" % settings["checksums"][name].split(":")[0]
+                 if name in settings["checksums"] else "complete (no checksum configured)")
     meta = read_meta(meta_path, settings["meta_key"])
     log.info("%s: meta table %s (%d rows), filters %s", row["model_id"], meta_path, len(meta), filters_path)
     provenance = {

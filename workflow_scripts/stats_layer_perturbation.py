@@ -22,7 +22,7 @@ from filterlens.scripting import rule_script, set_torch_threads
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)
     attack, settings = snakemake.params.attack, snakemake.params.settings
-    checkpoint = load_checkpoint(snakemake.input.model)
+    checkpoint = load_checkpoint(snakemake.input.model, model_id=snakemake.wildcards.model)
     network = build_model(checkpoint)
     model = classifier(network, checkpoint)
     size = dataset_info(checkpoint.dataset).image_size

@@ -38,7 +38,7 @@ def input_sizes(checkpoint, image_size: int, names: set[str]) -> dict[str, tuple
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)
-    checkpoint = load_checkpoint(snakemake.input.model)
+    checkpoint = load_checkpoint(snakemake.input.model, model_id=snakemake.wildcards.model)
     network = build_model(checkpoint)
     size = dataset_info(checkpoint.dataset).image_size
     plan = plan_extraction(network, torch.empty(1, 3, size, size, device="meta"),

@@ -7,14 +7,15 @@ offline on files the tests write themselves.
 RobustBench
     ``robustbench.utils.load_model(model_name=key, model_dir=..., dataset=..., threat_model=...)``
     reads ``<model_dir>/<dataset>/<threat_model>/<key>.pt`` (ensembles:
-    ``<key>.pt_m0.pt``, ``<key>.pt_m1.pt``, ...) and downloads a file only when it is missing
-    (Google Drive, through gdown). A model directory filled beforehand in that layout is
-    therefore loaded with no network at all. Before and after each attempt the files are
-    checked (:func:`file_problem`): an empty file, a saved HTML page (Google Drive's quota or
-    virus-scan page; both :mod:`filterlens.failed_downloads`) or a truncated archive is removed,
-    logged with the fix, and the download is tried again with exponential back-off. The first
-    good file's sha256 is recorded in a lock file (TSV: file, sha256, bytes); later runs verify
-    it and refuse a different file.
+    ``<key>.pt_m0.pt``, ``<key>.pt_m1.pt``, ...). Missing files are downloaded here first, with
+    RobustBench's own Google Drive download, so that ``load_model`` (whose ``torch.load`` is the
+    first parser) only ever reads files already checked, in this order: a failed download (an
+    empty file, a saved HTML page such as Google Drive's quota or virus-scan page;
+    :mod:`filterlens.failed_downloads`), the lock file (TSV: file, sha256, bytes; a different
+    file is refused before anything reads it, one cut short is fetched again), then the
+    integrity of files the lock does not know yet (:func:`file_problem`). Bad files are removed,
+    logged with the fix, and downloaded again with exponential back-off. The first good file's
+    sha256 is recorded in the lock. A model directory filled beforehand loads with no network.
 
 timm
     ``timm.create_model(name, pretrained=True)``, timm's own download through the Hugging Face
@@ -46,6 +47,7 @@ from filterlens.checkpoint import Checkpoint
 from filterlens.datasets import dataset_info
 from filterlens.failed_downloads import failed_download_problem
 from filterlens.hashing import sha256_of
+from filterlens.pretrained_sources import served_elsewhere, timm_name_problem
 
 LOG = logging.getLogger("filterlens.acquire")
 T = TypeVar("T")
@@ -67,7 +69,12 @@ class PermanentError(AcquisitionError):
 
 
 class LockMismatch(PermanentError):
-    """A file differs from the sha256 its lock file recorded (not retried)."""
+    """A file differs from the sha256 its lock file recorded (not retried). ``files``: the files
+    that differ; ``short``: those of them shorter than recorded."""
+
+    def __init__(self, message: str, files: list[Path] | None = None, short: list[Path] | None = None):
+        super().__init__(message)
+        self.files, self.short = files or [], short or []
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,17 +144,51 @@ def _locked_directory(directory: Path) -> Iterator[None]:
 
 
 def read_lock(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The lock file's entries by file; an absent file is an empty lock."""
+    """The lock file's entries by file; an absent file is an empty lock.
+
+    Every line is checked, and :class:`AcquisitionError` lists each bad one by its line number:
+    the header must be ``file sha256 bytes`` (tab-separated), each row three fields, the file a
+    relative path inside the model directory named once, the sha256 64 hex digits (either case:
+    compared in lower case), the bytes a non-negative integer."""
     path = Path(path)
     if not path.exists():
         return {}
-    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    entries = {}
-    for number, row in enumerate(csv.DictReader(lines, delimiter="\t"), start=2):
-        if set(LOCK_COLUMNS) - set(row) or not row["file"] or len(row["sha256"] or "") != 64:
-            raise AcquisitionError(f"lock file {path}: row {number} is malformed ({row}); columns must be "
-                                   f"{LOCK_COLUMNS}. Fix: correct or delete that row.")
-        entries[row["file"]] = {"sha256": row["sha256"], "bytes": int(row["bytes"] or 0)}
+    problems: list[str] = []
+    entries: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
+    header_seen = False
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if not header_seen:
+            header_seen = True
+            if fields != LOCK_COLUMNS:
+                problems.append(f"line {number}: header {fields}, expected {LOCK_COLUMNS} (tab-separated)")
+            continue
+        if len(fields) != 3:
+            problems.append(f"line {number}: {len(fields)} tab-separated field(s), expected 3 ({line!r})")
+            continue
+        name, digest, size = (field.strip() for field in fields)
+        digest = digest.lower()
+        bad = []
+        if not name or name.startswith("/") or ".." in Path(name).parts:
+            bad.append(f"file {name!r} is not a path relative to the model directory")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            bad.append(f"sha256 {fields[1]!r} is not 64 hex digits")
+        if not size.isdigit():
+            bad.append(f"bytes {size!r} is not a non-negative integer")
+        if name in first_line:
+            bad.append(f"file {name!r} is already listed on line {first_line[name]} (one row per file)")
+        if bad:
+            problems.append(f"line {number}: " + "; ".join(bad))
+            continue
+        first_line[name] = number
+        entries[name] = {"sha256": digest, "bytes": int(size)}
+    if problems:
+        raise AcquisitionError(f"lock file {path} has {len(problems)} bad line(s):\n  - " + "\n  - ".join(problems)
+                               + "\nFix: correct or delete those lines (a deleted row is recorded again from the "
+                               "next good download).")
     return entries
 
 
@@ -160,38 +201,57 @@ def _write_lock(path: Path, entries: dict[str, dict[str, Any]]) -> None:
                 handle.write(f"{name}\t{entries[name]['sha256']}\t{entries[name]['bytes']}\n")
 
 
+def _facts(model_dir: Path, files: list[Path]) -> list[dict[str, Any]]:
+    return [{"file": path.resolve().relative_to(model_dir.resolve()).as_posix(), "sha256": sha256_of(path),
+             "bytes": path.stat().st_size} for path in files]
+
+
+def check_lock(lock_path: str | os.PathLike, model_dir: str | os.PathLike,
+               files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``files`` against the lock file, reading nothing but their bytes: (facts, pinned), where
+    pinned are the facts the lock records. A file whose sha256 or size differs from its row
+    raises :class:`LockMismatch` naming both (the file is left in place for inspection)."""
+    lock_path, model_dir = Path(lock_path), Path(model_dir)
+    facts = _facts(model_dir, files)
+    entries = read_lock(lock_path)
+    mismatches = [f for f in facts if f["file"] in entries
+                  and (entries[f["file"]]["sha256"], entries[f["file"]]["bytes"]) != (f["sha256"], f["bytes"])]
+    if mismatches:
+        lines = []
+        for fact in mismatches:
+            recorded = entries[fact["file"]]
+            short = " (shorter: an interrupted download?)" if fact["bytes"] < recorded["bytes"] else ""
+            lines.append(f"{model_dir / fact['file']}: sha256 {fact['sha256']} ({fact['bytes']} bytes){short}, the "
+                         f"lock file recorded {recorded['sha256']} ({recorded['bytes']} bytes)")
+        raise LockMismatch(
+            f"weight file(s) differ from the ones recorded in the lock file {lock_path}; nothing read them:\n  "
+            + "\n  ".join(lines)
+            + "\nFix: if the file was replaced by mistake or cut short, delete it and run again to download it anew; "
+            "if you trust the new file (the authors re-uploaded it), delete its row from the lock file.",
+            files=[model_dir / f["file"] for f in mismatches],
+            short=[model_dir / f["file"] for f in mismatches if f["bytes"] < entries[f["file"]]["bytes"]],
+        )
+    return facts, [f for f in facts if f["file"] in entries]
+
+
 def verify_or_record(lock_path: str | os.PathLike, model_dir: str | os.PathLike, files: list[Path],
                      log: logging.Logger = LOG) -> list[dict[str, Any]]:
-    """Check ``files`` against the lock file; record those it does not know yet.
+    """Check ``files`` against the lock file (:func:`check_lock`); record those it does not know yet.
 
-    Returns one ``{"file", "sha256", "bytes"}`` per file. A file whose sha256 differs from the
-    recorded one raises :class:`LockMismatch` (and is left in place for inspection).
+    Returns one ``{"file", "sha256", "bytes"}`` per file.
     """
-    lock_path, model_dir = Path(lock_path), Path(model_dir)
-    facts = []
-    for path in files:
-        name = path.resolve().relative_to(model_dir.resolve()).as_posix()
-        facts.append({"file": name, "sha256": sha256_of(path), "bytes": path.stat().st_size})
+    lock_path = Path(lock_path)
     with _locked_directory(lock_path.parent):
+        facts, pinned = check_lock(lock_path, model_dir, files)
         entries = read_lock(lock_path)
-        mismatches = [f for f in facts if f["file"] in entries and entries[f["file"]]["sha256"] != f["sha256"]]
-        if mismatches:
-            lines = [f"{model_dir / f['file']}: sha256 {f['sha256']} ({f['bytes']} bytes), the lock file recorded "
-                     f"{entries[f['file']]['sha256']} ({entries[f['file']]['bytes']} bytes)" for f in mismatches]
-            raise LockMismatch(
-                "weight file(s) differ from the ones recorded in the lock file " f"{lock_path}:\n  "
-                + "\n  ".join(lines)
-                + "\nFix: if the file was replaced by mistake, delete it and run again to download it anew; "
-                "if you trust the new file (the authors re-uploaded it), delete its row from the lock file."
-            )
         new = [f for f in facts if f["file"] not in entries]
         if new:
             for fact in new:
                 entries[fact["file"]] = {"sha256": fact["sha256"], "bytes": fact["bytes"]}
                 log.info("lock file %s: recorded %s sha256 %s", lock_path, fact["file"], fact["sha256"])
             _write_lock(lock_path, entries)
-        else:
-            log.info("lock file %s: verified %s", lock_path, ", ".join(f["file"] for f in facts))
+        if pinned:
+            log.info("lock file %s: verified %s", lock_path, ", ".join(f["file"] for f in pinned))
     return facts
 
 
@@ -294,13 +354,34 @@ def _robustbench_load_model() -> Callable[..., nn.Module]:
     return load_model
 
 
+def _gdrive_download() -> Callable[[str, str], None]:
+    from filterlens.compat import import_robustbench
+
+    import_robustbench()
+    import robustbench.utils
+
+    return lambda gdrive_id, path: robustbench.utils.download_gdrive_new(gdrive_id, path)
+
+
 def load_robustbench(entry: RobustBenchEntry, model_dir: str | os.PathLike, lock_file: str | os.PathLike | None, *,
                      attempts: int = 4, backoff_s: float = 30.0, max_backoff_s: float = 600.0,
                      trust_pickles: bool = False, load_model: Callable[..., nn.Module] | None = None,
+                     download: Callable[[str, str], None] | None = None,
                      sleep: Callable[[float], None] = time.sleep,
                      log: logging.Logger = LOG) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """The loaded RobustBench model and the facts (file, sha256, bytes, gdrive_id) of its files."""
+    """The loaded RobustBench model and the facts (file, sha256, bytes, gdrive_id) of its files.
+
+    Missing files are downloaded first (``download``, RobustBench's own Google Drive download),
+    so that every file is checked before anything parses it, in this order: a failed download
+    (empty, an HTML page; removed and retried), the lock file (a different sha256 or size fails
+    at once, :class:`LockMismatch`), then, for a file the lock does not know, the archive's
+    integrity. Only then does ``load_model`` read them. With ``trust_pickles``, a file is
+    unpickled beyond tensors only if the lock records its sha256 (it runs code from the file).
+    """
+    if reason := served_elsewhere(entry.dataset, entry.threat_model, entry.key):
+        raise PermanentError(f"RobustBench {entry.dataset}/{entry.threat_model}/{entry.key}: {reason}")
     load_model = load_model or _robustbench_load_model()
+    download = download or _gdrive_download()
     files = entry.files(model_dir)
     paths = [path for path, _ in files]
     fix = manual_download_fix(entry, model_dir)
@@ -309,35 +390,92 @@ def load_robustbench(entry: RobustBenchEntry, model_dir: str | os.PathLike, lock
         gdrive = dict(files)[path]
         return f"Fix: download https://drive.google.com/uc?id={gdrive} by hand and save it as {path}."
 
-    def attempt(number: int) -> nn.Module:
-        remove_bad_files(paths, per_file_fix, log)
-        present = [p for p in paths if p.is_file()]
+    def failed_downloads() -> list[str]:
+        reports = []
+        for path in paths:
+            if path.is_file() and (problem := failed_download_problem(path)):
+                path.unlink()
+                reports.append(f"{path}: it {problem}; removed it. {per_file_fix(path)}")
+                log.warning(reports[-1])
+        return reports
+
+    def screen(present: list[Path]) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Check ``present`` before anything parses them: a failed download, then the lock (files
+        cut short of their recorded size are removed; any other difference fails at once), then
+        the integrity of files the lock does not know. Returns (reports of removed files, facts,
+        pinned facts)."""
+        reports = failed_downloads()
+        present = [p for p in present if p.is_file()]
+        facts, pinned = [], []
+        if lock_file and present:
+            try:
+                facts, pinned = check_lock(lock_file, model_dir, present)
+            except LockMismatch as error:
+                if error.short != error.files:
+                    raise
+                for path in error.short:  # shorter than recorded: an interrupted download
+                    path.unlink()
+                    reports.append(f"{path}: it is shorter than the lock file records (an interrupted download); "
+                                   f"removed it. {per_file_fix(path)}")
+                    log.warning(reports[-1])
+                return reports, [], []
+        elif present:
+            facts = _facts(Path(model_dir), present)
+        pinned_files = {f["file"] for f in pinned}
+        unpinned = [p for p, f in zip(present, facts) if f["file"] not in pinned_files]
+        reports += remove_bad_files(unpinned, per_file_fix, log)
+        return reports, facts, pinned
+
+    def attempt(number: int) -> tuple[nn.Module, list[dict[str, Any]]]:
+        screen([p for p in paths if p.is_file()])  # files already there: bad ones removed, fetched below
+        missing = [(p, g) for p, g in files if not p.is_file()]
         log.info("attempt %d: %s (%s)", number, entry.key,
-                 "all files present, no download" if len(present) == len(paths) else
-                 f"downloading {len(paths) - len(present)} file(s)")
+                 f"downloading {len(missing)} file(s)" if missing else "all files present, no download")
+        for path, gdrive in missing:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            download(gdrive, str(path))
+            if not path.is_file():
+                raise AcquisitionError(f"the download of {path} left no file")
+        reports, facts, pinned = screen(paths)
+        if reports:
+            raise AcquisitionError("bad download: " + " | ".join(reports))
+        unpinned = [f for f in facts if f not in pinned]
+        trusted = trust_pickles and not unpinned
+        log.info("%s: %s", entry.key, "sha256 of every file matches the lock file" if not unpinned else
+                 f"{len(unpinned)} file(s) not yet in the lock file")
         try:
-            with _torch_load_trusting(trust_pickles):
+            with _torch_load_trusting(trusted):
                 model = load_model(model_name=entry.key, model_dir=str(model_dir), dataset=entry.dataset,
                                    threat_model=entry.threat_model)
         except Exception as error:
-            if reports := remove_bad_files(paths, per_file_fix, log):
-                raise AcquisitionError("bad download: " + " | ".join(reports)) from error
             if "Weights only load failed" in str(error):
+                first = str(error).splitlines()[0]
+                if trust_pickles and lock_file:
+                    rows = "\n".join(f"  {f['file']}\t{f['sha256']}\t{f['bytes']}" for f in unpinned)
+                    raise PermanentError(
+                        f"{entry.key}: the checkpoint holds more than tensors, and unpickling it runs code from the "
+                        f"file; acquisition.trust_pickles unpickles only files whose sha256 the lock file {lock_file} "
+                        f"records, and it does not record:\n{rows}\nFix: if you trust these files (RobustBench's "
+                        f"Google Drive ids {', '.join(g for _, g in files)}), add those lines to the lock file and run "
+                        f"again. ({first})") from error
+                if trust_pickles:
+                    raise PermanentError(
+                        f"{entry.key}: the checkpoint holds more than tensors; acquisition.trust_pickles unpickles "
+                        "only files whose sha256 acquisition.lock_file records, and lock_file is null. Fix: set "
+                        f"acquisition.lock_file and record the files' sha256 there. ({first})") from error
                 raise PermanentError(
                     f"{entry.key}: the checkpoint holds more than tensors and torch.load refuses to unpickle "
-                    f"it by default. Fix: if you trust RobustBench's file, set config acquisition.trust_pickles: "
-                    f"true. ({str(error).splitlines()[0]})") from error
+                    "it by default. Fix: if you trust RobustBench's file, set config acquisition.trust_pickles: "
+                    "true and record its sha256 in acquisition.lock_file (then only that file is unpickled). "
+                    f"({first})") from error
             raise
-        return model
+        return model, facts
 
-    model = with_retries(attempt, attempts=attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
-                         sleep=sleep, give_up_on=(PermanentError,),
-                         what=f"RobustBench {entry.dataset}/{entry.threat_model}/{entry.key}", fix=fix, log=log)
+    model, facts = with_retries(attempt, attempts=attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                                sleep=sleep, give_up_on=(PermanentError,),
+                                what=f"RobustBench {entry.dataset}/{entry.threat_model}/{entry.key}", fix=fix, log=log)
     if lock_file:
         facts = verify_or_record(lock_file, model_dir, paths, log)
-    else:
-        facts = [{"file": p.resolve().relative_to(Path(model_dir).resolve()).as_posix(), "sha256": sha256_of(p),
-                  "bytes": p.stat().st_size} for p in paths]
     for fact, (_, gdrive) in zip(facts, files):
         fact["gdrive_id"] = gdrive
     return model, facts
@@ -429,6 +567,8 @@ def load_timm(pretrained_name: str, *, attempts: int = 4, backoff_s: float = 30.
     Network failures are retried with back-off; offline (HF_HUB_OFFLINE), weights missing from
     the cache fail at once with the fix; a name without pretrained weights on the hub fails at once.
     """
+    if problem := timm_name_problem(pretrained_name):
+        raise PermanentError(problem)
     import timm
 
     create_model = create_model or timm.create_model

@@ -57,7 +57,10 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> None:
         torch.save(checkpoint.to_dict(), temporary)
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, dataset: str | None = None) -> Checkpoint:
+    """The checkpoint at ``path``; with ``model_id`` / ``dataset`` (the sheet row's), one that
+    holds another model or dataset raises :class:`CheckpointError` naming the file, the field
+    and the fix."""
     path = Path(path)
     fix = f"Fix: delete {path} and acquire the model again."
     try:
@@ -71,12 +74,24 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         # 400M parameters is not held twice (file copy and model) by the job that loads it.
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
+        if "Weights only load failed" in str(error):
+            detail = next((line for line in str(error).splitlines() if "GLOBAL" in line), "").strip()
+            raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain values; unpickling "
+                                  f"them would run code from the file, so it is refused ({detail}). {fix}") from None
         raise CheckpointError(f"checkpoint {path} cannot be loaded (truncated or corrupt?): {error}. {fix}") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a filterlens checkpoint (no format {FORMAT!r}). {fix}")
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {data.get('format_version')}, expected {FORMAT_VERSION}. {fix}")
     fields = {k: data[k] for k in Checkpoint.__dataclass_fields__ if k in data}
+    if missing := [k for k in Checkpoint.__dataclass_fields__ if k not in data and k != "extra"]:
+        raise CheckpointError(f"checkpoint {path} lacks field(s) {', '.join(missing)}. {fix}")
+    for field_name, expected in (("model_id", model_id), ("dataset", dataset)):
+        if expected is not None and fields[field_name] != expected:
+            raise CheckpointError(
+                f"checkpoint {path} holds {field_name} {fields[field_name]!r}, but the sheet's row is {expected!r}: "
+                f"the file belongs to another model. Fix: delete {path} and acquire the model again (or, if the sheet "
+                f"is wrong, correct its {field_name}).")
     return Checkpoint(**fields)
 
 

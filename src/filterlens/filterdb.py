@@ -16,6 +16,12 @@ and layer (the authors' scripts: ``h5py.File("dataset.h5")["filters"]`` and
 :func:`import_model` copies one model, layer by layer, into a filter store; only one layer's
 rows are in memory at a time. The array may be an HDF5 dataset (h5py), a ``.npy`` file
 (memory-mapped) or a Zarr array / group; the meta table a CSV or a pandas HDF5 table.
+
+Every file is checked before a parser opens it (:func:`check_file`): against the checksum
+config ``filterdb.checksums`` gives it (the md5 Zenodo publishes), else for a failed download
+(empty, an HTML page) and, for HDF5 and .npy, for a file cut short. A download over plain HTTP
+needs that checksum (:func:`download_problems`). A bad downloaded copy is deleted, so the next
+run fetches it again.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from filterlens.failed_downloads import data_file_problem, parse_checksum
 from filterlens.filterstore import FilterStoreWriter
 from filterlens.layertable import Layer
+from filterlens.pandas_hdf5 import UnsafeTableError, read_fixed_frame
 
 REQUIRED_COLUMNS = ["filter_ids", "conv_depth", "conv_depth_norm", "layer_id"]
 CHANNEL_COLUMNS = [("c_in", "c_out", "groups"), ("in_channels", "out_channels", "groups")]
@@ -95,6 +103,49 @@ def database_files(settings: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     return {role: (f"https://zenodo.org/records/{record}/files/{name}", True) for role, name in names.items()}
 
 
+def download_problems(settings: dict[str, Any], used: bool) -> list[str]:
+    """Parse-time checks of ``filterdb.checksums``: each well-formed and naming a file of the
+    database; and, where the http plugin downloads the files (it checks no hash), one for each."""
+    problems = []
+    names = {settings["filters_file"], settings["meta_file"]}
+    for name, checksum in (settings.get("checksums") or {}).items():
+        if name not in names:
+            problems.append(f"config key filterdb.checksums: {name!r} is neither filters_file nor meta_file "
+                            f"({', '.join(sorted(names))})")
+        try:
+            parse_checksum(checksum)
+        except ValueError as error:
+            problems.append(f"config key filterdb.checksums.{name}: {error}")
+    if used and settings.get("local_dir") is None and settings["download"] == "http":
+        for name in sorted(names - set(settings.get("checksums") or {})):
+            problems.append(
+                f"config key filterdb.checksums: no checksum for {name!r}, and the http download checks none. Fix: "
+                f"set filterdb.checksums.{name} to the md5 the Zenodo record lists for it (\"md5:<32 hex digits>\"; "
+                f"https://zenodo.org/records/{settings['record']}, Files), or use download: zenodo (its plugin "
+                "verifies the md5), or local_dir with a copy you checked")
+    return problems
+
+
+def check_file(path: str | os.PathLike, checksum: str | None, downloaded: bool) -> None:
+    """Raise :class:`FilterDBError` if the database file ``path`` is not sound (checksum, failed
+    download, cut short), before any parser opens it. A downloaded copy is deleted, so that the
+    next run fetches it again; a given file is left for its owner."""
+    path = Path(path)
+    try:
+        problem = data_file_problem(path, checksum)
+    except OSError as error:
+        raise FilterDBError(f"cannot read {path}: {error}") from error
+    if not problem:
+        return
+    if downloaded:
+        if path.is_file():
+            path.unlink()
+        raise FilterDBError(f"the downloaded filter database file {path} {problem}. Removed it: run again to "
+                            "download it anew (if this repeats, download it by hand and set filterdb.local_dir)")
+    raise FilterDBError(f"the filter database file {path} {problem}. Fix: replace {path} with a complete copy "
+                        "(check its md5 against the Zenodo record)")
+
+
 # --- the meta table ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -113,23 +164,28 @@ class DBLayer:
 def read_meta(path: str | os.PathLike, key: str = "meta") -> pd.DataFrame:
     """The meta table as a flat DataFrame: a CSV, or a pandas HDF5 table under ``key`` (the
     authors' ``meta`` in dataset.h5, beside the ``filters`` array: its index model_id,
-    conv_depth, conv_depth_norm, layer_id becomes columns)."""
+    conv_depth, conv_depth_norm, layer_id becomes columns).
+
+    The HDF5 table is read through h5py (:mod:`filterlens.pandas_hdf5`), never PyTables: no
+    attribute is unpickled, and pickled text columns are decoded by an allow-list that refuses
+    anything but numpy's array reconstruction, so a crafted file cannot run code."""
     path = Path(path)
     if path.suffix.lower() in (".csv", ".tsv") or path.name.endswith((".csv.gz", ".csv.xz")):
         sep = "\t" if ".tsv" in path.name else ","
         return pd.read_csv(path, sep=sep, dtype={"filter_ids": str})
     if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        if problem := data_file_problem(path):
+            raise FilterDBError(f"meta table {path} {problem}. Fix: delete {path} and download it again")
         try:
-            table = pd.read_hdf(path, key)
-        except ImportError as error:
-            raise FilterDBError(
-                f"reading the meta table {path} (key {key!r}) needs PyTables ({error}). Fix: install "
-                "'tables' into the environment, or export the table once to CSV "
-                "(pandas.read_hdf(path, 'meta').reset_index().to_csv('meta.csv')) and set "
-                "filterdb.meta_file to it") from error
+            return read_fixed_frame(path, key)
         except KeyError as error:
             raise FilterDBError(f"{path} has no table {key!r}. Fix: set filterdb.meta_key") from error
-        return table.reset_index()
+        except UnsafeTableError as error:
+            raise FilterDBError(f"meta table {error}. Fix: use the published dataset.h5 (check its md5 against "
+                                "the Zenodo record), or give the meta table as a CSV (filterdb.meta_file)") from None
+        except OSError as error:
+            raise FilterDBError(f"meta table {path} cannot be opened as HDF5 ({error}). Fix: delete {path} and "
+                                "download it again") from None
     raise FilterDBError(f"meta table {path}: unknown format {path.suffix!r}; use .csv or .h5")
 
 
@@ -249,15 +305,27 @@ class FilterArray:
             except ImportError as error:
                 raise FilterDBError(f"reading {self.path} needs h5py, which this environment lacks. Fix: install "
                                     "h5py (pip install h5py)") from error
-            handle = h5py.File(self.path, "r")
+            try:
+                handle = h5py.File(self.path, "r")
+            except OSError as error:
+                raise FilterDBError(f"{self.path} cannot be opened as HDF5 ({error}). Fix: delete {self.path} and "
+                                    "download it again") from None
             self._close = handle.close
             if key not in handle:
                 handle.close()
                 raise FilterDBError(f"{self.path} has no dataset {key!r} (it has {list(handle)}). "
                                     "Fix: set filterdb.filters_key")
             self._array = handle[key]
+            if not isinstance(self._array, h5py.Dataset) or self._array.dtype.kind != "f":
+                handle.close()
+                raise FilterDBError(f"{self.path}: {key!r} is not an array of floating-point filters "
+                                    f"({getattr(self._array, 'dtype', 'a group')}). Fix: set filterdb.filters_key")
         elif suffix == ".npy":
-            self._array = np.load(self.path, mmap_mode="r")
+            try:
+                self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            except ValueError as error:
+                raise FilterDBError(f"{self.path} is not a plain .npy array of numbers ({error}). Fix: replace it "
+                                    "with the filters as float32") from None
         elif suffix == ".zarr":
             import zarr
 
