@@ -29,7 +29,7 @@ try:  # Fig. 6 attacks a test image this run holds
 except FigureConfigError as reason:
     FIGURES.remove("fig6_activations")
     logger.warning(f"Fig. 6 is skipped: {reason}")
-TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison"]
+TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison", "findings"]
 FIGURE_TARGETS = expand(
     "results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]
 )
@@ -343,3 +343,37 @@ rule paper_comparison:
         filterdb_models=config["filterdb"]["models"],
     script:
         "../workflow_scripts/table_paper_comparison.py"
+
+
+# Which of the paper's findings this run shows (src/filterlens/findings.py names each criterion).
+rule findings:
+    input:
+        bases="results/analysis/bases.tsv",
+        sparse_shares="results/analysis/sparse_shares.tsv",
+        quality="results/analysis/quality_by_depth.tsv",
+        stats_kl="results/analysis/stats_kl.tsv",
+        models="results/tables/models.tsv",
+        sheet=SHEET_PATH,
+    output:
+        tsv="results/tables/findings.tsv",
+        tex="results/tables/findings.tex",
+        html=report(
+            "results/tables/findings.html",
+            caption="report/findings.rst",
+            category="Tables",
+            subcategory="Tables",
+            labels={
+                "item": "Findings",
+                "shows": "which of the paper's findings this run shows",
+            },
+        ),
+    log:
+        "logs/tables/findings.log",
+    benchmark:
+        "benchmarks/findings.tsv"
+    conda:
+        "../envs/figures.yaml"
+    params:
+        entropy=config["figures"]["entropy"],
+    script:
+        "../workflow_scripts/table_findings.py"

@@ -26,7 +26,7 @@ from filterlens.sheet import pairs, read_sheet
 MICRO = REPO / "config" / "micro.yaml"
 FIGURES = ["fig1_kl_by_depth", "fig2_pca_basis", "fig3_coefficient_distributions", "fig4_first_layer_filters",
            "fig5_last_layer_filters", "fig6_activations", "fig7_layer_quality"]
-TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison"]
+TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison", "findings"]
 AUTHORS = REPO / "config" / "reference" / "authors_values.tsv"
 
 

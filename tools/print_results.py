@@ -45,6 +45,8 @@ def main(root: Path) -> None:
          ["model_id", "robust", "sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"],
          "depth_group == 'all'")
     show("Sparse filters", root / "results/analysis/sparse_shares.tsv")
+    show("The paper's findings in this run", root / "results/tables/findings.tsv",
+         ["finding", "dataset", "this_run", "shown"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""Rule findings: for each of the paper's findings, its direction in the paper, this run's value
+and whether this run shows it (filterlens.findings)."""
+
+import _src_path  # noqa: F401  (puts ../src on sys.path)
+
+from filterlens.atomic import atomic_output
+from filterlens.figures import formatted, to_html, to_latex
+from filterlens.findings import paper_findings
+from filterlens.outputs import read_tsv, write_tsv
+from filterlens.plotting import dataset_label
+from filterlens.scripting import rule_script
+from filterlens.sheet import pairs, read_sheet
+
+CAPTION = ("Findings of Gavrikov and Keuper (2022): the paper's direction, this run's value, and whether this run "
+           "shows the finding by the criterion given.")
+
+with rule_script(snakemake) as log:
+    table = paper_findings(read_tsv(snakemake.input.bases), read_tsv(snakemake.input.sparse_shares),
+                           read_tsv(snakemake.input.quality), read_tsv(snakemake.input.stats_kl),
+                           read_tsv(snakemake.input.models), pairs(read_sheet(snakemake.input.sheet)),
+                           entropy=snakemake.params.entropy)
+    log.info("\n%s", table.to_string(index=False))
+    write_tsv(table, snakemake.output.tsv)
+    printed = table.assign(
+        dataset=table.dataset.map(lambda d: "all" if d == "all" else dataset_label(d)),
+        shown=table.shown.map(lambda v: "n/a" if v != v else ("shown" if v else "not shown")))
+    printed = formatted(printed).rename(columns={
+        "finding": "Finding", "source": "Paper", "dataset": "Dataset", "paper": "Paper's direction",
+        "this_run": "This run", "criterion": "Criterion", "shown": "Shown"})
+    with atomic_output(snakemake.output.tex) as temporary:
+        temporary.write_text(to_latex(printed, CAPTION, "tab:findings"))
+    with atomic_output(snakemake.output.html) as temporary:
+        temporary.write_text(to_html(printed, CAPTION))
