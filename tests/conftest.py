@@ -97,3 +97,15 @@ def fill(path: Path, leave_bytes: int = 0) -> None:
     free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
     with open(path / "filler", "wb") as handle:
         handle.write(b"\0" * max(0, free - leave_bytes))
+
+
+class CodeRunningPayload:
+    """A crafted object: unpickling it runs a shell command that creates ``marker``. The tests
+    put it into checkpoints and databases and require that the marker never appears."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+

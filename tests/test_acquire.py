@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, CodeRunningPayload, run_snakemake
 from filterlens import acquire
 from filterlens.acquire import (AcquisitionError, LockMismatch, RobustBenchEntry, file_problem, load_robustbench,
                                 read_lock, robustbench_checkpoint, timm_checkpoint, verify_or_record, with_retries)
@@ -353,21 +353,6 @@ def test_timm_without_pretrained_weights_or_without_the_hub_fails_at_once(monkey
 # ---------------------------------------------------------------------------------------------
 # No downloaded file is parsed before it is checked
 
-PAYLOAD = """
-import os
-class Payload:  # unpickling this object runs a shell command that writes the marker
-    def __init__(self, marker):
-        self.marker = marker
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-"""
-
-
-def _payload(marker):
-    namespace = {}
-    exec(PAYLOAD, namespace)  # noqa: S102 - the crafted object of these tests
-    return namespace["Payload"](str(marker))
-
 
 def _never_load(**kwargs):
     raise AssertionError("load_model read a file that had not been checked")
@@ -386,7 +371,7 @@ def test_a_crafted_checkpoint_that_differs_from_the_lock_runs_no_code(model_dir,
     load_robustbench(ENTRY, model_dir, lock, sleep=_no_sleep)
     path = model_dir / "cifar10" / "Linf" / "Ding2020MMA.pt"
     marker = tmp_path / "marker"
-    torch.save({"state_dict": _robustbench_state_dict(0), "payload": _payload(marker)}, path)
+    torch.save({"state_dict": _robustbench_state_dict(0), "payload": CodeRunningPayload(marker)}, path)
     # the crafted file is a real threat: unpickled without weights_only it runs the payload
     torch.load(path, weights_only=False)
     assert marker.exists()
@@ -406,7 +391,7 @@ def test_trust_pickles_unpickles_only_files_the_lock_pins(model_dir, tmp_path, n
     marker = tmp_path / "marker"
     lock = tmp_path / "lock.tsv"
     # a first download that holds more than tensors and would run code: refused, nothing recorded
-    torch.save({"state_dict": _robustbench_state_dict(0), "payload": _payload(marker)}, path)
+    torch.save({"state_dict": _robustbench_state_dict(0), "payload": CodeRunningPayload(marker)}, path)
     with pytest.raises(acquire.PermanentError) as error:
         load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
     message = str(error.value)

@@ -37,7 +37,7 @@ import pytest
 import torch
 import zarr
 
-from conftest import REPO, SNAKEMAKE, run_snakemake
+from conftest import REPO, SNAKEMAKE, CodeRunningPayload, run_snakemake
 
 pytestmark = pytest.mark.workflow
 MICRO = REPO / "config" / "micro.yaml"
@@ -327,16 +327,6 @@ def _inf(state):
     state["block1.layer.0.conv1.weight"][1, 2, 0, 1] = float("inf")
 
 
-class _Payload:
-    """Unpickling it runs a shell command that writes ``marker`` (a crafted checkpoint)."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def _edit_fields(path: Path, **fields) -> None:
     data = torch.load(path, weights_only=True)
     data.update(fields)
@@ -370,7 +360,7 @@ BAD_CHECKPOINTS = {
                                    ["checkpoint data/models/micro_robust.pt holds model_id 'micro_normal', but the "
                                     "sheet's row is 'micro_robust'",
                                     "Fix: delete data/models/micro_robust.pt and acquire the model again"]),
-    "a pickle that runs code": (lambda p: _edit_fields(p, extra={"payload": _Payload(_marker(p))}),
+    "a pickle that runs code": (lambda p: _edit_fields(p, extra={"payload": CodeRunningPayload(_marker(p))}),
                                 ["checkpoint data/models/micro_robust.pt holds objects other than tensors and plain "
                                  "values; unpickling them would run code from the file, so it is refused", FILE_FIX]),
 }

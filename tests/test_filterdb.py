@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, CodeRunningPayload, run_snakemake
 from filterlens.filterdb import FilterDBError, import_model, parse_meta, read_meta, sheet_id
 from filterlens.filterstore import open_filter_store
 
@@ -340,22 +340,8 @@ def test_hdf5_database_in_the_authors_layout(tmp_path):
 
 # --- no downloaded or given database file is trusted ------------------------------------------
 
-PAYLOAD = """
-import os, pickle
-class Payload:  # unpickling this object runs a shell command that writes the marker
-    def __init__(self, marker):
-        self.marker = marker
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-"""
 
 READ_HDF = "import sys, warnings; warnings.simplefilter('ignore'); import pandas; pandas.read_hdf(sys.argv[1], 'meta')"
-
-
-def _payload(marker):
-    namespace = {}
-    exec(PAYLOAD, namespace)  # noqa: S102 - the crafted object of these tests
-    return namespace["Payload"](str(marker))
 
 
 def _pandas_runs_it(path, marker):
@@ -372,7 +358,7 @@ def crafted_object_column(folder, marker):
     write_authors_dataset_h5(folder)
     path = folder / "dataset.h5"
     meta = read_meta(path).set_index(AUTHORS_INDEX)
-    meta["Paper"] = pd.Series([_payload(marker)] + ["x"] * (len(meta) - 1), index=meta.index, dtype=object)
+    meta["Paper"] = pd.Series([CodeRunningPayload(marker)] + ["x"] * (len(meta) - 1), index=meta.index, dtype=object)
     import warnings
 
     with warnings.catch_warnings():
@@ -391,7 +377,7 @@ def crafted_attribute(folder, marker, table_format):
     if table_format:
         meta = read_meta(path).set_index(AUTHORS_INDEX)
         meta.to_hdf(path, key="meta", format="table")
-    evil = np.bytes_(pickle.dumps(_payload(marker), protocol=0))
+    evil = np.bytes_(pickle.dumps(CodeRunningPayload(marker), protocol=0))
     with h5py.File(path, "a") as handle:
         node = handle["meta/table"] if table_format else handle["meta"]
         node.attrs["non_index_axes" if table_format else "pandas_type"] = evil

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import io
 import warnings
-from collections import defaultdict
 
 import numpy as np
 import onnx
@@ -26,6 +25,7 @@ from onnx import numpy_helper
 from torch import nn
 
 import filterlens.architectures  # noqa: F401  (makes robustbench importable)
+from authors_oracle import node_levels
 from filterlens.extraction import batchnorm_scale, iter_layer_rows, plan_extraction
 from robustbench.model_zoo import cifar10 as rb_cifar10, cifar100 as rb_cifar100
 from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet
@@ -60,37 +60,12 @@ def _swish_as_silu(model: nn.Module) -> nn.Module:
     return model
 
 
-def onnx_levels(graph: onnx.GraphProto) -> dict[int, int]:
-    """Node index -> level as get_layers_by_depth (onnxzoo2filterdb) finds it: a breadth-first
-    sweep from the nodes that read the graph input, each node keeping the largest level at which
-    it is reached, so a node's level is the longest path to it; nodes reached from constants
-    only are never visited."""
-    initializers = {t.name for t in graph.initializer}
-    feeds = {i.name for i in graph.input} - initializers
-    consumers = defaultdict(list)
-    for index, node in enumerate(graph.node):
-        for tensor in node.input:
-            consumers[tensor].append(index)
-    level: dict[int, int] = {}
-    frontier = {i for i, node in enumerate(graph.node) if feeds & set(node.input)}
-    depth = 0
-    while frontier:
-        following = set()
-        for index in frontier:
-            level[index] = max(depth, level.get(index, -1))
-            for tensor in graph.node[index].output:
-                following.update(consumers[tensor])
-        frontier = following
-        depth += 1
-    return level
-
-
 def onnx_conv_depths(model: onnx.ModelProto) -> list[tuple[int, np.ndarray]]:
     """(conv_depth, exported weight) of every Conv node: the rank of its level among the levels
     holding a Conv, as the authors' extract_filters.py numbers them."""
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
-    level = onnx_levels(graph)
+    level = node_levels(model)  # the oracle's get_layers_by_depth levels
     convs = [(level[i], numpy_helper.to_array(initializers[node.input[1]]))
              for i, node in enumerate(graph.node) if node.op_type == "Conv"]
     rank = {lvl: r for r, lvl in enumerate(sorted({lvl for lvl, _ in convs}))}
