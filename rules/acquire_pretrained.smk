@@ -14,14 +14,8 @@
 #
 # Every downloaded file is checked before anything parses it (failed download, lock file,
 # integrity); RobustBench entries that load from elsewhere than the model directory and timm
-# names that load from any Hugging Face repository are refused here, when the sheet is read
-# (filterlens.pretrained_sources).
-from filterlens.pretrained_sources import sheet_problems as pretrained_problems
-
-if _problems := pretrained_problems(SHEET.to_dict("records")):
-    raise WorkflowError(
-        f"pretrained models ({SHEET_PATH}):\n  - " + "\n  - ".join(_problems)
-    )
+# names that load from any Hugging Face repository are refused when the sheet is read
+# (rules/common.smk, filterlens.pretrained_sources).
 
 
 rule acquire_robustbench:

@@ -36,9 +36,16 @@ except (ConfigError, SheetError) as error:
 
 
 def check_sheet_models():
-    """Every row built on the meta device (filterlens.sheet_checks), once per sheet and code."""
+    """Sources that would bypass the download checks refused (filterlens.pretrained_sources),
+    then every row built on the meta device (filterlens.sheet_checks), once per sheet and code.
+    """
+    from filterlens.pretrained_sources import sheet_problems as pretrained_problems
     from filterlens.sheet_checks import check_sheet_builds
 
+    if problems := pretrained_problems(SHEET.to_dict("records")):
+        raise WorkflowError(
+            f"pretrained models ({SHEET_PATH}):\n  - " + "\n  - ".join(problems)
+        )
     cache = os.path.join(".snakemake", "filterlens", "sheet-checks")
     try:
         problems = check_sheet_builds(SHEET, SHEET_PATH, cache)

@@ -509,7 +509,8 @@ def _sheet_line(model_id, arch, kwargs, source, source_key):
     (_sheet_line("hub", "timm", {"name": "hf-hub:someone/resnet50"}, "random", ""),
      "model 'hub': timm name 'hf-hub:someone/resnet50' loads its configuration"),
     (_sheet_line("hub2", "timm", {"name": "resnet50"}, "timm", "hf-hub:someone/resnet50"),
-     "model 'hub2': timm name 'hf-hub:someone/resnet50'"),
+     # refused by the sheet schema's source_key pattern (no ':' or '/'), before any source check
+     "(model_id 'hub2'): source_key: 'hf-hub:someone/resnet50' does not match"),
 ])
 def test_sources_that_bypass_the_checks_stop_the_sheet_before_any_job(tmp_path, line, message):
     sheet = tmp_path / "sheet.tsv"
