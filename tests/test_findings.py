@@ -120,7 +120,7 @@ def test_an_unknown_entropy_is_refused_with_the_choices():
 
 
 def test_depth_groups_are_the_methods_groups():
-    # the orthogonality row counts the groups of METHOD §2 only, never 'all'
+    # the orthogonality row counts the groups of docs/method.md §2 only, never 'all'
     quality = _quality({g: 0.1 for g in DEPTH_GROUPS}, 0.05)
     table = _findings(quality=quality)
     assert table.loc["robust models are more orthogonal", "this_run"] == f"robust higher in {len(DEPTH_GROUPS)} of " \

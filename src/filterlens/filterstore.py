@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,6 +238,7 @@ def rewrite_attrs(path: str | os.PathLike, attrs: dict[str, Any]) -> None:
 # Every check names the field it found wrong; the message adds the store and the fix. The
 # checks cover the columns of filterlens.layertable.Layer and the attributes the writers set.
 
+MAX_DEPTH = 2**31 - 1  # a depth beyond any network: the limit of the integer columns downstream
 INTEGER_COLUMNS = ("layer_id", "conv_depth", "c_in", "c_out", "groups", "row_start", "row_stop")
 
 
@@ -262,6 +264,14 @@ def _layer_table(path: Path, attrs: dict[str, Any], fix: str) -> dict[str, list]
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _finite_in(value: Any, low: float, high: float) -> bool:
+    """A finite number in [low, high]; an integer too large for a float is none."""
+    try:
+        return _is_number(value) and math.isfinite(float(value)) and low <= value <= high
+    except OverflowError:
+        return False
 
 
 def _is_number(value: Any) -> bool:
@@ -331,13 +341,18 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
     depth = layers.conv_depth.to_numpy(dtype=object)
     if (bad := np.flatnonzero(depth < 0)).size:
         problems.append(f"layer table column conv_depth is {depth[bad[0]]} in layer {ids[bad[0]]}; must be >= 0")
-    max_depth = attrs.get("max_conv_depth")
-    if max_depth is not None and (not _is_int(max_depth) or max_depth < depth.max()):
-        problems.append(f"attribute max_conv_depth is {max_depth!r}, below the deepest layer's conv_depth "
-                        f"{depth.max()}")
+    if "max_conv_depth" in attrs:
+        max_depth = attrs["max_conv_depth"]
+        if not _is_int(max_depth) or max_depth > MAX_DEPTH:
+            problems.append(f"attribute max_conv_depth is {max_depth!r}, not a depth (an integer up to {MAX_DEPTH})")
+        elif max_depth < depth.max():
+            problems.append(f"attribute max_conv_depth is {max_depth!r}, below the deepest layer's conv_depth "
+                            f"{depth.max()}")
+    if depth.max() > MAX_DEPTH:
+        problems.append(f"layer table column conv_depth reaches {depth.max()}, beyond any model's ({MAX_DEPTH})")
     for column, low, high in (("conv_depth_norm", 0.0, 1.0), ("max_abs", 0.0, np.inf)):
         values = layers[column].to_numpy()
-        ok = np.array([_is_number(v) and np.isfinite(v) and low <= v <= high for v in values])
+        ok = np.array([_finite_in(v, low, high) for v in values])
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             problems.append(f"layer table column {column} is {_plain(values[i])!r} in layer {ids[i]}; "

@@ -74,7 +74,8 @@ def plan_segments(layers: pd.DataFrame, chunk_rows: int, max_rows: int,
             step = max(chunk_rows, max_rows // chunk_rows * chunk_rows)
             cut = start
             while stop - cut > max_rows:
-                next_cut = (cut // chunk_rows) * chunk_rows + step
+                # never past the layer: a chunk larger than max_rows can reach beyond it
+                next_cut = min(stop, (cut // chunk_rows) * chunk_rows + step)
                 spans.append((cut, next_cut))
                 cut = next_cut
             start = cut
