@@ -112,11 +112,11 @@ CIFAR_DATA_DIR = config["cifar_training"]["data_dir"]
 # Normal CIFAR models of a pair whose test set is at hand: their clean accuracy is measured.
 CIFAR_EVALUATED = [
     m
-    for m in set(PAIRS.normal)
-    if SHEET.loc[m, "dataset"] in CIFAR_TEST_FILES
+    for m in MODELS  # sheet order
+    if m in set(PAIRS.normal)
+    and SHEET.loc[m, "dataset"] in CIFAR_TEST_FILES
     and test_images(SHEET.loc[m, "dataset"], CIFAR_DATA_DIR)
 ]
-CIFAR_EVALUATED = [m for m in MODELS if m in CIFAR_EVALUATED]  # sheet order
 
 
 def has_local_data(model):
