@@ -1,5 +1,5 @@
 # Acquisition: every source ends in the same checkpoint contract, data/models/{model}.pt
-# (filterlens.checkpoint), so nothing downstream knows where a model came from.
+# (filterlens.acquire.checkpoint), so nothing downstream knows where a model came from.
 
 
 rule train_minizoo:

@@ -1,5 +1,5 @@
 # Acquisition of pretrained models (the paper's zoo), into the checkpoint contract
-# data/models/{model}.pt like every other source (filterlens.acquire).
+# data/models/{model}.pt like every other source (filterlens.acquire.downloads).
 #
 # - robustbench: robustbench.utils.load_model reads config acquisition.model_dir in
 #   RobustBench's own layout, <model_dir>/<dataset>/<threat_model>/<key>.pt, and downloads
@@ -15,7 +15,7 @@
 # Every downloaded file is checked before anything parses it (failed download, lock file,
 # integrity); RobustBench entries that load from elsewhere than the model directory and timm
 # names that load from any Hugging Face repository are refused when the sheet is read
-# (rules/common.smk, filterlens.pretrained_sources).
+# (rules/common.smk, filterlens.models.pretrained_sources).
 
 
 rule acquire_robustbench:

@@ -8,16 +8,17 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The library, for parse-time checks (rule scripts find it through workflow_scripts/_src_path.py).
+# The library: on sys.path for the parse-time checks here, and on PYTHONPATH for every rule script
+# (local jobs, conda environments and cluster jobs, which parse this file again). A
+# `pip install -e .` of the same checkout gives notebooks the same package.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from filterlens.io.scripting import share_with_rule_scripts
 
-from filterlens.configuration import ConfigError, check_config
-from filterlens.datasets import CIFAR_TEST_FILES, test_images
-from filterlens.sheet import SheetError, pairs, read_sheet
+share_with_rule_scripts(os.path.join(workflow.basedir, "src"))
 
-CONFIG_SCHEMA = os.path.join(
-    workflow.basedir, "config", "schemas", "config.schema.yaml"
-)
+from filterlens.config.validation import CONFIG_SCHEMA, ConfigError, check_config
+from filterlens.config.datasets import CIFAR_TEST_FILES, test_images
+from filterlens.config.sheet import SheetError, pairs, read_sheet
 
 
 def workflow_path(path):
@@ -36,11 +37,13 @@ except (ConfigError, SheetError) as error:
 
 
 def check_sheet_models():
-    """Sources that would bypass the download checks refused (filterlens.pretrained_sources),
-    then every row built on the meta device (filterlens.sheet_checks), once per sheet and code.
+    """Sources that would bypass the download checks refused (filterlens.models.pretrained_sources),
+    then every row built on the meta device (filterlens.models.sheet_checks), once per sheet and code.
     """
-    from filterlens.pretrained_sources import sheet_problems as pretrained_problems
-    from filterlens.sheet_checks import check_sheet_builds
+    from filterlens.models.pretrained_sources import (
+        sheet_problems as pretrained_problems,
+    )
+    from filterlens.models.sheet_checks import check_sheet_builds
 
     if problems := pretrained_problems(SHEET.to_dict("records")):
         raise WorkflowError(
@@ -68,13 +71,13 @@ check_sheet_models()
 
 onstart:
     # Not on dry runs: a finished run on read-only storage can still be inspected.
-    from filterlens.atomic import unwritable_folders
+    from filterlens.io.atomic import unwritable_folders
 
     if problems := unwritable_folders(["results", "data", "logs"]):
         raise WorkflowError("\n".join(problems))
 
 
-validate(config, CONFIG_SCHEMA)  # fills in the schema's defaults
+validate(config, str(CONFIG_SCHEMA))  # fills in the schema's defaults
 
 MODELS = list(SHEET.model_id)
 PAIRS = pairs(SHEET)

@@ -4,7 +4,11 @@
 # figure alone. PNGs and HTML tables go into `snakemake --report`, PDFs and LaTeX into papers.
 from snakemake.logging import logger
 
-from filterlens.figures import FigureConfigError, activation_inputs, resolve_pair
+from filterlens.report.figure_data import (
+    FigureConfigError,
+    activation_inputs,
+    resolve_pair,
+)
 
 try:
     FIGURE_PAIR = resolve_pair(SHEET, config["figures"]["pair"])
@@ -345,7 +349,7 @@ rule paper_comparison:
         "../workflow_scripts/table_paper_comparison.py"
 
 
-# Which of the paper's findings this run shows (src/filterlens/findings.py names each criterion).
+# Which of the paper's findings this run shows (src/filterlens/analyse/findings.py names each criterion).
 rule findings:
     input:
         bases="results/analysis/bases.tsv",

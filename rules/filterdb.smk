@@ -1,5 +1,5 @@
 # The authors' published filter database, "CNN-Filter-DB-Robust v1.0.0" (Zenodo, doi
-# 10.5281/zenodo.6414075), as a source of filter stores (filterlens.filterdb).
+# 10.5281/zenodo.6414075), as a source of filter stores (filterlens.extract.filterdb).
 #
 # A model's filters come from the database instead of its checkpoint if its sheet row has
 # source `filterdb` (source_key: the database's model name, or empty to derive it from the
@@ -16,9 +16,9 @@
 # Every file is checked before it is opened: against `filterdb.checksums` (the md5 the Zenodo
 # record lists; required for the http plugin, which checks no hash), else for a failed or cut-off
 # download. A bad downloaded copy is deleted, so the next run fetches it again. The meta table
-# is read without PyTables (filterlens.pandas_hdf5): nothing in the file can run code.
-from filterlens.filterdb import config_problems as filterdb_problems
-from filterlens.filterdb import database_files, download_problems, uses_filterdb
+# is read without PyTables (filterlens.extract.pandas_hdf5): nothing in the file can run code.
+from filterlens.extract.filterdb import config_problems as filterdb_problems
+from filterlens.extract.filterdb import database_files, download_problems, uses_filterdb
 
 FILTERDB = config["filterdb"]
 FILTERDB_MODELS = uses_filterdb(SHEET, FILTERDB["models"])

@@ -3,7 +3,7 @@
 # and every checkpoint's sha256 beside the one its filter store recorded at extraction.
 # The parse-time facts are params, so the rule reruns when the config, the sheet's content, a
 # package or the commit changes; nothing reads its outputs, so it never makes others rerun.
-from filterlens.provenance import run_facts
+from filterlens.report.provenance import run_facts
 
 PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
 # Models imported from the filter database have no checkpoint to hash; seeded random ones

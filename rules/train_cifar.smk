@@ -1,4 +1,4 @@
-# The normal CIFAR counterparts, trained with the paper's recipe (docs/method.md §1; filterlens.cifar,
+# The normal CIFAR counterparts, trained with the paper's recipe (docs/method.md §1; filterlens.train.cifar,
 # config key cifar_training) on torchvision's CIFAR-10/100 folders under
 # cifar_training.data_dir. The output is the best-validation checkpoint. The state of every
 # finished epoch goes to data/models/.{model}.train_state.pt, deliberately not an output:

@@ -46,8 +46,8 @@ def write_filter_store(path: Path, shapes, rows, chunk_rows: int, names=None, da
     groups) each, at conv depth = position) holding ``rows`` (one (n, 9) array per layer)."""
     import numpy as np
 
-    from filterlens.filterstore import FilterStoreWriter
-    from filterlens.layertable import Layer
+    from filterlens.extract.layer_table import Layer
+    from filterlens.extract.store import FilterStoreWriter
 
     names = names or [f"conv{index}" for index in range(len(shapes))]
     layers, start = [], 0

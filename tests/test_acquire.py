@@ -19,15 +19,25 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, CodeRunningPayload, run_snakemake
-from filterlens import acquire
-from filterlens.acquire import (AcquisitionError, LockMismatch, RobustBenchEntry, file_problem, load_robustbench,
-                                read_lock, robustbench_checkpoint, timm_checkpoint, verify_or_record, with_retries)
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import build_model, load_checkpoint, save_checkpoint
-from filterlens.compat import import_robustbench
-from filterlens.hashing import sha256_of
+
+from filterlens.acquire import downloads as acquire
+from filterlens.acquire.checkpoint import build_model, load_checkpoint, save_checkpoint
+from filterlens.acquire.downloads import (
+    AcquisitionError,
+    LockMismatch,
+    RobustBenchEntry,
+    file_problem,
+    load_robustbench,
+    read_lock,
+    robustbench_checkpoint,
+    timm_checkpoint,
+    verify_or_record,
+    with_retries,
+)
+from filterlens.io.hashing import sha256_of
+from filterlens.models.architectures import build_architecture
+from filterlens.models.compat import import_robustbench
 
 import_robustbench()
 import robustbench.utils  # noqa: E402
@@ -127,7 +137,7 @@ def test_a_bad_file_is_removed_reported_and_downloaded_again(model_dir, tmp_path
         shutil.copy(good_file, destination)
 
     monkeypatch.setattr(robustbench.utils, "download_gdrive_new", fake_download)
-    caplog.set_level("WARNING", logger="filterlens.acquire")
+    caplog.set_level("WARNING", logger="filterlens.acquire.downloads")
     model, facts = load_robustbench(ENTRY, model_dir, tmp_path / "lock.tsv", sleep=_no_sleep)
     assert downloads == [ENTRY.zoo_entry()["gdrive_id"]]
     assert facts[0]["sha256"] == sha256_of(good_file)
@@ -256,7 +266,7 @@ TIMM_OFFLINE = textwrap.dedent("""
     from safetensors.torch import save_file
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from filterlens.acquire import AcquisitionError, load_timm
+    from filterlens.acquire.downloads import AcquisitionError, load_timm
     cache = Path(sys.argv[1]) / "hub"
     try:
         load_timm("resnet18.tv_in1k", sleep=lambda s: None)
@@ -469,7 +479,7 @@ def test_the_entries_served_elsewhere_are_exactly_robustbenchs(monkeypatch):
     import timm
     from robustbench.model_zoo import model_dicts
 
-    from filterlens.pretrained_sources import SERVED_ELSEWHERE
+    from filterlens.models.pretrained_sources import SERVED_ELSEWHERE
 
     found = {}
     for dataset, by_threat in model_dicts.items():

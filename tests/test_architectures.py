@@ -2,8 +2,8 @@
 
 import pytest
 
-from filterlens.architecture_names import ARCHITECTURE_NAMES
-from filterlens.architectures import ARCHITECTURES, build_architecture
+from filterlens.config.architecture_names import ARCHITECTURE_NAMES
+from filterlens.models.architectures import ARCHITECTURES, build_architecture
 
 
 def test_names_used_by_sheet_validation_match_the_registry():

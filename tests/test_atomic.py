@@ -8,12 +8,12 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import fill, remount_read_only, write_filter_store
-from filterlens import atomic
-from filterlens.atomic import OutputWriteError, atomic_output, partial_path, previous_path, recover
-from filterlens.filterstore import open_filter_store
-from filterlens.outputs import write_npz, write_tsv
+
+from filterlens.extract.store import open_filter_store
+from filterlens.io import atomic
+from filterlens.io.atomic import OutputWriteError, atomic_output, partial_path, previous_path, recover
+from filterlens.io.files import write_npz, write_tsv
 
 
 def _write_dir(path, text):
@@ -198,7 +198,7 @@ def test_a_store_on_a_read_only_file_system_is_one_message_and_keeps_the_old_sto
 
 
 def test_a_read_only_folder_is_named_before_any_job_and_a_missing_one_is_fine(small_tmpfs, tmp_path):
-    from filterlens.atomic import unwritable_folders
+    from filterlens.io.atomic import unwritable_folders
 
     (small_tmpfs / "results").mkdir()
     assert unwritable_folders([small_tmpfs / "results", tmp_path / "absent"]) == []

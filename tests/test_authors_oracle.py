@@ -12,21 +12,24 @@ layers in every depth decile. Every KL, basis, share and box value must equal th
 
 from __future__ import annotations
 
+import authors_oracle as oracle
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-import authors_oracle as oracle
-from filterlens.analysis import basis_sets, kl_tables, quality_by_depth, set_moments, sparse_shares
-from filterlens.compat import import_robustbench
-from filterlens.depthgroups import DEPTH_GROUPS, depth_group
-from filterlens.extraction import iter_layer_rows, plan_extraction
-from filterlens.filterstore import FilterStoreWriter, open_filter_store
-from filterlens.figures import quality_over_pairings
-from filterlens.metrics import histogram_edges, pca
-from filterlens.reductions import coefficient_histograms, coefficient_range, summarize
+from filterlens.analyse.bases import basis_sets, set_moments
+from filterlens.analyse.kl import kl_tables
+from filterlens.analyse.quality import quality_by_depth, sparse_shares
+from filterlens.extract.store import FilterStoreWriter, open_filter_store
+from filterlens.extract.weights import iter_layer_rows, plan_extraction
+from filterlens.method.depth_groups import DEPTH_GROUPS, depth_group
+from filterlens.method.distributions import histogram_edges
+from filterlens.method.pca import pca
+from filterlens.models.compat import import_robustbench
+from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize
+from filterlens.report.figure_data import quality_over_pairings
 
 import_robustbench()
 from robustbench.model_zoo.architectures.wide_resnet import WideResNet  # noqa: E402

@@ -1,10 +1,7 @@
 """Bad sheets and configs stop the run before any job, naming the row or key and what is allowed."""
 
-import shutil
 
-import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
 
 HEADER = "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc"

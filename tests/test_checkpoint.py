@@ -2,10 +2,17 @@
 
 import pytest
 import torch
-
 from conftest import REPO
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import Checkpoint, CheckpointError, build_model, classifier, load_checkpoint, save_checkpoint
+
+from filterlens.acquire.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    build_model,
+    classifier,
+    load_checkpoint,
+    save_checkpoint,
+)
+from filterlens.models.architectures import build_architecture
 
 KWARGS = {"depth": 10, "widen_factor": 1}
 
@@ -51,8 +58,8 @@ def test_empty_and_html_files_are_named(tmp_path, content, message):
     (b"<?xml version='1.0'?><Error>AccessDenied</Error>", "is an HTML/XML page, not weights"),
 ])
 def test_one_failed_download_check_serves_acquisition_and_loading(tmp_path, content, problem):
-    from filterlens.acquire import file_problem
-    from filterlens.failed_downloads import failed_download_problem
+    from filterlens.acquire.downloads import file_problem
+    from filterlens.acquire.failed_downloads import failed_download_problem
 
     path = tmp_path / "m.pt"
     path.write_bytes(content)
@@ -67,7 +74,7 @@ def test_the_failed_download_check_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, filterlens.failed_downloads; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, filterlens.acquire.failed_downloads; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO / "src")
 
 

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import run_snakemake
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import Normalize
-from filterlens.datasets import CIFAR_MEAN, CIFAR_STD
+
+from filterlens.acquire.checkpoint import Normalize
+from filterlens.config.datasets import CIFAR_MEAN, CIFAR_STD
+from filterlens.models.architectures import build_architecture
 
 N_TEST = 20
 SHEET = (

@@ -1,10 +1,10 @@
-"""robustbench 1.1.1 imports through filterlens.compat with the registry's packages."""
+"""robustbench 1.1.1 imports through filterlens.models.compat with the registry's packages."""
 
 import sys
 
 
 def test_robustbench_imports_with_autoattack_aliased_to_pyautoattack():
-    from filterlens.compat import import_robustbench
+    from filterlens.models.compat import import_robustbench
 
     robustbench = import_robustbench()
     import robustbench.eval  # the module that does `from autoattack import AutoAttack`

@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import yaml
-
 from conftest import REPO
+
+from filterlens.config.validation import CONFIG_SCHEMA, MODELS_SCHEMA
 
 TOOL = REPO / "tools" / "config_reference.py"
 
@@ -25,8 +26,8 @@ def test_config_readme_is_generated_from_the_current_schemas():
 
 def test_config_readme_has_a_row_for_every_key_and_column():
     text = (REPO / "config" / "README.md").read_text()
-    config = yaml.safe_load((REPO / "config" / "schemas" / "config.schema.yaml").read_text())
-    models = yaml.safe_load((REPO / "config" / "schemas" / "models.schema.yaml").read_text())
+    config = yaml.safe_load((CONFIG_SCHEMA).read_text())
+    models = yaml.safe_load((MODELS_SCHEMA).read_text())
     rows = {line.split("|")[1].strip().strip("*`") for line in text.splitlines() if line.startswith("| ")}
     missing = [key for key in _keys(config) + _keys(models) if key not in rows]
     assert not missing, f"config/README.md lacks {missing}"
@@ -37,8 +38,7 @@ def test_the_check_names_the_fix_when_the_reference_is_stale(tmp_path):
     # A copy of the tool beside a stale README: its --check must fail and say how to fix it.
     (tmp_path / "tools").mkdir()
     (tmp_path / "config").mkdir()
-    for part in ("schemas", "models"):
-        subprocess.run(["cp", "-r", str(REPO / "config" / part), str(tmp_path / "config" / part)], check=True)
+    subprocess.run(["cp", "-r", str(REPO / "config" / "models"), str(tmp_path / "config" / "models")], check=True)
     (tmp_path / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
     (tmp_path / "src").symlink_to(REPO / "src")
     (tmp_path / "tools" / "config_reference.py").write_text(TOOL.read_text())

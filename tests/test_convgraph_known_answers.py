@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from filterlens.extraction import iter_layer_rows, plan_extraction
+from filterlens.extract.weights import iter_layer_rows, plan_extraction
 
 
 class Toy(nn.Module):

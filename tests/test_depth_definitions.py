@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 import torch
 import zarr
-
 from conftest import load_tool
-from filterlens.architectures import build_architecture
-from filterlens.extraction import iter_layer_rows, plan_extraction
-from filterlens.filterstore import (FilterStoreError, FilterStoreWriter, open_filter_store, rewrite_attrs,
-                                    with_depth_definition)
-from filterlens.reductions import summarize
 from test_convgraph_known_answers import PreActToy
+
+from filterlens.extract.store import (
+    FilterStoreError,
+    FilterStoreWriter,
+    open_filter_store,
+    rewrite_attrs,
+    with_depth_definition,
+)
+from filterlens.extract.weights import iter_layer_rows, plan_extraction
+from filterlens.models.architectures import build_architecture
+from filterlens.reduce.passes import summarize
 
 SHEET = ("model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc"
          "\trobust_acc\n"

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-
 from conftest import REPO, run_snakemake
 from test_faults import assert_same_checkpoint, assert_same_store
 
@@ -112,8 +111,8 @@ def test_chunk_size_changes_results_by_at_most_1e_12_relative(micro_run, small_c
 def test_the_run_records_what_produced_it(micro_run):
     import json
 
-    from filterlens.hashing import sha256_of
-    from filterlens.provenance import KEY_PACKAGES
+    from filterlens.io.hashing import sha256_of
+    from filterlens.report.provenance import KEY_PACKAGES
 
     record = json.loads((micro_run / "results" / "provenance" / "provenance.json").read_text())
     assert record["config"]["extraction"]["chunk_rows"] == 4096 and record["config"]["sheet"] == "config/models/micro.tsv"
@@ -153,7 +152,7 @@ def test_provenance_reruns_alone_when_the_config_or_sheet_changes(micro_run, tmp
 
 
 def test_git_state_outside_a_checkout(tmp_path):
-    from filterlens.provenance import git_state
+    from filterlens.report.provenance import git_state
 
     state = git_state(tmp_path)
     assert state["commit"] is None and state["dirty"] is None and "not a git checkout" in state["note"]

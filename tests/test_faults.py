@@ -36,7 +36,6 @@ import psutil
 import pytest
 import torch
 import zarr
-
 from conftest import REPO, SNAKEMAKE, CodeRunningPayload, run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -109,12 +108,12 @@ if _FAULT and _DIR and "snakemake" not in os.path.basename(sys.argv[0] if sys.ar
         def patch(module):
             cls = module.FilterStoreWriter
             cls.write_layer = _nth_call(cls.write_layer, int(argument), "after layer " + argument)
-        _after_import("filterlens.filterstore", patch)
+        _after_import("filterlens.extract.store", patch)
     elif point == "after_steps":  # training: n optimiser steps taken
         def patch(module):
             import torch
             torch.optim.SGD.step = _nth_call(torch.optim.SGD.step, int(argument), "after step " + argument)
-        _after_import("filterlens.training", patch)
+        _after_import("filterlens.train.minizoo", patch)
     elif point == "at_exit":  # the script wrote its outputs; snakemake has not heard of it yet
         import atexit
         atexit.register(_pause, "at exit")

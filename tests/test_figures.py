@@ -1,7 +1,7 @@
 """Every figure and table of the paper, the report, single-figure reruns, bad figure settings.
 
 Workflow tests use the finished micro run (tests/conftest.py: two tiny models, one epoch);
-the rest are known-answer tests of the data shaping in filterlens.figures.
+the rest are known-answer tests of the data shaping in filterlens.report.
 """
 
 from __future__ import annotations
@@ -13,15 +13,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO, run_snakemake
 from PIL import Image
 
-from conftest import REPO, run_snakemake
-from filterlens.figures import (FigureConfigError, activation_inputs, coefficient_distributions, paper_comparison,
-                                quality_over_pairings, resolve_pair, robust_models, sample_indices, to_latex,
-                                zoo_comparability, zoo_summary)
-from filterlens.metrics import distribution, histogram_edges
-from filterlens.plotting import dataset_order, symmetric_norm, tile_mosaic
-from filterlens.sheet import pairs, read_sheet
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.method.distributions import distribution, histogram_edges
+from filterlens.method.sampling import sample_indices
+from filterlens.report.figure_data import (
+    FigureConfigError,
+    activation_inputs,
+    coefficient_distributions,
+    quality_over_pairings,
+    resolve_pair,
+    robust_models,
+)
+from filterlens.report.formatting import to_latex
+from filterlens.report.paper_tables import paper_comparison, zoo_comparability, zoo_summary
+from filterlens.report.style import dataset_order, symmetric_norm, tile_mosaic
 
 MICRO = REPO / "config" / "micro.yaml"
 FIGURES = ["fig1_kl_by_depth", "fig2_pca_basis", "fig3_coefficient_distributions", "fig4_first_layer_filters",

@@ -9,8 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from filterlens.filter_measures import (conv_singular_values, filter_measure_sums, filter_measures_by_depth,
-                                        high_frequency_share, l1l2_ratio, perturbation_ratio, spectrum_summary)
+from filterlens.analyse.filter_measures import filter_measures_by_depth
+from filterlens.method.filter_measures import (
+    conv_singular_values,
+    filter_measure_sums,
+    high_frequency_share,
+    l1l2_ratio,
+    perturbation_ratio,
+    spectrum_summary,
+)
 
 # --- per-filter measures ---------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, CodeRunningPayload, run_snakemake
-from filterlens.filterdb import FilterDBError, import_model, parse_meta, read_meta, sheet_id
-from filterlens.filterstore import open_filter_store
+
+from filterlens.extract.filterdb import FilterDBError, import_model, parse_meta, read_meta, sheet_id
+from filterlens.extract.store import open_filter_store
 
 ROBUST_10 = "robustbench_Addepalli2021Towards_RN18_cifar10_linf_13"
 NORMAL_10 = "hso_normal_training_robustbench_Addepalli2021Towards_RN18_cifar10_13"
@@ -424,7 +424,7 @@ def _cut(path, keep):
 
 @pytest.mark.parametrize("damage", ["truncated", "html page", "empty", "checksum differs"])
 def test_a_bad_database_file_is_named_before_it_is_opened(tmp_path, damage):
-    from filterlens.filterdb import check_file
+    from filterlens.extract.filterdb import check_file
 
     write_authors_dataset_h5(tmp_path)
     path = tmp_path / "dataset.h5"
@@ -452,7 +452,7 @@ def test_a_bad_database_file_is_named_before_it_is_opened(tmp_path, damage):
 def test_a_complete_file_and_its_checksum_pass(tmp_path):
     import hashlib
 
-    from filterlens.filterdb import check_file
+    from filterlens.extract.filterdb import check_file
 
     write_authors_dataset_h5(tmp_path)
     path = tmp_path / "dataset.h5"
@@ -462,7 +462,7 @@ def test_a_complete_file_and_its_checksum_pass(tmp_path):
 
 
 def test_a_truncated_npy_array_is_named(tmp_path):
-    from filterlens.filterdb import check_file
+    from filterlens.extract.filterdb import check_file
 
     write_database(tmp_path)
     _cut(tmp_path / "filters.npy", lambda n: n // 2)

@@ -5,10 +5,16 @@ import shutil
 import numpy as np
 import pytest
 import zarr
-
 from conftest import write_filter_store
-from filterlens.filterstore import FORMAT_VERSION, FilterStoreError, FilterStoreWriter, check_store_matches, open_filter_store
-from filterlens.layertable import Layer
+
+from filterlens.extract.layer_table import Layer
+from filterlens.extract.store import (
+    FORMAT_VERSION,
+    FilterStoreError,
+    FilterStoreWriter,
+    check_store_matches,
+    open_filter_store,
+)
 
 
 def _layers():

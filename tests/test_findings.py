@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterlens.depthgroups import DEPTH_GROUPS
-from filterlens.findings import COLUMNS, FindingThresholds, paper_findings
+from filterlens.analyse.findings import COLUMNS, FindingThresholds, paper_findings
+from filterlens.method.depth_groups import DEPTH_GROUPS
 
 PAIRS = pd.DataFrame({"robust": ["a_r", "b_r"], "normal": ["a_n", "b_n"], "dataset": ["d", "d"]})
 

@@ -22,15 +22,15 @@ import re
 import numpy as np
 import pytest
 import zarr
+from conftest import write_filter_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_filter_store
-from filterlens.filterstore import LAYER_COLUMNS, FilterStoreError, open_filter_store
-from filterlens.metrics import sparse_mask
-from filterlens.reductions import summarize
-from filterlens.sheet import COLUMNS, SheetError, read_sheet
-from filterlens.sheet_checks import row_build_problems
+from filterlens.config.sheet import COLUMNS, SheetError, read_sheet
+from filterlens.extract.store import LAYER_COLUMNS, FilterStoreError, open_filter_store
+from filterlens.method.filters import sparse_mask
+from filterlens.models.sheet_checks import row_build_problems
+from filterlens.reduce.passes import summarize
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,  # the same examples on every run
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -197,7 +197,7 @@ def test_generated_arguments_give_problems_or_a_model(architecture, kwargs):
     problems = row_build_problems(row)  # never raises
     assert isinstance(problems, list) and all(isinstance(p, str) and p for p in problems)
     if not problems and architecture != "timm":
-        from filterlens.architectures import build_architecture
+        from filterlens.models.architectures import build_architecture
 
         model = build_architecture(architecture, kwargs, 10, device="meta")
         assert sum(p.numel() for p in model.parameters()) > 0

@@ -3,11 +3,20 @@
 import numpy as np
 import pytest
 
-from filterlens import metrics
-from filterlens.depthgroups import depth_group
-from filterlens.metrics import (EMPTY_BIN, Moments, bin_edges, distribution, fix_signs, histogram_counts,
-                                histogram_edges, orthogonality, pca, scale_filters, sparse_mask, symmetric_kl,
-                                variance_entropy, weighted_kl)
+from filterlens.method import orthogonality as orthogonality_module
+from filterlens.method.depth_groups import depth_group
+from filterlens.method.distributions import (
+    EMPTY_BIN,
+    bin_edges,
+    distribution,
+    histogram_counts,
+    histogram_edges,
+    symmetric_kl,
+    weighted_kl,
+)
+from filterlens.method.filters import scale_filters, sparse_mask
+from filterlens.method.orthogonality import orthogonality
+from filterlens.method.pca import Moments, fix_signs, pca, variance_entropy
 
 LOG10_9 = np.log10(9)
 
@@ -186,14 +195,14 @@ def test_orthogonality_does_not_depend_on_the_channel_blocks(monkeypatch):
     w = np.random.default_rng(3).standard_normal((40, 27))
     w[5] = 0
     one_block = orthogonality(w)
-    monkeypatch.setattr(metrics, "GRAM_BLOCK_WEIGHTS", 100)
-    assert len(metrics.channel_blocks(40, 27)) == 10  # of 4 channels
+    monkeypatch.setattr(orthogonality_module, "GRAM_BLOCK_WEIGHTS", 100)
+    assert len(orthogonality_module.channel_blocks(40, 27)) == 10  # of 4 channels
     assert orthogonality(w) == pytest.approx(one_block, rel=1e-13)
 
 
 def test_float32_gram_stays_within_1e_7_of_the_float64_formula():
-    w = np.random.default_rng(4).standard_normal((metrics.FLOAT32_GRAM_MIN_C_OUT, 36)).astype(np.float32)
-    assert metrics.gram_dtype(len(w)) == np.float32
+    w = np.random.default_rng(4).standard_normal((orthogonality_module.FLOAT32_GRAM_MIN_C_OUT, 36)).astype(np.float32)
+    assert orthogonality_module.gram_dtype(len(w)) == np.float32
     n = w / np.linalg.norm(w.astype(np.float64), axis=1)[:, None]
     expected = 1 - np.abs(n @ n.T - np.eye(len(w))).sum() / (len(w) * (len(w) - 1))
     assert orthogonality(w) == pytest.approx(expected, abs=1e-7)

@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from filterlens.architectures import build_architecture
-from filterlens.digits import coloured_digits, to_tensor
-from filterlens.training import PGDSettings, TrainSettings, accuracy, train
+from filterlens.models.architectures import build_architecture
+from filterlens.train.digits import coloured_digits, to_tensor
+from filterlens.train.minizoo import PGDSettings, TrainSettings, accuracy, train
 
 
 def test_coloured_digits_are_seeded_rgb_32x32_with_a_fixed_stratified_split():
@@ -38,7 +38,7 @@ def test_training_is_deterministic_on_cpu():
 
 
 def test_pgd_does_not_raise_accuracy_and_stays_in_the_ball():
-    from filterlens.attacks import pgd_linf
+    from filterlens.train.attacks import pgd_linf
 
     model, _ = _tiny_training(False)
     data = coloured_digits(limit=60)

@@ -21,22 +21,27 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
-from torch import nn
-
-import filterlens.architectures  # noqa: F401  (makes robustbench importable)
 from authors_oracle import node_levels
-from filterlens.extraction import batchnorm_scale, iter_layer_rows, plan_extraction
-from robustbench.model_zoo import cifar10 as rb_cifar10, cifar100 as rb_cifar100
+from onnx import numpy_helper
+from robustbench.model_zoo import cifar10 as rb_cifar10
+from robustbench.model_zoo import cifar100 as rb_cifar100
 from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet
-from robustbench.model_zoo.architectures.dm_wide_resnet import (CIFAR10_MEAN, CIFAR10_STD, DMPreActResNet,
-                                                                DMWideResNet, Swish)
+from robustbench.model_zoo.architectures.dm_wide_resnet import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    DMPreActResNet,
+    DMWideResNet,
+    Swish,
+)
 from robustbench.model_zoo.architectures.paf_wide_resnet import PAF_WideResNet, PSSiLU
 from robustbench.model_zoo.architectures.resnet import BasicBlock, PreActBlock, PreActBlockV2, PreActResNet
 from robustbench.model_zoo.architectures.robust_wide_resnet import RobustWideResNet
 from robustbench.model_zoo.architectures.utils_architectures import normalize_model
 from robustbench.model_zoo.architectures.wide_resnet import WideResNet
+from torch import nn
 
+import filterlens.models.architectures  # noqa: F401  (makes robustbench importable)
+from filterlens.extract.weights import batchnorm_scale, iter_layer_rows, plan_extraction
 
 # --- the authors' side: export and levels on the ONNX graph -----------------------------------
 

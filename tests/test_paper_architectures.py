@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 import torch
-
-from filterlens.architectures import build_architecture
-from filterlens.datasets import dataset_info
-from filterlens.extraction import plan_extraction
 from conftest import REPO
+
+from filterlens.config.datasets import dataset_info
+from filterlens.extract.weights import plan_extraction
+from filterlens.models.architectures import build_architecture
 
 PAPER_TOTALS = {"cifar10": 447_825_488, "cifar100": 158_015_344, "imagenet": 10_022_912}
 

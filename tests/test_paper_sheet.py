@@ -6,9 +6,9 @@ import csv
 import re
 
 import pytest
-
 from conftest import REPO, load_tool, run_snakemake
-from filterlens.sheet import pairs, read_sheet
+
+from filterlens.config.sheet import pairs, read_sheet
 
 SHEET = REPO / "config" / "models" / "paper.tsv"
 PAIRINGS = REPO / "config" / "reference" / "paper_pairings.csv"

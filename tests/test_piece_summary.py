@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from filterlens.filter_measures import filter_measure_sums
-from filterlens.metrics import Moments, row_peaks, scale_filters, sparse_mask
-from filterlens.piece_summary import summarize_piece
+from filterlens.method.filter_measures import filter_measure_sums
+from filterlens.method.filters import row_peaks, scale_filters, sparse_mask
+from filterlens.method.pca import Moments
+from filterlens.reduce.piece_summary import summarize_piece
 
 
 def _reference(rows: np.ndarray, layer_max_abs: float):

@@ -1,7 +1,7 @@
 """Properties the definitions of docs/method.md §3-§5 imply, checked on random layers (hypothesis).
 
-A layer is weights (c_out, c_in, 3, 3); its metrics are computed with filterlens.metrics the
-way filterlens.reductions does per layer (:func:`layer_metrics`).
+A layer is weights (c_out, c_in, 3, 3); its metrics are computed with filterlens.method the
+way filterlens.reduce.passes does per layer (:func:`layer_metrics`).
 
 - sparsity: in [0, 1]; unchanged by scaling the layer by c > 0 (exactly for powers of two, and
   for any c when no filter lies within rounding of the threshold max|W|/100) and by permuting
@@ -31,7 +31,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from filterlens.metrics import (Moments, orthogonality, pca, scale_filters, sparse_mask, variance_entropy)
+from filterlens.method.filters import scale_filters, sparse_mask
+from filterlens.method.orthogonality import orthogonality
+from filterlens.method.pca import Moments, pca, variance_entropy
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LOG9 = math.log10(9)
@@ -50,7 +52,7 @@ def layers(draw, min_c_out=1):
 
 
 def layer_metrics(weights: np.ndarray) -> dict[str, float]:
-    """The metrics of one layer, as filterlens.reductions computes them from its rows."""
+    """The metrics of one layer, as filterlens.reduce.passes computes them from its rows."""
     rows = weights.reshape(-1, 9)
     sparse = sparse_mask(rows, float(np.abs(rows).max()))
     nonsparse = rows[~sparse]

@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 import zarr
-
 from conftest import REPO, run_snakemake, write_filter_store
-from filterlens.filterstore import FilterStoreError, open_filter_store
-from filterlens.reductions import summarize
+
+from filterlens.extract.store import FilterStoreError, open_filter_store
+from filterlens.reduce.passes import summarize
 
 
 def _store(path, rows):
@@ -69,7 +69,7 @@ def test_the_summary_job_fails_without_writing_anything_and_other_outputs_stay(m
 
 def _sheet_and_layers(path, rows):
     """A two-model sheet and the real layer summaries of two stores."""
-    from filterlens.sheet import read_sheet
+    from filterlens.config.sheet import read_sheet
 
     (path / "sheet.tsv").write_text(
         "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\n"
@@ -83,7 +83,7 @@ def _sheet_and_layers(path, rows):
 def test_summaries_of_a_model_not_in_the_sheet_are_refused_not_counted(tmp_path, rows):
     import pandas as pd
 
-    from filterlens.analysis import SummaryError, quality_by_depth, sparse_shares
+    from filterlens.analyse.quality import SummaryError, quality_by_depth, sparse_shares
 
     sheet, (normal, robust, stranger) = _sheet_and_layers(tmp_path, rows)
     good = pd.concat([normal, robust], ignore_index=True)

@@ -2,23 +2,26 @@
 numpy histograms, scipy entropy. Counts agree exactly; bases, variances, KL and quality to
 1e-9 relative. The stores are chunked small and the segments smaller than some layers, so
 layers are split across chunks, segments and orthogonality blocks. Layers of 256 output
-channels or more take the float32 Gram (metrics.gram_dtype): their orthogonality is checked
+channels or more take the float32 Gram (orthogonality_module.gram_dtype): their orthogonality is checked
 to 1e-7 absolute, on a store of its own."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_filter_store
 from scipy.stats import entropy
 from sklearn.decomposition import PCA
 
-from filterlens import metrics
-from filterlens.analysis import basis_sets, kl_tables, quality_by_depth, set_moments
-from conftest import write_filter_store
-from filterlens.filterstore import open_filter_store
-from filterlens.metrics import histogram_edges, pca
-from filterlens.plain import all_scaled_filters, distributions, fit_pca, scaled_filters, split_layer
-from filterlens.plain import orthogonality as plain_orthogonality
-from filterlens.reductions import coefficient_histograms, coefficient_range, summarize
+from filterlens.analyse.bases import basis_sets, set_moments
+from filterlens.analyse.kl import kl_tables
+from filterlens.analyse.quality import quality_by_depth
+from filterlens.extract.store import open_filter_store
+from filterlens.method import orthogonality as orthogonality_module
+from filterlens.method.distributions import distribution, histogram_edges
+from filterlens.method.pca import pca
+from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize
+from filterlens.reduce.reference import all_scaled_filters, distributions, fit_pca, scaled_filters, split_layer
+from filterlens.reduce.reference import orthogonality as plain_orthogonality
 
 BINS = 70
 CHUNK_ROWS = 500
@@ -75,7 +78,7 @@ def streamed(zoo):
     return summaries, bases, (low, high), histograms
 
 
-# --- the plain way: filterlens.plain -------------------------------------------------------
+# --- the plain way: filterlens.reduce.reference -------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def plain(zoo):
@@ -147,7 +150,7 @@ def test_distributions_agree_with_numpys_density_histograms(zoo, streamed, plain
     for model in ("r1", "n3"):
         counts = streamed[3][model].sum(axis=0)
         expected = distributions(np.concatenate(plain[1][model]), low, high, BINS)
-        np.testing.assert_allclose(metrics.distribution(counts, edges), expected, rtol=1e-12, err_msg=model)
+        np.testing.assert_allclose(distribution(counts, edges), expected, rtol=1e-12, err_msg=model)
 
 
 def test_kl_unique_paired_and_by_depth_agree_with_the_plain_way(zoo, streamed, plain):
@@ -204,7 +207,7 @@ def test_quality_by_depth_weights_layers_as_the_method_says(zoo, streamed):
 def gram_blocks(request, monkeypatch):
     """The Gram in one channel block per layer (the default at these sizes), or in many."""
     if request.param == "many":
-        monkeypatch.setattr(metrics, "GRAM_BLOCK_WEIGHTS", 2048)
+        monkeypatch.setattr(orthogonality_module, "GRAM_BLOCK_WEIGHTS", 2048)
 
 
 def _assert_same_summaries(store, reference_threads, reference_max_rows, runs):
@@ -245,5 +248,5 @@ def test_float32_gram_orthogonality_is_within_1e_7_and_bitwise_reproducible(wide
     table = _assert_same_summaries(open_filter_store(path), 2, 10**6, ((1, MAX_ROWS), (2, 4096)))
     for layer, ((_, c_out, _), weights) in enumerate(zip(WIDE_SHAPES, rows)):
         expected = plain_orthogonality(weights.reshape(c_out, -1))
-        tolerance = 1e-7 if metrics.gram_dtype(c_out) == np.float32 else 1e-9 * expected
+        tolerance = 1e-7 if orthogonality_module.gram_dtype(c_out) == np.float32 else 1e-9 * expected
         assert abs(table.orthogonality[layer] - expected) <= tolerance, (layer, table.orthogonality[layer], expected)

@@ -7,8 +7,9 @@ import json
 import re
 
 from conftest import REPO, load_tool, run_snakemake
-from filterlens.filterstore import open_filter_store
-from filterlens.sheet import pairs, read_sheet
+
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.extract.store import open_filter_store
 
 SCALE = REPO / "config" / "models" / "scale.tsv"
 PAPER = REPO / "config" / "models" / "paper.tsv"

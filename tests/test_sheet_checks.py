@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO
-from filterlens import sheet_checks
-from filterlens.sheet import SheetError, read_sheet
-from filterlens.sheet_checks import check_sheet_builds, row_build_problems, sheet_build_problems
+
+from filterlens.config.sheet import SheetError, read_sheet
+from filterlens.models import sheet_checks
+from filterlens.models.sheet_checks import check_sheet_builds, row_build_problems, sheet_build_problems
 
 HEADER = "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc"
 WRN = '{"depth": 10, "widen_factor": 1}'
@@ -149,7 +149,7 @@ def test_a_good_row_of_every_architecture_builds(row):
 
 
 def test_a_constructor_that_fails_otherwise_is_reported_with_its_error(monkeypatch):
-    from filterlens import architectures
+    from filterlens.models import architectures
 
     def broken(num_classes, depth=10):
         raise AssertionError("depth out of range")

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO, SNAKEMAKE
 
 PROFILE = REPO / "profiles" / "slurm"
@@ -361,7 +360,7 @@ def test_results_equal_a_local_run(micro_run, slurm_run):
 def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm_run):
     """The summary job got its rule's threads and mem_mb from SLURM (--cpus-per-task, --mem),
     and its Dask pass used those threads and sized its segments from that memory."""
-    from filterlens.streaming import rows_per_segment
+    from filterlens.reduce.streaming import rows_per_segment
 
     workdir, output = slurm_run
     records = slurm_cluster.jobs()
@@ -378,7 +377,7 @@ def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm
 def test_a_failing_job_is_reported_as_failed_with_a_nonzero_exit(slurm_cluster, slurm_run, tmp_path):
     workdir, _ = slurm_run
     # A WRN of depth 11 fails inside the job: depth must be 6n + 4. The sheet check refuses it
-    # before any job, so the check's marker (filterlens.sheet_checks) is written beforehand, as if
+    # before any job, so the check's marker (filterlens.models.sheet_checks) is written beforehand, as if
     # the row had passed: the job is then submitted and fails on the cluster.
     header, *rows = MICRO_SHEET.read_text().splitlines()
     columns = header.split("\t")
@@ -387,7 +386,7 @@ def test_a_failing_job_is_reported_as_failed_with_a_nonzero_exit(slurm_cluster, 
     sheet = tmp_path / "bad_depth.tsv"
     # The micro sheet plus that row: the rest of the workflow still parses (figures want a pair).
     sheet.write_text("\n".join([header, *rows, "\t".join(row[c] for c in columns)]) + "\n")
-    from filterlens.sheet_checks import fingerprint
+    from filterlens.models.sheet_checks import fingerprint
 
     markers = workdir / ".snakemake" / "filterlens" / "sheet-checks"
     markers.mkdir(parents=True, exist_ok=True)

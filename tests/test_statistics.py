@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterlens.statistics import (correlations, holm, kl_statistics, min_wilcoxon_p, paired_comparisons,
-                                   paired_test, rank_biserial, significance_mark, spearman)
+from filterlens.analyse.statistics import (
+    correlations,
+    holm,
+    kl_statistics,
+    min_wilcoxon_p,
+    paired_comparisons,
+    paired_test,
+    rank_biserial,
+    significance_mark,
+    spearman,
+)
 
 # --- Holm ------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from filterlens.streaming import plan_segments
+from filterlens.reduce.streaming import plan_segments
 
 
 def _layers(sizes):

@@ -1,9 +1,9 @@
-"""Rule train_cifar and filterlens.cifar: the paper's recipe for the normal CIFAR counterparts.
+"""Rule train_cifar and filterlens.train.cifar: the paper's recipe for the normal CIFAR counterparts.
 
 Offline: every test writes a tiny dataset in torchvision's CIFAR format itself (pickled
 Python-2-style dicts with str keys, as the real files load under ``encoding="latin1"``).
 Its md5s cannot match torchvision's, so the tests read it with ``verify_checksums=False``
-(filterlens.cifar.torchvision_class: a subclass whose md5s are None, i.e. existence checks).
+(filterlens.train.cifar.torchvision_class: a subclass whose md5s are None, i.e. existence checks).
 """
 
 from __future__ import annotations
@@ -14,14 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
-import filterlens.cifar as cifar
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import build_model, load_checkpoint
-from filterlens.cifar import (CifarDataError, CifarRecipe, augment, load_cifar, recipe_from_config, resume_path,
-                              train_cifar)
+from filterlens.config.validation import CONFIG_SCHEMA
+import yaml
 from conftest import run_snakemake
+
+import filterlens.train.cifar as cifar
+from filterlens.acquire.checkpoint import build_model, load_checkpoint
+from filterlens.models.architectures import build_architecture
+from filterlens.train.cifar import (
+    CifarDataError,
+    CifarRecipe,
+    augment,
+    load_cifar,
+    recipe_from_config,
+    resume_path,
+    train_cifar,
+)
 
 ARCH = ("wide_resnet", {"depth": 10, "widen_factor": 1})
 # Tiny: 5 x 12 training images, 24 test images, batches of 12, at most 3 steps per epoch.
@@ -142,7 +151,7 @@ def test_recipe_defaults_are_the_papers():
     assert (r.epochs, r.batch_size, r.lr, r.momentum, r.nesterov, r.weight_decay) == (125, 256, 0.01, 0.9, True, 0.01)
     assert (r.lr_step_epochs, r.lr_gamma, r.crop_padding, r.horizontal_flip) == (30, 0.1, 4, True)
     assert r.validation_split == "test"
-    schema = yaml.safe_load((Path(__file__).parents[1] / "config/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     section = schema["properties"]["cifar_training"]["properties"]
     defaults = {k: v["default"] for k, v in section.items() if k != "validation"}
     defaults["validation"] = {k: v["default"] for k, v in section["validation"]["properties"].items()}

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from filterlens.checkpoint import build_model, load_checkpoint
-from filterlens.extraction import plan_extraction
-from filterlens.filterstore import open_filter_store
 from conftest import REPO, run_snakemake
+
+from filterlens.acquire.checkpoint import build_model, load_checkpoint
+from filterlens.extract.store import open_filter_store
+from filterlens.extract.weights import plan_extraction
 
 pytestmark = pytest.mark.workflow
 MODELS = ["micro_normal", "micro_robust"]

@@ -6,7 +6,7 @@ for comparison with the streamed reductions of the scale run.
 For each size, a fresh process loads every filter of the first stores (in name order) until
 the size is reached, computes each layer's orthogonality (whole float64 Gram), splits off the
 sparse filters, scales the rest (float64), fits scikit-learn's PCA on all of them, projects
-them and counts 70-bin histograms per component (filterlens.plain, the reference of the
+them and counts 70-bin histograms per component (filterlens.reduce.reference, the reference of the
 equivalence tests). It records wall time and peak
 RSS. Two small sizes give the memory per filter; the largest size whose projected peak fits
 in --max-gb is measured too, and the RAM the approach would need for all the stores is
@@ -35,7 +35,7 @@ BINS = 70
 def load_layers(stores: list[str], size: int) -> tuple[list[tuple[np.ndarray, int]], int]:
     """The layers' rows (float32) and c_out of the first stores: at least ``size`` filters, or
     at most ``-size`` filters if ``size`` is negative (never fewer than one store)."""
-    from filterlens.filterstore import open_filter_store
+    from filterlens.extract.store import open_filter_store
 
     layers, total = [], 0
     for path in stores:
@@ -52,7 +52,8 @@ def load_layers(stores: list[str], size: int) -> tuple[list[tuple[np.ndarray, in
 
 def run_size(stores: list[str], size: int) -> dict:
     from process_memory import peak_rss_mb
-    from filterlens.plain import fit_pca, histograms, orthogonality, scaled_filters
+
+    from filterlens.reduce.reference import fit_pca, histograms, orthogonality, scaled_filters
 
     start = time.perf_counter()
     layers, total = load_layers(stores, size)
@@ -79,7 +80,7 @@ def measure(stores: list[str], size: int) -> dict:
 
 
 def store_rows(stores: list[str]) -> int:
-    from filterlens.filterstore import open_filter_store
+    from filterlens.extract.store import open_filter_store
 
     return sum(open_filter_store(p).filters.shape[0] for p in stores)
 

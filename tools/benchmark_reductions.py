@@ -53,10 +53,11 @@ BINS = 70
 # --- the synthetic zoo ---------------------------------------------------------------------
 
 def paper_architectures():
-    from filterlens.architectures import build_architecture
-    from filterlens.datasets import dataset_info
-    from filterlens.extraction import plan_extraction
     import torch
+
+    from filterlens.config.datasets import dataset_info
+    from filterlens.extract.weights import plan_extraction
+    from filterlens.models.architectures import build_architecture
 
     with open(REPO / "config" / "reference" / "paper_models.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["Name"].startswith("robustbench_")]
@@ -69,7 +70,7 @@ def paper_architectures():
 
 def make_zoo(size: int, root: Path, chunk_rows: int) -> list[Path]:
     """Stores of real architecture shapes with random weights, at least ``size`` filters in all."""
-    from filterlens.filterstore import FilterStoreWriter
+    from filterlens.extract.store import FilterStoreWriter
 
     root.mkdir(parents=True, exist_ok=True)
     paths, total = [], 0
@@ -100,12 +101,13 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
     import dask
     import dask.array as da
 
-    from filterlens.analysis import basis_arrays, load_basis
-    from filterlens.filterstore import open_filter_store
-    from filterlens.metrics import Moments, histogram_edges, pca, weighted_kl
-    from filterlens.outputs import write_npz
-    from filterlens.reductions import LayerMoments, coefficient_histograms, coefficient_range, summarize
-    from filterlens.streaming import rows_per_segment
+    from filterlens.analyse.bases import basis_arrays, load_basis
+    from filterlens.extract.store import open_filter_store
+    from filterlens.io.files import write_npz
+    from filterlens.method.distributions import histogram_edges, weighted_kl
+    from filterlens.method.pca import Moments, pca
+    from filterlens.reduce.passes import LayerMoments, coefficient_histograms, coefficient_range, summarize
+    from filterlens.reduce.streaming import rows_per_segment
 
     max_rows = rows_per_segment(mem_mb, threads)
     rows = 0
@@ -163,7 +165,7 @@ def blas_kernel() -> str:
 def gram_gflop(stores: list[str]) -> float:
     """Floating-point operations of the orthogonality Grams of the stores: the symmetric
     Wn Wn^T of a layer is c_out^2 * width / 2 multiply-adds."""
-    from filterlens.filterstore import open_filter_store
+    from filterlens.extract.store import open_filter_store
 
     total = 0
     for path in stores:

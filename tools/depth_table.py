@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO / "src"))
 def depth_table() -> pd.DataFrame:
     import torch
 
-    from filterlens.architectures import build_architecture
-    from filterlens.datasets import dataset_info
-    from filterlens.depthgroups import depth_group
-    from filterlens.extraction import plan_extraction
+    from filterlens.config.datasets import dataset_info
+    from filterlens.extract.weights import plan_extraction
+    from filterlens.method.depth_groups import depth_group
+    from filterlens.models.architectures import build_architecture
 
     with open(REPO / "config" / "reference" / "paper_models.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["Name"].startswith("robustbench_")]

@@ -61,7 +61,7 @@ class SheetToolError(ValueError):
 
 
 def _zoo(dataset: str, threat_model: str) -> dict:
-    from filterlens.compat import import_robustbench
+    from filterlens.models.compat import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo import model_dicts
@@ -169,7 +169,7 @@ def with_source(rows: list[dict[str, str]], pairings_csv: Path, source: str) -> 
     """The rows with their weights from ``source`` instead of the checkpoints."""
     if source == "checkpoints":
         return rows
-    from filterlens.filterdb import sheet_id
+    from filterlens.extract.filterdb import sheet_id
 
     with open(pairings_csv, newline="") as handle:
         names = {sheet_id(name): name for pair in csv.DictReader(handle)

@@ -1,4 +1,4 @@
-"""How far the float32 Gram moves orthogonality from the float64 formula (metrics.gram_dtype).
+"""How far the float32 Gram moves orthogonality from the float64 formula (filterlens.method.orthogonality.gram_dtype).
 
     python tools/orthogonality_precision.py [--checkpoints data/models/*.pt]
 
@@ -7,7 +7,7 @@ formula in float64 (every filterbank in memory, one GEMM): on synthetic layers o
 1024 (Gaussian; low-rank plus noise; positive, so that every cosine is large; orthonormal, so
 that every cosine is rounding noise; heavy-tailed with zero filterbanks) and on the 3x3 layers
 of the given checkpoints. Prints the absolute and relative difference per layer and the
-largest per c_out range; metrics.gram_dtype's docstring quotes these numbers.
+largest per c_out range; gram_dtype's docstring quotes these numbers.
 """
 
 from __future__ import annotations
@@ -20,19 +20,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from filterlens import metrics  # noqa: E402
-from filterlens.plain import orthogonality as float64_formula  # noqa: E402  (the whole Gram, float64)
+from filterlens.method import orthogonality as ortho  # noqa: E402
+from filterlens.reduce.reference import orthogonality as float64_formula  # noqa: E402  (the whole Gram, float64)
 
 SIZES = [16, 64, 128, 256, 512, 1024]
 
 
 def float32_gram(w: np.ndarray) -> float:
-    policy = metrics.gram_dtype
-    metrics.gram_dtype = lambda c_out: np.float32
+    policy = ortho.gram_dtype
+    ortho.gram_dtype = lambda c_out: np.float32
     try:
-        return metrics.orthogonality(w)
+        return ortho.orthogonality(w)
     finally:
-        metrics.gram_dtype = policy
+        ortho.gram_dtype = policy
 
 
 def synthetic_layers(rng: np.random.Generator):
@@ -70,7 +70,7 @@ def main() -> None:
         w = w.astype(np.float32)  # stores hold float32
         exact, fast = float64_formula(w), float32_gram(w)
         error = abs(fast - exact)
-        group = "c_out >= 256" if len(w) >= metrics.FLOAT32_GRAM_MIN_C_OUT else "c_out < 256"
+        group = "c_out >= 256" if len(w) >= ortho.FLOAT32_GRAM_MIN_C_OUT else "c_out < 256"
         worst[group] = max(worst.get(group, 0.0), error)
         print(f"{name:60s} {str(w.shape):14s} O = {exact:.9f}  |diff| {error:.1e}  rel {error / abs(exact):.1e}")
     for group, error in sorted(worst.items()):

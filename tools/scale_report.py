@@ -69,8 +69,8 @@ def read_store(path: str, threads: int) -> int:
     import dask
     import dask.array as da
 
-    from filterlens.filterstore import open_filter_store
-    import filterlens.streaming  # noqa: F401  (a read-only job imports what the reduction jobs import)
+    import filterlens.reduce.streaming  # noqa: F401  (a read-only job imports what the reduction jobs import)
+    from filterlens.extract.store import open_filter_store
 
     store = open_filter_store(path)
     with dask.config.set(scheduler="threads", num_workers=threads):

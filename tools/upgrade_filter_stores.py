@@ -40,11 +40,17 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
     import torch
     import zarr
 
-    from filterlens.architectures import build_architecture
-    from filterlens.datasets import dataset_info
-    from filterlens.extraction import plan_extraction
-    from filterlens.filterstore import (FORMAT, FORMAT_VERSION, FilterStoreError, open_filter_store,
-                                        rewrite_attrs, upgraded_attrs)
+    from filterlens.config.datasets import dataset_info
+    from filterlens.extract.store import (
+        FORMAT,
+        FORMAT_VERSION,
+        FilterStoreError,
+        open_filter_store,
+        rewrite_attrs,
+        upgraded_attrs,
+    )
+    from filterlens.extract.weights import plan_extraction
+    from filterlens.models.architectures import build_architecture
 
     try:
         attrs = dict(zarr.open_group(str(store), mode="r").attrs)
@@ -89,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
     parser.add_argument("stores", type=Path, nargs="*", help="filter stores (default: results/filters/*.zarr)")
     args = parser.parse_args(argv)
-    from filterlens.filterstore import FilterStoreError
-    from filterlens.sheet import read_sheet
+    from filterlens.config.sheet import read_sheet
+    from filterlens.extract.store import FilterStoreError
 
     stores = args.stores or sorted(Path("results/filters").glob("*.zarr"))
     if not stores:

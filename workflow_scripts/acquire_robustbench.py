@@ -1,10 +1,8 @@
 """Rule acquire_robustbench: a RobustBench model zoo entry into the checkpoint contract."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.acquire import RobustBenchEntry, load_robustbench, robustbench_checkpoint
-from filterlens.checkpoint import save_checkpoint
-from filterlens.scripting import rule_script
+from filterlens.acquire.checkpoint import save_checkpoint
+from filterlens.acquire.downloads import RobustBenchEntry, load_robustbench, robustbench_checkpoint
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     row, settings = snakemake.params.row, snakemake.params.acquisition

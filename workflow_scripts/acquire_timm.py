@@ -4,11 +4,9 @@ The weights come through the Hugging Face cache: HF_HOME (or HF_HUB_CACHE) says 
 HF_HUB_OFFLINE=1 uses it without network (both read from the environment of snakemake).
 """
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.acquire import load_timm, timm_base_name, timm_checkpoint
-from filterlens.checkpoint import save_checkpoint
-from filterlens.scripting import rule_script
+from filterlens.acquire.checkpoint import save_checkpoint
+from filterlens.acquire.downloads import load_timm, timm_base_name, timm_checkpoint
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     row, settings = snakemake.params.row, snakemake.params.acquisition

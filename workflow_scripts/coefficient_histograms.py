@@ -1,13 +1,11 @@
 """Rule coefficient_histograms: pass 3: per layer and component, counts over the global range."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.analysis import load_basis
-from filterlens.filterstore import check_store_matches, open_filter_store
-from filterlens.outputs import read_tsv, write_npz
-from filterlens.reductions import coefficient_histograms
-from filterlens.scripting import rule_script
-from filterlens.streaming import rows_per_segment
+from filterlens.analyse.bases import load_basis
+from filterlens.extract.store import check_store_matches, open_filter_store
+from filterlens.io.files import read_tsv, write_npz
+from filterlens.io.scripting import rule_script
+from filterlens.reduce.passes import coefficient_histograms
+from filterlens.reduce.streaming import rows_per_segment
 
 with rule_script(snakemake) as log:
     store = open_filter_store(snakemake.input.store)

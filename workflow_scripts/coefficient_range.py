@@ -1,16 +1,14 @@
 """Rule coefficient_range: pass 2: min and max of the coefficients of all of a model's scaled filters
 (sparse ones included) on the full basis."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import pandas as pd
 
-from filterlens.analysis import load_basis
-from filterlens.filterstore import check_store_matches, open_filter_store
-from filterlens.outputs import write_tsv
-from filterlens.reductions import coefficient_range
-from filterlens.scripting import rule_script
-from filterlens.streaming import rows_per_segment
+from filterlens.analyse.bases import load_basis
+from filterlens.extract.store import check_store_matches, open_filter_store
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.reduce.passes import coefficient_range
+from filterlens.reduce.streaming import rows_per_segment
 
 with rule_script(snakemake) as log:
     store = open_filter_store(snakemake.input.store)

@@ -1,16 +1,14 @@
 """Rule evaluate_clean_cifar: the clean accuracy of a normal CIFAR model on the CIFAR test set
 of cifar_training.data_dir (Table 1), through the model's own input normalisation."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 import pandas as pd
 import torch
 
-from filterlens.checkpoint import build_model, classifier, load_checkpoint
-from filterlens.cifar import evaluate_accuracy, load_test_split
-from filterlens.outputs import write_tsv
-from filterlens.scripting import rule_script, set_torch_threads
+from filterlens.acquire.checkpoint import build_model, classifier, load_checkpoint
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.train.cifar import evaluate_accuracy, load_test_split
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)

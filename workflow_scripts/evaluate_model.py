@@ -1,15 +1,13 @@
 """Rule evaluate_model: clean and PGD accuracy of one model on the test split."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import pandas as pd
 
-from filterlens.outputs import write_tsv
-from filterlens.checkpoint import build_model, classifier, load_checkpoint
-from filterlens.digits_io import load_split
-from filterlens.scripting import rule_script, set_torch_threads
-from filterlens.training import accuracy
-from filterlens.training_config import pgd_from_config
+from filterlens.acquire.checkpoint import build_model, classifier, load_checkpoint
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.train.digits import load_split
+from filterlens.train.minizoo import accuracy
+from filterlens.train.settings import pgd_from_config
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)

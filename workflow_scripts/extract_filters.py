@@ -1,15 +1,13 @@
 """Rule extract_filters: every executed 3x3 conv of a model into its Zarr filter store."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import torch
 
-from filterlens.checkpoint import build_model, load_checkpoint
-from filterlens.datasets import dataset_info
-from filterlens.extraction import iter_layer_rows, plan_extraction
-from filterlens.filterstore import FilterStoreWriter
-from filterlens.hashing import sha256_of
-from filterlens.scripting import rule_script
+from filterlens.acquire.checkpoint import build_model, load_checkpoint
+from filterlens.config.datasets import dataset_info
+from filterlens.extract.store import FilterStoreWriter
+from filterlens.extract.weights import iter_layer_rows, plan_extraction
+from filterlens.io.hashing import sha256_of
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.extraction

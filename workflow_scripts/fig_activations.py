@@ -2,17 +2,22 @@
 model for a clean test image and its L-inf PGD version (one shared sequential range), and their
 difference (diverging colormap centred at 0)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec
 from matplotlib.ticker import MaxNLocator
 
-from filterlens.plotting import (TEXT_WIDTH, apply_style, diverging_cmap, save_figure, sequential_cmap,
-                                 symmetric_norm, tile_mosaic)
-from filterlens.scripting import rule_script
+from filterlens.io.scripting import rule_script
+from filterlens.report.style import (
+    TEXT_WIDTH,
+    apply_style,
+    diverging_cmap,
+    save_figure,
+    sequential_cmap,
+    symmetric_norm,
+    tile_mosaic,
+)
 
 
 def bare(ax):

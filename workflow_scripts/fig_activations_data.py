@@ -1,23 +1,21 @@
 """Rule fig6_activations_data: Fig. 6's data, the first-layer activations ReLU(conv1(x)) of the
 pair's robust model for one clean test image (the mini zoo's test split, or the CIFAR-10/100
 test set of cifar_training.data_dir) and its L-inf PGD version (docs/method.md §6). The attack and the
-activations go through the model's own input normalisation (filterlens.checkpoint.classifier:
+activations go through the model's own input normalisation (filterlens.acquire.checkpoint.classifier:
 the checkpoint's, e.g. CIFAR mean/std, none for RobustBench models, which normalise inside)."""
-
-import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 from pathlib import Path
 
 import torch
 
-from filterlens.attacks import pgd_linf
-from filterlens.checkpoint import build_model, classifier, load_checkpoint
-from filterlens.cifar import load_test_split, to_float
-from filterlens.datasets import CIFAR_TEST_FILES, dataset_info
-from filterlens.digits_io import load_split
-from filterlens.extraction import plan_extraction
-from filterlens.outputs import write_npz
-from filterlens.scripting import rule_script, set_torch_threads
+from filterlens.acquire.checkpoint import build_model, classifier, load_checkpoint
+from filterlens.config.datasets import CIFAR_TEST_FILES, dataset_info
+from filterlens.extract.weights import plan_extraction
+from filterlens.io.files import write_npz
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.train.attacks import pgd_linf
+from filterlens.train.cifar import load_test_split, to_float
+from filterlens.train.digits import load_split
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)

@@ -2,15 +2,21 @@
 scaled non-sparse filter on the full basis, per component (columns), rows dataset x
 robust/normal (unique pooling)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from filterlens.outputs import read_tsv
-from filterlens.plotting import (TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style, dataset_label,
-                                 dataset_order, save_figure)
-from filterlens.scripting import rule_script
+from filterlens.io.files import read_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.style import (
+    TEXT_WIDTH,
+    TRAINING_COLORS,
+    TRAINING_ORDER,
+    apply_style,
+    dataset_label,
+    dataset_order,
+    save_figure,
+)
+
 
 def nice_tick(x: float) -> float:
     """The largest of 1, 2, 5 times a power of ten that is at most ``x``."""

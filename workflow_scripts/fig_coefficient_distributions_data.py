@@ -1,14 +1,12 @@
 """Rule coefficient_distributions: Fig. 3's data, the coefficient histograms on the full basis
 pooled per dataset and training (unique pooling: each distinct model once, all layers)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 
-from filterlens.figures import coefficient_distributions
-from filterlens.outputs import write_tsv
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.figure_data import coefficient_distributions
 
 with rule_script(snakemake) as log:
     sheet = read_sheet(snakemake.input.sheet)

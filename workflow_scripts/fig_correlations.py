@@ -1,15 +1,13 @@
 """Rule fig8_correlations: Fig. 8, Spearman's rho of every per-model measure with clean and
 robust accuracy, with bootstrap intervals, per dataset and over all models."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from filterlens.filter_measures import MEASURE_LABELS as LABELS
-from filterlens.outputs import read_tsv
-from filterlens.plotting import COLUMN_WIDTH, apply_style, dataset_colors, dataset_label, dataset_order, save_figure
-from filterlens.scripting import rule_script
+from filterlens.io.files import read_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.labels import MEASURE_LABELS as LABELS
+from filterlens.report.style import COLUMN_WIDTH, apply_style, dataset_colors, dataset_label, dataset_order, save_figure
 
 with rule_script(snakemake) as log:
     apply_style()

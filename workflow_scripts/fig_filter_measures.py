@@ -2,19 +2,27 @@
 group, box plots over models of normal vs robust, one column per dataset, with the paired test's
 marks above each group."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.transforms import blended_transform_factory
 
-from filterlens.depthgroups import DEPTH_GROUPS
-from filterlens.outputs import read_tsv
-from filterlens.plotting import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
-                                 apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
-from filterlens.scripting import rule_script
-from filterlens.statistics import significance_mark
+from filterlens.analyse.statistics import significance_mark
+from filterlens.io.files import read_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.report.style import (
+    COLUMN_WIDTH,
+    DEPTH_AXIS_LABEL,
+    TEXT_WIDTH,
+    TRAINING_COLORS,
+    TRAINING_ORDER,
+    apply_style,
+    dataset_label,
+    dataset_order,
+    depth_group_label,
+    save_figure,
+)
 
 ROWS = [("l1l2_ratio", "L1/L2 sparsity\nratio"), ("hf_share", "high-frequency\nenergy share"),
         ("spectral_norm", "spectral norm"), ("effective_rank_ratio", "effective rank\n/ count"),

@@ -2,14 +2,21 @@
 normal and robust model (rows: input channels, columns: output channels), diverging colormap
 centred at 0 with a symmetric range per model (max |W| of its layer)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from filterlens.plotting import (COLUMN_WIDTH, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style,
-                                 diverging_cmap, save_figure, symmetric_norm, tile_mosaic)
-from filterlens.scripting import rule_script
+from filterlens.io.scripting import rule_script
+from filterlens.report.style import (
+    COLUMN_WIDTH,
+    TEXT_WIDTH,
+    TRAINING_COLORS,
+    TRAINING_ORDER,
+    apply_style,
+    diverging_cmap,
+    save_figure,
+    symmetric_norm,
+    tile_mosaic,
+)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -2,19 +2,24 @@
 per dataset (paired pooling, as the authors' by-depth analysis), with the bootstrap interval over
 models, the noise level of the permutation baseline and marks of its test (results/analysis/stats_kl.tsv)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from filterlens.depthgroups import DEPTH_GROUPS
-from filterlens.outputs import read_tsv
-from filterlens.plotting import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, apply_style, dataset_colors, dataset_label,
-                                 dataset_order, depth_group_label, save_figure)
-from filterlens.scripting import rule_script
-from filterlens.statistics import holm, significance_mark
-
+from filterlens.analyse.statistics import holm, significance_mark
+from filterlens.io.files import read_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.report.style import (
+    COLUMN_WIDTH,
+    DEPTH_AXIS_LABEL,
+    apply_style,
+    dataset_colors,
+    dataset_label,
+    dataset_order,
+    depth_group_label,
+    save_figure,
+)
 
 with rule_script(snakemake) as log:
     apply_style()

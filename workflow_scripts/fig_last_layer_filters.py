@@ -3,16 +3,22 @@ of the pair's normal and robust model; the same positions in both when the layer
 same shape. Diverging colormap centred at 0, symmetric range per model (max |W| of the
 layer), so sparse filters (max |F| <= max |W| / 100) show as blank tiles."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from filterlens.figures import sample_indices
-from filterlens.metrics import sparse_mask
-from filterlens.plotting import (COLUMN_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style, diverging_cmap,
-                                 save_figure, symmetric_norm, tile_mosaic)
-from filterlens.scripting import rule_script
+from filterlens.io.scripting import rule_script
+from filterlens.method.filters import sparse_mask
+from filterlens.method.sampling import sample_indices
+from filterlens.report.style import (
+    COLUMN_WIDTH,
+    TRAINING_COLORS,
+    TRAINING_ORDER,
+    apply_style,
+    diverging_cmap,
+    save_figure,
+    symmetric_norm,
+    tile_mosaic,
+)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -3,20 +3,28 @@ box plots over the robust/normal pairings (a counterpart counts once per pair, a
 boxes), one column per dataset; above each group the mark of the Wilcoxon signed-rank test over
 pairs, Holm-adjusted (results/analysis/stats_quality.tsv)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from filterlens.depthgroups import DEPTH_GROUPS
-from filterlens.figures import quality_over_pairings
-from filterlens.outputs import read_tsv
-from filterlens.plotting import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
-                                 apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
-from filterlens.statistics import significance_mark
+from filterlens.analyse.statistics import significance_mark
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.files import read_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.report.figure_data import quality_over_pairings
+from filterlens.report.style import (
+    COLUMN_WIDTH,
+    DEPTH_AXIS_LABEL,
+    TEXT_WIDTH,
+    TRAINING_COLORS,
+    TRAINING_ORDER,
+    apply_style,
+    dataset_label,
+    dataset_order,
+    depth_group_label,
+    save_figure,
+)
 
 with rule_script(snakemake) as log:
     apply_style()

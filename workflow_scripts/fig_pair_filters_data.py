@@ -1,11 +1,9 @@
 """Rule pair_filters: Fig. 4-5's data, the first and the last 3x3 layer of the pair's robust
 and normal model, read from their filter stores (layer_id 0 and the highest layer_id)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.filterstore import check_store_matches, open_filter_store
-from filterlens.outputs import write_npz
-from filterlens.scripting import rule_script
+from filterlens.extract.store import check_store_matches, open_filter_store
+from filterlens.io.files import write_npz
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     arrays = {}

@@ -1,16 +1,21 @@
 """Rule fig2_pca_basis: Fig. 2, the nine 3x3 basis vectors of the sets full / robust / normal
 with their explained variance ratios, and the cumulative explained variance of the three."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.gridspec import GridSpec
 
-from filterlens.outputs import read_tsv
-from filterlens.plotting import (SET_COLORS, SET_ORDER, TEXT_WIDTH, apply_style, diverging_cmap, save_figure,
-                                 symmetric_norm)
-from filterlens.scripting import rule_script
+from filterlens.io.files import read_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.style import (
+    SET_COLORS,
+    SET_ORDER,
+    TEXT_WIDTH,
+    apply_style,
+    diverging_cmap,
+    save_figure,
+    symmetric_norm,
+)
 
 with rule_script(snakemake) as log:
     apply_style()

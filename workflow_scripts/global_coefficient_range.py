@@ -1,13 +1,11 @@
 """Rule global_coefficient_range: the one shared histogram range, min and max over every model of
 the sheet, all components and all scaled filters, sparse ones included (docs/method.md §4)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 import pandas as pd
 
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     ranges = pd.concat([read_tsv(path) for path in snakemake.input])

@@ -1,11 +1,9 @@
 """Rule import_filterdb: one model's filters from the published filter database into its store."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import os
 
-from filterlens.filterdb import check_file, import_model, read_meta
-from filterlens.scripting import rule_script
+from filterlens.extract.filterdb import check_file, import_model, read_meta
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.filterdb

@@ -1,10 +1,9 @@
 """Rule kl_divergence: weighted symmetric KL robust vs normal, by dataset and by depth group."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.analysis import kl_tables, load_basis
-from filterlens.outputs import read_paired_histograms, write_tsv
-from filterlens.scripting import rule_script
+from filterlens.analyse.bases import load_basis
+from filterlens.analyse.kl import kl_tables, read_paired_histograms
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     model_pairs, histograms, layers, edges = read_paired_histograms(

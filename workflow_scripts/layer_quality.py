@@ -1,13 +1,11 @@
 """Rule layer_quality: sparsity, variance entropy and orthogonality per model and depth group."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import pandas as pd
 
-from filterlens.analysis import quality_by_depth, sparse_shares
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script
-from filterlens.sheet import read_sheet
+from filterlens.analyse.quality import quality_by_depth, sparse_shares
+from filterlens.config.sheet import read_sheet
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     sheet = read_sheet(snakemake.input.sheet)

@@ -1,12 +1,10 @@
 """Rule coloured_digits: the mini zoo's dataset, fixed by its seed."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 
-from filterlens.atomic import atomic_output
-from filterlens.digits import coloured_digits
-from filterlens.scripting import rule_script
+from filterlens.io.atomic import atomic_output
+from filterlens.io.scripting import rule_script
+from filterlens.train.digits import coloured_digits
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.dataset

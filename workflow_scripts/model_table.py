@@ -1,14 +1,12 @@
 """Rule model_table: one row per model with its filter counts and accuracies."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import pandas as pd
 
-from filterlens.outputs import write_tsv
-from filterlens.filterstore import check_store_matches, open_filter_store, with_depth_definition
-from filterlens.scripting import rule_script
-from filterlens.sheet import read_sheet
-from filterlens.tables import model_table
+from filterlens.config.sheet import read_sheet
+from filterlens.extract.store import check_store_matches, open_filter_store, with_depth_definition
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.paper_tables import model_table
 
 with rule_script(snakemake) as log:
     sheet = read_sheet(snakemake.input.sheet)

@@ -1,15 +1,13 @@
 """Rule pca_bases: PCA bases of the sets full / robust / normal and of every model, from moments."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 
-from filterlens.analysis import bases_table, basis_arrays, basis_sets, set_moments
-from filterlens.metrics import pca
-from filterlens.outputs import write_npz, write_tsv
-from filterlens.reductions import LayerMoments
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
+from filterlens.analyse.bases import bases_table, basis_arrays, basis_sets, set_moments
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.files import write_npz, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.method.pca import pca
+from filterlens.reduce.passes import LayerMoments
 
 with rule_script(snakemake) as log:
     sheet = read_sheet(snakemake.input.sheet)

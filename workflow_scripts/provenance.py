@@ -1,15 +1,13 @@
-"""Rule provenance: what produced this run, as JSON, TSV and HTML (filterlens.provenance)."""
-
-import _src_path  # noqa: F401  (puts ../src on sys.path)
+"""Rule provenance: what produced this run, as JSON, TSV and HTML (filterlens.report.provenance)."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import zarr
 
-from filterlens.hashing import sha256_of
-from filterlens.provenance import FORMAT, FORMAT_VERSION, git_state, model_facts, write_provenance
-from filterlens.scripting import rule_script
+from filterlens.io.hashing import sha256_of
+from filterlens.io.scripting import rule_script
+from filterlens.report.provenance import FORMAT, FORMAT_VERSION, git_state, model_facts, write_provenance
 
 
 def store_attrs(path):

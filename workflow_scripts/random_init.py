@@ -1,13 +1,11 @@
 """Rule random_init: a model's real architecture with seeded random weights (scale runs)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import zlib
 
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import Checkpoint, save_checkpoint
-from filterlens.datasets import dataset_info
-from filterlens.scripting import rule_script
+from filterlens.acquire.checkpoint import Checkpoint, save_checkpoint
+from filterlens.config.datasets import dataset_info
+from filterlens.io.scripting import rule_script
+from filterlens.models.architectures import build_architecture
 
 with rule_script(snakemake) as log:
     row = snakemake.params.row

@@ -2,11 +2,9 @@
 layer quality and the filter measures) with clean and robust accuracy, with p-values and
 bootstrap intervals over models, per dataset and over all; Holm over the table."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script
-from filterlens.statistics import correlations
+from filterlens.analyse.statistics import correlations
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.settings

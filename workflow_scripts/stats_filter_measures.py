@@ -3,14 +3,12 @@ group, merged from the per-model summaries: L1/L2 ratio and high-frequency share
 layers.tsv), singular values (spectra.tsv), perturbation-to-signal ratios (perturbation.tsv,
 only models whose test data the workflow holds)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import pandas as pd
 
-from filterlens.filter_measures import filter_measures_by_depth
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script
-from filterlens.sheet import read_sheet
+from filterlens.analyse.filter_measures import filter_measures_by_depth
+from filterlens.config.sheet import read_sheet
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
 
 
 def concat(paths):

@@ -2,13 +2,12 @@
 bootstrap interval over models (a reweighting of per-model histogram counts) and a permutation
 baseline (KL between random halves of the pooled models): what KL value is noise."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.analysis import load_basis
-from filterlens.depthgroups import DEPTH_GROUPS
-from filterlens.outputs import read_paired_histograms, write_tsv
-from filterlens.scripting import rule_script
-from filterlens.statistics import kl_statistics_table
+from filterlens.analyse.bases import load_basis
+from filterlens.analyse.kl import read_paired_histograms
+from filterlens.analyse.statistics import kl_statistics_table
+from filterlens.io.files import write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.method.depth_groups import DEPTH_GROUPS
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.settings

@@ -3,21 +3,19 @@ of every 3x3 layer's output (docs/method.md §7) for a seeded subset of test ima
 versions x' against the model itself (the evaluation attack of the config), and, as a baseline,
 for random sign noise of the same size eps."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 import pandas as pd
 import torch
 
-from filterlens.attacks import pgd_linf
-from filterlens.checkpoint import build_model, classifier, load_checkpoint
-from filterlens.datasets import dataset_info
-from filterlens.digits_io import load_split
-from filterlens.extraction import plan_extraction
-from filterlens.figures import sample_indices
-from filterlens.filter_measures import perturbation_ratio
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script, set_torch_threads
+from filterlens.acquire.checkpoint import build_model, classifier, load_checkpoint
+from filterlens.config.datasets import dataset_info
+from filterlens.extract.weights import plan_extraction
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.method.filter_measures import perturbation_ratio
+from filterlens.method.sampling import sample_indices
+from filterlens.train.attacks import pgd_linf
+from filterlens.train.digits import load_split
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)

@@ -1,21 +1,19 @@
 """Rule layer_spectra: the singular values of every 3x3 layer of one model as a linear operator
-on its input size (docs/method.md §7), exactly, by the FFT method (filterlens.filter_measures), summarised
+on its input size (docs/method.md §7), exactly, by the FFT method (filterlens.method.filter_measures), summarised
 per layer. Input sizes and strides come from a forward pass on the meta device (no compute)."""
-
-import _src_path  # noqa: F401  (puts ../src on sys.path)
 
 import time
 
 import pandas as pd
 import torch
 
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import build_model, load_checkpoint
-from filterlens.datasets import dataset_info
-from filterlens.extraction import layer_rows, plan_extraction
-from filterlens.filter_measures import conv_singular_values, spectrum_summary
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script, set_torch_threads
+from filterlens.acquire.checkpoint import build_model, load_checkpoint
+from filterlens.config.datasets import dataset_info
+from filterlens.extract.weights import layer_rows, plan_extraction
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.method.filter_measures import conv_singular_values, spectrum_summary
+from filterlens.models.architectures import build_architecture
 
 
 def input_sizes(checkpoint, image_size: int, names: set[str]) -> dict[str, tuple[int, int]]:

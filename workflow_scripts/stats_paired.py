@@ -2,13 +2,11 @@
 dataset, depth group and metric: Wilcoxon signed-rank test, median paired difference and
 rank-biserial correlation with seeded bootstrap intervals over pairs, Holm over the table."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.depthgroups import DEPTH_GROUPS
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
-from filterlens.statistics import paired_comparisons
+from filterlens.analyse.statistics import paired_comparisons
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.method.depth_groups import DEPTH_GROUPS
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.settings

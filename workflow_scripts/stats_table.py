@@ -3,18 +3,15 @@
 every layer-quality metric and filter measure with the Wilcoxon signed-rank test over pairs
 (TSV of numbers; LaTeX and HTML as printed)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import numpy as np
 import pandas as pd
 
-from filterlens.atomic import atomic_output
-from filterlens.figures import formatted, to_html, to_latex
-from filterlens.filter_measures import MEASURE_LABELS as LABELS
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.plotting import dataset_label
-from filterlens.scripting import rule_script
-
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.formatting import formatted, to_html, to_latex
+from filterlens.report.labels import MEASURE_LABELS as LABELS
+from filterlens.report.style import dataset_label
 
 
 def paired_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,12 +1,10 @@
 """Rule summarize_model: pass 1 over a filter store: per-layer counts, moments and quality."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.filterstore import check_store_matches, open_filter_store, with_depth_definition
-from filterlens.outputs import write_npz, write_tsv
-from filterlens.reductions import summarize
-from filterlens.scripting import rule_script
-from filterlens.streaming import rows_per_segment
+from filterlens.extract.store import check_store_matches, open_filter_store, with_depth_definition
+from filterlens.io.files import write_npz, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.reduce.passes import summarize
+from filterlens.reduce.streaming import rows_per_segment
 
 with rule_script(snakemake) as log:
     # The layer table's depths under the configured definition (the store holds every one).

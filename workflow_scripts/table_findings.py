@@ -1,15 +1,13 @@
 """Rule findings: for each of the paper's findings, its direction in the paper, this run's value
-and whether this run shows it (filterlens.findings)."""
+and whether this run shows it (filterlens.analyse.findings)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.atomic import atomic_output
-from filterlens.figures import formatted, to_html, to_latex
-from filterlens.findings import paper_findings
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.plotting import dataset_label
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
+from filterlens.analyse.findings import paper_findings
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.formatting import formatted, to_html, to_latex
+from filterlens.report.style import dataset_label
 
 CAPTION = ("Findings of Gavrikov and Keuper (2022): the paper's direction, this run's value, and whether this run "
            "shows the finding by the criterion given.")

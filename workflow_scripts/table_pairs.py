@@ -1,14 +1,13 @@
 """Rule table_pairs: every robust/normal pair with its 3x3 filters and accuracies (TSV of
 numbers; LaTeX and HTML as printed)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
-from filterlens.atomic import atomic_output
-from filterlens.figures import formatted, pairs_table, to_html, to_latex
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.plotting import dataset_label, dataset_order
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.formatting import formatted, to_html, to_latex
+from filterlens.report.paper_tables import pairs_table
+from filterlens.report.style import dataset_label, dataset_order
 
 CAPTION = ("Every robust model with its normal counterpart: architecture, 3x3 layers and filters, clean and "
            "robust accuracy of the robust model and clean accuracy of the normal one (%).")

@@ -4,17 +4,15 @@ the paper did not have. A difference is given only where this run's zoo of the d
 paper's and its filters are extracted as the authors' (like with like); elsewhere the
 difference column says why not ("different zoo", "different definitions")."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import pandas as pd
 
-from filterlens.atomic import atomic_output
-from filterlens.figures import (format_by_unit, formatted, paper_comparison, this_run_values, to_html, to_latex,
-                                zoo_comparability)
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.plotting import dataset_label
-from filterlens.scripting import rule_script
-from filterlens.sheet import read_sheet
+from filterlens.config.sheet import read_sheet
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.formatting import format_by_unit, formatted, to_html, to_latex
+from filterlens.report.paper_tables import paper_comparison, this_run_values, zoo_comparability
+from filterlens.report.style import dataset_label
 
 CAPTION = ("Headline numbers of Gavrikov and Keuper (2022) beside this run's: KL in nats (unique pooling is the "
            "paper's text and the default), shares, accuracies and variance ratios in %. A difference is given only "

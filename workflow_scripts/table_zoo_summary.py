@@ -1,18 +1,17 @@
 """Rule table1_zoo_summary: Table 1 per dataset (TSV of numbers; LaTeX and HTML as printed)."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import math
 import os
 
 import pandas as pd
 
-from filterlens.atomic import atomic_output
-from filterlens.figures import to_html, to_latex, zoo_summary, zoo_summary_sources
-from filterlens.outputs import read_tsv, write_tsv
-from filterlens.plotting import dataset_label, dataset_order
-from filterlens.scripting import rule_script
-from filterlens.sheet import pairs, read_sheet
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+from filterlens.report.formatting import to_html, to_latex
+from filterlens.report.paper_tables import zoo_summary, zoo_summary_sources
+from filterlens.report.style import dataset_label, dataset_order
 
 CAPTION = ("The zoo per dataset: mean ± std over robust models of their 3x3 filters (millions); clean accuracy "
            "of the normal models (mean over pairs); clean and robust accuracy of the robust models (%). ")

@@ -6,17 +6,15 @@ it alone when the job fails or is killed); a rerun resumes from it, and it is de
 the output is written.
 """
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import json
 import platform
 
 import torch
 
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import Checkpoint, save_checkpoint
-from filterlens.cifar import load_cifar, recipe_from_config, resume_path, train_cifar
-from filterlens.scripting import rule_script, set_torch_threads
+from filterlens.acquire.checkpoint import Checkpoint, save_checkpoint
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.models.architectures import build_architecture
+from filterlens.train.cifar import load_cifar, recipe_from_config, resume_path, train_cifar
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)

@@ -1,16 +1,14 @@
 """Rule train_minizoo: train one mini-zoo model, normally or adversarially, into a checkpoint."""
 
-import _src_path  # noqa: F401  (puts ../src on sys.path)
-
 import json
 
-from filterlens.architectures import build_architecture
-from filterlens.checkpoint import Checkpoint, save_checkpoint
-from filterlens.datasets import dataset_info
-from filterlens.digits_io import load_split
-from filterlens.scripting import rule_script, set_torch_threads
-from filterlens.training import train
-from filterlens.training_config import settings_from_config
+from filterlens.acquire.checkpoint import Checkpoint, save_checkpoint
+from filterlens.config.datasets import dataset_info
+from filterlens.io.scripting import rule_script, set_torch_threads
+from filterlens.models.architectures import build_architecture
+from filterlens.train.digits import load_split
+from filterlens.train.minizoo import train
+from filterlens.train.settings import settings_from_config
 
 with rule_script(snakemake) as log:
     set_torch_threads(snakemake.threads)

@@ -1,0 +1,1 @@
+"""Getting checkpoints: downloads with their checks, the checkpoint contract, failed-download diagnosis."""

@@ -1,0 +1,158 @@
+"""The checkpoint contract: one file per model under data/models/, whatever its source.
+
+A checkpoint is a ``torch.save`` dict of plain types and tensors::
+
+    format, format_version      "filterlens-checkpoint", 1
+    model_id, dataset, num_classes
+    architecture, arch_kwargs   a name of filterlens.models.architectures and its keyword arguments
+    normalization               {"mean": [...], "std": [...]} applied before the model, or None
+    source                      where the weights came from (minizoo, robustbench, timm, ...)
+    state_dict                  the architecture's weights
+    extra                       source-specific facts (training history, download URL, ...)
+
+Downstream code calls :func:`load_checkpoint` and :func:`build_model`; it never needs to know
+the source.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from filterlens.acquire.failed_downloads import failed_download_problem
+from filterlens.io.atomic import atomic_output
+from filterlens.models.architectures import build_architecture
+
+FORMAT = "filterlens-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class Checkpoint:
+    model_id: str
+    dataset: str
+    num_classes: int
+    architecture: str
+    arch_kwargs: dict[str, Any]
+    normalization: dict[str, list[float]] | None
+    source: str
+    state_dict: dict[str, torch.Tensor]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **self.__dict__}
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> None:
+    with atomic_output(path) as temporary:
+        torch.save(checkpoint.to_dict(), temporary)
+
+
+def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, dataset: str | None = None) -> Checkpoint:
+    """The checkpoint at ``path``; with ``model_id`` / ``dataset`` (the sheet row's), one that
+    holds another model or dataset raises :class:`CheckpointError` naming the file, the field
+    and the fix."""
+    path = Path(path)
+    fix = f"Fix: delete {path} and acquire the model again."
+    try:
+        problem = failed_download_problem(path)
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    if problem:
+        raise CheckpointError(f"checkpoint {path} {problem}. {fix}")
+    try:
+        # Memory-mapped: tensors are paged in from the file as they are used, so a model of
+        # 400M parameters is not held twice (file copy and model) by the job that loads it.
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        if "Weights only load failed" in str(error):
+            detail = next((line for line in str(error).splitlines() if "GLOBAL" in line), "").strip()
+            raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain values; unpickling "
+                                  f"them would run code from the file, so it is refused ({detail}). {fix}") from None
+        raise CheckpointError(f"checkpoint {path} cannot be loaded (truncated or corrupt?): {error}. {fix}") from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a filterlens checkpoint (no format {FORMAT!r}). {fix}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {data.get('format_version')}, expected {FORMAT_VERSION}. {fix}")
+    fields = {k: data[k] for k in Checkpoint.__dataclass_fields__ if k in data}
+    if missing := [k for k in Checkpoint.__dataclass_fields__ if k not in data and k != "extra"]:
+        raise CheckpointError(f"checkpoint {path} lacks field(s) {', '.join(missing)}. {fix}")
+    for field_name, expected in (("model_id", model_id), ("dataset", dataset)):
+        if expected is not None and fields[field_name] != expected:
+            raise CheckpointError(
+                f"checkpoint {path} holds {field_name} {fields[field_name]!r}, but the sheet's row is {expected!r}: "
+                f"the file belongs to another model. Fix: delete {path} and acquire the model again (or, if the sheet "
+                f"is wrong, correct its {field_name}).")
+    return Checkpoint(**fields)
+
+
+def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> nn.Module:
+    """The checkpoint's architecture with its weights, in eval mode.
+
+    Missing, unexpected or mis-shaped keys and non-finite weights raise :class:`CheckpointError`.
+    """
+    # Shapes only (no allocation): the checkpoint's own tensors become the weights below.
+    model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes, "meta")
+    expected = model.state_dict()
+    given = checkpoint.state_dict
+    problems = []
+    if missing := sorted(set(expected) - set(given)):
+        problems.append(f"missing keys {_preview(missing)}")
+    if unexpected := sorted(set(given) - set(expected)):
+        problems.append(f"unexpected keys {_preview(unexpected)}")
+    if misshaped := [f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
+                     for k in sorted(set(given) & set(expected)) if given[k].shape != expected[k].shape]:
+        problems.append(f"mis-shaped tensors {_preview(misshaped)}")
+    if problems:
+        raise CheckpointError(
+            f"model {checkpoint.model_id}: the weights do not fit architecture {checkpoint.architecture} "
+            f"{checkpoint.arch_kwargs}: {'; '.join(problems)}. Fix: check the sheet's architecture and "
+            f"arch_kwargs for this model, or acquire the checkpoint again."
+        )
+    model.load_state_dict(given, assign=True)
+    if _has_meta_tensors(model):
+        # A buffer outside the state dict (e.g. DMWideResNet's mean/std constants) needs the
+        # real constructor; its freshly initialised weights are then swapped for the file's
+        # (before the check below pages the file in: the two are never held at once).
+        model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes)
+        model.load_state_dict(given, assign=True)
+    if bad := [k for k, v in given.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise CheckpointError(
+            f"model {checkpoint.model_id}: weights with NaN or Inf in {_preview(bad)}. "
+            "Fix: acquire or train the model again (a diverged training run?)."
+        )
+    return model.to(device).eval()
+
+
+def _has_meta_tensors(model: nn.Module) -> bool:
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def _preview(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def classifier(model: nn.Module, checkpoint: Checkpoint) -> nn.Module:
+    """A module that takes [0, 1] images: the model behind its input normalisation, if any."""
+    if checkpoint.normalization is None:
+        return model
+    return nn.Sequential(Normalize(**checkpoint.normalization), model).eval()

@@ -1,0 +1,50 @@
+"""PCA bases of sets of models, merged from per-layer moments (docs/method.md §4)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from filterlens.method.pca import N_COMPONENTS, Basis, Moments
+
+# --- sets of models ------------------------------------------------------------------------
+
+def basis_sets(pairs: pd.DataFrame, models: Iterable[str]) -> dict[str, list[str]]:
+    """The sets bases are fitted on: full / robust / normal (the paired models) and each model."""
+    robust = list(dict.fromkeys(pairs.robust))
+    normal = list(dict.fromkeys(pairs.normal))
+    sets = {"full": robust + [m for m in normal if m not in robust], "robust": robust, "normal": normal}
+    sets.update({f"model:{m}": [m] for m in models})
+    return sets
+
+
+def set_moments(models: Iterable[str], moments: Mapping[str, Iterable[Moments]]) -> Moments:
+    """Moments of every layer of every model in ``models`` (sum in the given order)."""
+    return Moments.sum(m for model in models for m in moments[model])
+
+
+def bases_table(bases: Mapping[str, Basis]) -> pd.DataFrame:
+    """Tidy: one row per set and component, with variance, ratio, cumulative ratio and vector."""
+    rows = []
+    for name, basis in bases.items():
+        cumulative = np.cumsum(basis.ratio)
+        for c in range(N_COMPONENTS):
+            row = {"set": name, "n_filters": basis.n, "component": c + 1,
+                   "explained_variance": basis.explained_variance[c], "ratio": basis.ratio[c],
+                   "cumulative_ratio": cumulative[c]}
+            row.update({f"v{i}": basis.components[c, i] for i in range(9)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def basis_arrays(basis: Basis) -> dict[str, np.ndarray]:
+    """The arrays to save a basis as (``load_basis`` reads them back)."""
+    return {"n": np.asarray(basis.n), "mean": basis.mean, "components": basis.components,
+            "explained_variance": basis.explained_variance, "ratio": basis.ratio}
+
+
+def load_basis(path) -> Basis:
+    with np.load(path) as data:
+        return Basis(int(data["n"]), data["mean"], data["components"], data["explained_variance"], data["ratio"])

@@ -1,0 +1,74 @@
+"""Layer quality (sparsity, variance entropy, orthogonality) by depth group across models
+(docs/method.md §5), as weighted means of per-layer rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from filterlens.method.depth_groups import DEPTH_GROUPS
+
+# --- layer quality -------------------------------------------------------------------------
+
+class SummaryError(ValueError):
+    """Per-model summaries that do not belong to the sheet; the message names them and the fix."""
+
+
+def check_layers_in_sheet(layers: pd.DataFrame, sheet: pd.DataFrame) -> None:
+    """Every model_id of the layer rows is a model of the sheet, with a known robust flag."""
+    if "model_id" not in layers.columns:
+        raise SummaryError("the layer summaries have no model_id column. Fix: summarize the models again "
+                           "(snakemake --forcerun summarize_model).")
+    known = set(sheet.model_id)
+    unknown = sorted({str(m) for m in layers.model_id if m not in known})
+    if unknown:
+        raise SummaryError(f"layer summaries of model(s) {', '.join(map(repr, unknown))} are not in the sheet "
+                           f"(it has {len(known)} models): a summary of another model or zoo. Fix: delete "
+                           "results/summaries/<model>/ of those models and summarize the sheet's models again.")
+    flags = sheet.robust[sheet.model_id.isin(set(layers.model_id))]
+    if bad := sorted(m for m, flag in flags.items() if flag is not True and flag is not False):
+        raise SummaryError(f"model(s) {', '.join(map(repr, bad))} have no robust flag in the sheet. "
+                           "Fix: set robust to true or false in their rows.")
+
+
+def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
+    ok = values.notna() & (weights > 0)
+    return float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+
+
+def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """Per model and depth group (and 'all'): sparsity = sparse / filters; variance entropy =
+    mean over layers weighted by non-sparse filters; orthogonality = mean weighted by c_out."""
+    check_layers_in_sheet(layers, sheet)
+    rows = []
+    for (model, group), part in _with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
+        rows.append({
+            "model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": bool(sheet.loc[model, "robust"]),
+            "depth_group": group, "n_layers": len(part), "n_filters": int(part.n_filters.sum()),
+            "sparsity": part.n_sparse.sum() / part.n_filters.sum() if part.n_filters.sum() else float("nan"),
+            "entropy_unscaled": _weighted_mean(part.entropy_unscaled, part.n_nonsparse),
+            "entropy_scaled": _weighted_mean(part.entropy_scaled, part.n_nonsparse),
+            "orthogonality": _weighted_mean(part.orthogonality, part.c_out),
+        })
+    order = {g: i for i, g in enumerate(["all", *DEPTH_GROUPS])}
+    table = pd.DataFrame(rows)
+    return table.sort_values(["model_id", "depth_group"], key=lambda c: c.map(order) if c.name == "depth_group" else c,
+                             kind="stable").reset_index(drop=True)
+
+
+def _with_all_group(layers: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([layers.assign(depth_group="all"), layers], ignore_index=True)
+
+
+def sparse_shares(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """Share of sparse filters, robust vs normal, over all layers of all models: pooled
+    (sparse filters / filters) and as the mean of the layers' sparsity."""
+    check_layers_in_sheet(layers, sheet)
+    robust = layers.model_id.map(sheet.set_index("model_id").robust).astype(bool)
+    rows = []
+    for label, part in (("robust", layers[robust]), ("normal", layers[~robust])):
+        rows.append({"training": label, "n_models": part.model_id.nunique(), "n_layers": len(part),
+                     "pooled_share": part.n_sparse.sum() / part.n_filters.sum() if len(part) else float("nan"),
+                     "mean_layer_share": part.sparsity.mean() if len(part) else float("nan")})
+    return pd.DataFrame(rows)

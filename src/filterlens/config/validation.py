@@ -1,0 +1,53 @@
+"""Validate a workflow config against its JSON schema, with messages a user can act on.
+
+Every violation is reported at once as ``key.path: problem (allowed: ...)``; Snakemake's own
+``validate`` then fills in the schema's defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+# The schemas ship inside the package, so the library finds them wherever it is installed.
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+CONFIG_SCHEMA = SCHEMAS / "config.schema.yaml"
+MODELS_SCHEMA = SCHEMAS / "models.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config has problems; the message lists every one with what is allowed."""
+
+
+def _allowed(schema: dict[str, Any]) -> str:
+    parts = []
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(map(repr, schema["enum"])))
+    if "type" in schema:
+        parts.append(f"type {schema['type']}")
+    for key, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in schema:
+            parts.append(f"{word} {schema[key]}")
+    if schema.get("additionalProperties") is False and "properties" in schema:
+        parts.append("keys " + ", ".join(schema["properties"]))
+    return "; ".join(parts)
+
+
+def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> list[str]:
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        allowed = _allowed(error.schema) if isinstance(error.schema, dict) else ""
+        problems.append(f"config key {key}: {error.message}" + (f" (allowed: {allowed})" if allowed else ""))
+    return problems
+
+
+def check_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
+    if problems := config_problems(config, schema_path):
+        raise ConfigError(f"the config has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))

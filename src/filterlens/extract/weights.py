@@ -1,0 +1,105 @@
+"""Turn a model into its 3x3 filter rows and the layer table (docs/method.md §2).
+
+A layer is an executed ``Conv2d`` with a 3x3 kernel; its weight (c_out, c_in/groups, 3, 3)
+becomes c_out * c_in/groups rows of 9 values, row-major. Rows of consecutive layers are
+concatenated in forward order; each layer records its row range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from filterlens.extract.layer_table import Layer
+from filterlens.models.convgraph import (
+    DEFAULT_DEPTH_DEFINITION,
+    DEPTH_DEFINITIONS,
+    ConvCall,
+    DepthDefinition,
+    DepthMethod,
+    check_depth_definition,
+    executed_convs,
+)
+
+
+@dataclass(frozen=True)
+class ExtractionPlan:
+    layers: list[Layer]
+    depth_method: DepthMethod
+    max_conv_depth: int  # under depth_definition, over convs of every kernel size
+    calls: dict[str, ConvCall]
+    depth_definition: DepthDefinition = DEFAULT_DEPTH_DEFINITION
+    max_conv_depths: dict[str, int] | None = None  # by definition
+
+    @property
+    def n_filters(self) -> int:
+        return self.layers[-1].row_stop if self.layers else 0
+
+
+def is_3x3(module: nn.Conv2d) -> bool:
+    return tuple(module.kernel_size) == (3, 3)
+
+
+def plan_extraction(model: nn.Module, example_input: torch.Tensor, fold_batchnorm: bool = False,
+                    depth_definition: DepthDefinition = DEFAULT_DEPTH_DEFINITION) -> ExtractionPlan:
+    """The layer table of ``model``; works on the ``meta`` device (shapes only).
+
+    ``conv_depth`` is under ``depth_definition``; every layer carries its depth under both
+    definitions too. ``fold_batchnorm`` marks the layers whose conv's only consumer is a
+    BatchNorm as folded (:func:`layer_rows` then writes weight * gamma / sqrt(var + eps)).
+    """
+    check_depth_definition(depth_definition)
+    calls, method = executed_convs(model, example_input)
+    max_depths = {d: max((c.depth(d) for c in calls), default=0) for d in DEPTH_DEFINITIONS}
+    max_depth = max_depths[depth_definition]
+    layers: list[Layer] = []
+    row = 0
+    for call in calls:
+        conv = call.module
+        if not is_3x3(conv):
+            continue
+        n = conv.out_channels * (conv.in_channels // conv.groups)
+        layers.append(
+            Layer(
+                layer_id=len(layers),
+                name=call.name,
+                conv_depth=call.depth(depth_definition),
+                conv_depth_norm=call.depth(depth_definition) / max_depth if max_depth else 0.0,
+                c_in=conv.in_channels,
+                c_out=conv.out_channels,
+                groups=conv.groups,
+                row_start=row,
+                row_stop=row + n,
+                bn_folded=fold_batchnorm and call.following_batchnorm is not None,
+                conv_depth_graph_level=call.depth_graph_level,
+                conv_depth_conv_count=call.depth_conv_count,
+            )
+        )
+        row += n
+    return ExtractionPlan(layers, method, max_depth, {c.name: c for c in calls}, depth_definition, max_depths)
+
+
+def batchnorm_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
+    """Per-output-channel factor that eval-mode BatchNorm applies: gamma / sqrt(var + eps)."""
+    gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+    return (gamma / torch.sqrt(bn.running_var + bn.eps)).detach()
+
+
+def layer_rows(model: nn.Module, plan: ExtractionPlan, layer: Layer) -> np.ndarray:
+    """The (n, 9) float32 filter rows of one layer."""
+    conv = plan.calls[layer.name].module
+    weight = conv.weight.detach()
+    if layer.bn_folded:
+        bn = model.get_submodule(plan.calls[layer.name].following_batchnorm)
+        weight = weight * batchnorm_scale(bn).view(-1, 1, 1, 1)
+    return weight.reshape(-1, 9).to(torch.float32).cpu().numpy()
+
+
+def iter_layer_rows(model: nn.Module, plan: ExtractionPlan) -> Iterator[tuple[Layer, np.ndarray]]:
+    """Each layer with its rows, one layer in memory at a time."""
+    for layer in plan.layers:
+        yield layer, layer_rows(model, plan, layer)

@@ -1,0 +1,124 @@
+"""Coefficient histograms and the KL divergence between their distributions (docs/method.md §4).
+
+Histogram bins are exactly numpy's (:class:`EqualBins`), so pieces of a store binned
+separately sum to the histogram of the whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EMPTY_BIN = float(np.finfo(np.float32).eps)  # replaces empty bins before KL (docs/method.md §4)
+
+
+# --- §4 distributions and divergence -------------------------------------------------------
+
+def bin_edges(low: float, high: float, bins: int) -> np.ndarray:
+    return np.linspace(low, high, bins + 1)
+
+
+class EqualBins:
+    """``bins`` equal bins over [low, high], assigned exactly as ``np.histogram(column, bins,
+    (low, high))`` does (its uniform-bin path): values outside the range are left out, the
+    last bin includes the right edge, and an empty range is widened by 0.5 on each side.
+
+    numpy estimates a value's bin as int((v - low) / (high - low) * bins), clips it to the
+    last bin, then moves it down one if v < edges[i] and up one if v >= edges[i + 1] (not
+    from the last bin): the estimate can be off near an edge. :meth:`counts` makes the same
+    estimate and the same two tests (both cannot hold at once: the edges increase), but
+    counts every value at its estimate and then moves only the few that a test flags,
+    instead of correcting every index. Work is done in place on (k, m) blocks, one
+    component per row, which the caller keeps cache-sized.
+    """
+
+    def __init__(self, low: float, high: float, bins: int):
+        low, high = float(low), float(high)
+        if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+            raise ValueError(f"bad histogram range [{low}, {high}]")
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        self.low, self.high, self.bins = low, high, bins
+        self.width = high - low
+        self.edges = bin_edges(low, high, bins)
+        self.lower = self.edges[:-1]  # lower edge of bin i
+        # upper edge of bin i; numpy never moves a value up from the last bin
+        self.upper = np.append(self.edges[1:-1], np.inf)
+
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """Counts (k, bins) of each row of ``values`` (k, m) float64."""
+        k = len(values)
+        if not values.size:
+            return np.zeros((k, self.bins), dtype=np.int64)
+        if values.min() < self.low or values.max() > self.high:
+            return np.stack([self._counts_inside(row[(row >= self.low) & (row <= self.high)][None]) for row in values]
+                            ).reshape(k, self.bins)
+        return self._counts_inside(values)
+
+    def _counts_inside(self, values: np.ndarray) -> np.ndarray:
+        k = len(values)
+        index = self._estimate(values)
+        flat = index + (np.arange(k) * self.bins)[:, None]  # one run of bins per row
+        counts = np.bincount(flat.ravel(), minlength=k * self.bins)
+        for moved, step in ((values < self.lower.take(index), -1), (values >= self.upper.take(index), 1)):
+            if moved.any():
+                source = flat[moved]
+                counts -= np.bincount(source, minlength=k * self.bins)
+                counts += np.bincount(source + step, minlength=k * self.bins)
+        return counts.reshape(k, self.bins).astype(np.int64, copy=False)
+
+    def _estimate(self, values: np.ndarray) -> np.ndarray:
+        """numpy's estimate int((v - low) / (high - low) * bins), clipped to the last bin."""
+        position = np.subtract(values, self.low)
+        position /= self.width
+        position *= self.bins
+        index = position.astype(np.intp)
+        np.minimum(index, self.bins - 1, out=index)
+        return index
+
+
+def histogram_edges(low: float, high: float, bins: int) -> np.ndarray:
+    """The bin edges (bins + 1,) that counts over [low, high] are made with: ``np.histogram``'s
+    (an empty range widened by 0.5 on each side, as :class:`EqualBins` does)."""
+    return EqualBins(low, high, bins).edges
+
+
+def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """Counts per column of ``values`` (n, k) in ``bins`` equal bins over [low, high]: (k, bins),
+    as ``np.histogram(column, bins, (low, high))`` counts them (see :class:`EqualBins`)."""
+    values = np.asarray(values, dtype=np.float64)
+    return EqualBins(low, high, bins).counts(np.ascontiguousarray(values.T))
+
+
+def distribution(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts (..., bins) made over the bin edges ``edges`` (bins + 1,) as the distributions
+    the KL compares, as the authors computed them (docs/method.md §4).
+
+    Definition, per histogram (last axis) of total count n > 0: the density of bin i is
+    d_i = counts_i / (n * (edges[i + 1] - edges[i])) (``np.histogram(..., density=True)``);
+    bins with d_i = 0 get d_i = EMPTY_BIN (float32 eps); then p_i = d_i / sum_j d_j. An empty
+    bin thus weighs eps against densities, i.e. about eps x bin width against probabilities.
+    A histogram with no count at all (n = 0: an empty depth group) is all EMPTY_BIN, i.e.
+    uniform, so two empty pools have KL 0 (numpy's density would be 0/0 there).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    widths = np.diff(np.asarray(edges, dtype=np.float64))
+    if widths.shape != counts.shape[-1:]:
+        raise ValueError(f"{counts.shape[-1]} bins of counts but {len(widths) + 1} bin edges: convert counts with "
+                         "the edges they were made with (the range file's min, max and the bins setting)")
+    total = counts.sum(axis=-1, keepdims=True)
+    density = counts / widths / np.where(total == 0, 1, total)
+    density = np.where(density == 0, EMPTY_BIN, density)
+    return density / density.sum(axis=-1, keepdims=True)
+
+
+def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(P||Q) + KL(Q||P) along the last axis, natural log."""
+    return (p * np.log(p / q)).sum(axis=-1) + (q * np.log(q / p)).sum(axis=-1)
+
+
+def weighted_kl(counts_p: np.ndarray, counts_q: np.ndarray, weights: np.ndarray,
+                edges: np.ndarray) -> tuple[float, np.ndarray]:
+    """Sum over components of weight * symmetric KL of :func:`distribution` of the counts
+    (9, bins) made over ``edges``, and the per-component KL."""
+    per_component = symmetric_kl(distribution(counts_p, edges), distribution(counts_q, edges))
+    return float((np.asarray(weights) * per_component).sum()), per_component

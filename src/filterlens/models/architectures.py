@@ -1,0 +1,102 @@
+"""Architecture constructors by name: the one place that turns a sheet row into a module.
+
+Every constructor takes the sheet's ``arch_kwargs`` plus ``num_classes`` and returns a freshly
+initialised ``nn.Module``. The mini zoo's architectures are RobustBench's own classes (or
+narrow variants built from RobustBench's blocks); the paper zoo builds RobustBench's
+leaderboard entries and timm's models by key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from filterlens.models.compat import import_robustbench
+
+import_robustbench()
+
+from robustbench.model_zoo.architectures.dm_wide_resnet import DMWideResNet, Swish  # noqa: E402
+from robustbench.model_zoo.architectures.resnet import PreActBlock, PreActResNet  # noqa: E402
+from robustbench.model_zoo.architectures.wide_resnet import WideResNet  # noqa: E402
+
+
+class NarrowPreActResNet(PreActResNet):
+    """RobustBench's PreActResNet with a configurable base width (RobustBench fixes 64).
+
+    Same blocks (RobustBench's ``PreActBlock``), same forward; ``width`` channels in the first
+    stage, doubling per stage, so that adversarial training fits a CPU.
+    """
+
+    def __init__(self, num_blocks: list[int], num_classes: int = 10, width: int = 16) -> None:
+        nn.Module.__init__(self)
+        self.in_planes = width
+        self.bn_before_fc = True
+        self.out_shortcut = False
+        self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.layer1 = self._make_layer(PreActBlock, width, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(PreActBlock, 2 * width, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(PreActBlock, 4 * width, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(PreActBlock, 8 * width, num_blocks[3], stride=2)
+        self.bn = nn.BatchNorm2d(8 * width)
+        self.linear = nn.Linear(8 * width, num_classes)
+
+
+def _wide_resnet(num_classes: int, depth: int = 28, widen_factor: int = 10) -> nn.Module:
+    return WideResNet(depth=depth, widen_factor=widen_factor, num_classes=num_classes)
+
+
+def _dm_wide_resnet(num_classes: int, depth: int = 28, width: int = 10, activation: str = "relu") -> nn.Module:
+    activations = {"relu": nn.ReLU, "swish": Swish}
+    # mean 0 / std 1: the mini zoo feeds [0, 1] inputs without normalisation.
+    return DMWideResNet(
+        num_classes=num_classes, depth=depth, width=width, activation_fn=activations[activation],
+        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+    )
+
+
+def _preact_resnet(num_classes: int, num_blocks: list[int] | None = None, width: int = 16) -> nn.Module:
+    return NarrowPreActResNet(num_blocks or [2, 2, 2, 2], num_classes=num_classes, width=width)
+
+
+def _robustbench_entry(num_classes: int, dataset: str, key: str, threat_model: str = "Linf") -> nn.Module:
+    """A RobustBench leaderboard entry's architecture, freshly initialised."""
+    from robustbench.model_zoo import model_dicts
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    entries = model_dicts[BenchmarkDataset(dataset)][ThreatModel[threat_model]]
+    if key not in entries:
+        raise ValueError(f"RobustBench has no {dataset}/{threat_model} model {key!r}")
+    return entries[key]["model"]()
+
+
+def _timm_model(num_classes: int, name: str) -> nn.Module:
+    import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "wide_resnet": _wide_resnet,
+    "dm_wide_resnet": _dm_wide_resnet,
+    "preact_resnet": _preact_resnet,
+    "robustbench": _robustbench_entry,
+    "timm": _timm_model,
+}
+
+
+def build_architecture(
+    name: str, kwargs: dict[str, Any], num_classes: int, device: str | torch.device = "cpu",
+    seed: int | None = None,
+) -> nn.Module:
+    """Build architecture ``name`` with ``kwargs``; on the ``meta`` device it allocates nothing.
+
+    With ``seed``, the initial weights depend on the seed alone (the global RNG is left as it was).
+    """
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    with torch.random.fork_rng(enabled=seed is not None), torch.device(device):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return ARCHITECTURES[name](num_classes=num_classes, **kwargs)

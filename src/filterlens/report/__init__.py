@@ -1,0 +1,1 @@
+"""Figures and tables: data shaping, formatting, plotting style, provenance."""

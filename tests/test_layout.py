@@ -1,0 +1,49 @@
+"""The library's layout shows the pipeline: one package per stage, imports from later stages to
+earlier ones only, and no module that reaches outside the package for its own files."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "filterlens"
+# The stages in data-flow order (docs/design.md, "Library layout").
+STAGES = ["io", "config", "models", "train", "acquire", "extract", "method", "reduce", "analyse", "report"]
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
+
+
+def _stage(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0]
+
+
+def _imported_stages(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "filterlens" and len(parts) > 1 and parts[1] in STAGES:
+                found.add(parts[1])
+    return found
+
+
+def test_every_module_lives_in_a_stage_package():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py"] or set(top) <= {"__init__.py", "api.py"}, top
+    assert {_stage(p) for p in MODULES} <= set(STAGES) | {"config"}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_run_from_later_stages_to_earlier_ones(path):
+    own = STAGES.index(_stage(path))
+    later = sorted(s for s in _imported_stages(path) if STAGES.index(s) > own)
+    assert not later, f"{path.relative_to(PACKAGE)} ({_stage(path)}) imports the later stage(s) {later}"
+
+
+def test_no_module_finds_files_through_the_repository_layout():
+    for path in MODULES:
+        assert "parents[" not in path.read_text(), f"{path.relative_to(PACKAGE)} depends on the repository layout"
