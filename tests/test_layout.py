@@ -2,6 +2,10 @@
 earlier ones only, and no module that reaches outside the package for its own files."""
 
 import ast
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -34,7 +38,7 @@ def _imported_stages(path: Path) -> set[str]:
 def test_every_module_lives_in_a_stage_package():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert top == ["__init__.py"] or set(top) <= {"__init__.py", "api.py"}, top
-    assert {_stage(p) for p in MODULES} <= set(STAGES) | {"config"}
+    assert {_stage(p) for p in MODULES} <= set(STAGES)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -47,3 +51,21 @@ def test_imports_run_from_later_stages_to_earlier_ones(path):
 def test_no_module_finds_files_through_the_repository_layout():
     for path in MODULES:
         assert "parents[" not in path.read_text(), f"{path.relative_to(PACKAGE)} depends on the repository layout"
+
+
+def test_the_package_builds_and_imports_with_its_schemas_outside_the_repository(tmp_path):
+    # A wheel of a copy of the project (setuptools writes build/ beside pyproject.toml), unpacked
+    # where no repository is: the sheet finds its schema inside the package.
+    repo = PACKAGE.parents[1]
+    source = tmp_path / "source"
+    shutil.copytree(repo / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(repo / "pyproject.toml", source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(tmp_path / "wheel"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("filterlens-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    check = ("import filterlens.config.sheet as s, filterlens.report.style;"
+             "assert s.SCHEMA.is_file() and 'site' in s.SCHEMA.parts, s.SCHEMA")
+    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
