@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= all
 PYTEST_ARGS ?=
+# Two pytest-xdist workers, one test file each at a time (module fixtures are built once).
+PYTEST_WORKERS ?= 2
 
 .PHONY: venv run test lint format lock clean benchmark scale in-memory
 
@@ -23,7 +25,7 @@ run: venv
 
 test: venv
 	@start=$$(date +%s); \
-	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 # The reductions against the read floor on synthetic zoos of ~50M and ~200M filters

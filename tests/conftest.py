@@ -4,6 +4,7 @@ filter stores written through the real writer."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,22 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
 
 @pytest.fixture(scope="session")
 def micro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run of the micro config (two tiny models, one epoch), shared by the tests."""
-    workdir = tmp_path_factory.mktemp("micro")
-    run_snakemake(workdir, "--configfile", str(REPO / "config" / "micro.yaml"), "--cores", "2")
+    """A finished run of the micro config (two tiny models, one epoch), shared by the tests.
+
+    Under pytest-xdist every worker asks for it: the first one runs it, the others wait on the
+    lock and reuse the finished directory (the tests only read it or copy it)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # gw0, gw1, ... share the parent of their base directories
+    workdir = shared / "micro-run"
+    with FileLock(str(shared / "micro-run.lock")):
+        if not (shared / "micro-run.finished").is_file():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir()
+            run_snakemake(workdir, "--configfile", str(REPO / "config" / "micro.yaml"), "--cores", "2")
+            (shared / "micro-run.finished").touch()
     return workdir
 
 
