@@ -96,6 +96,9 @@ def test_a_constructor_gets_its_arguments_and_num_classes_when_it_takes_them(in_
         load_constructor("nets.py:NOT_CALLABLE")
     with pytest.raises(ConstructorError, match="returned a str, not a torch.nn.Module"):
         build_user_model(num_classes=10, constructor="nets.py:not_a_module")
+    (in_tmp / "exits.py").write_text("import sys\nsys.exit(3)\n\ndef build(num_classes):\n    pass\n")
+    with pytest.raises(ConstructorError, match="importing the constructor file .*exits.py failed: SystemExit: 3"):
+        load_constructor("exits.py:build")
 
 
 def test_a_constructor_row_is_built_on_the_meta_device_at_parse_time(in_tmp):

@@ -110,7 +110,7 @@ def _import_file(path: Path, digest: str) -> Any:
     sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a file that calls sys.exit must not end the workflow's parse
         del sys.modules[module_name]
         raise ConstructorError(f"importing the constructor file {path} failed: {type(error).__name__}: "
                                f"{error}") from error
