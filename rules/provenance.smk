@@ -1,6 +1,7 @@
 # What produced this run (results/provenance/): the config as resolved, the sheet's sha256,
 # package versions, the workflow's git commit and whether its tree is dirty, the interpreter,
-# and every checkpoint's sha256 beside the one its filter store recorded at extraction.
+# and every checkpoint's sha256 beside the one its filter store recorded at extraction (and,
+# for your own models, the sha256 of the weights and constructor files the sheet names).
 # The parse-time facts are params, so the rule reruns when the config, the sheet's content, a
 # package or the commit changes; nothing reads its outputs, so it never makes others rerun.
 from filterlens.report.provenance import run_facts
@@ -9,12 +10,14 @@ PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
 # Models imported from the filter database have no checkpoint to hash; seeded random ones
 # have a temporary one (the seed is in the sheet and config, the store records its sha256).
 HASHED_MODELS = [m for m in CHECKPOINT_MODELS if m not in models_where(source="random")]
+HASHED_OWN_FILES = {m: OWN_FILES[m] for m in HASHED_MODELS if m in OWN_FILES}
 
 
 rule provenance:
     input:
         checkpoints=expand("data/models/{model}.pt", model=HASHED_MODELS),
         stores=expand("results/filters/{model}.zarr", model=HASHED_MODELS),
+        own_files=[f for files in HASHED_OWN_FILES.values() for f in files.values()],
     output:
         json="results/provenance/provenance.json",
         tsv="results/provenance/provenance.tsv",
@@ -36,6 +39,7 @@ rule provenance:
         runtime=60,
     params:
         models=HASHED_MODELS,
+        own_files=HASHED_OWN_FILES,
         facts=PROVENANCE,
     script:
         "../workflow_scripts/provenance.py"

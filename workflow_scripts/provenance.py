@@ -24,9 +24,11 @@ with rule_script(snakemake) as log:
     # hashlib releases the GIL on large blocks: checkpoints are hashed side by side
     with ThreadPoolExecutor(max(1, snakemake.threads)) as pool:
         digests = list(pool.map(sha256_of, snakemake.input.checkpoints))
+    own = {model: {role: {"file": path, "sha256": sha256_of(path)} for role, path in files.items()}
+           for model, files in snakemake.params.own_files.items()}
     records = []
     for model, digest, store in zip(models, digests, snakemake.input.stores):
-        facts = model_facts(model, digest, store_attrs(store))
+        facts = model_facts(model, digest, store_attrs(store), own.get(model))
         if facts["store_matches_checkpoint"] is False:
             log.warning("%s: the filter store was extracted from a checkpoint with sha256 %s, not the current %s; "
                         "Fix: snakemake --forcerun extract_filters %s", model, facts["store_checkpoint_sha256"],

@@ -2,7 +2,18 @@
 through the Lens of Convolutional Filters" (Gavrikov & Keuper, CVPR-W 2022).
 
 Modules take arrays and return arrays or small tables; only the workflow scripts read and
-write files.
+write files. From Python: :func:`analyze` (one model, in memory) and :func:`load_results` (a
+run's tables), from :mod:`filterlens.api`, imported on first use so that ``import filterlens``
+stays cheap.
 """
 
 __version__ = "0.1.0"
+__all__ = ["analyze", "load_results", "Results"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from filterlens import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'filterlens' has no attribute {name!r}")

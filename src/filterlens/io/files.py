@@ -22,4 +22,5 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", keep_default_na=True)
+    # A layer's name is text even when it is digits: nn.Sequential names its children "0", "1", ...
+    return pd.read_csv(path, sep="\t", keep_default_na=True, dtype={"name": str})

@@ -3,7 +3,7 @@
 Every constructor takes the sheet's ``arch_kwargs`` plus ``num_classes`` and returns a freshly
 initialised ``nn.Module``. The mini zoo's architectures are RobustBench's own classes (or
 narrow variants built from RobustBench's blocks); the paper zoo builds RobustBench's
-leaderboard entries and timm's models by key.
+leaderboard entries and timm's models by key; ``python`` is a constructor in the user's own file.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from filterlens.models.compat import import_robustbench
+from filterlens.models.user_code import build_user_model
 
 import_robustbench()
 
@@ -83,6 +84,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "preact_resnet": _preact_resnet,
     "robustbench": _robustbench_entry,
     "timm": _timm_model,
+    "python": build_user_model,  # the user's own constructor: runs the user's file (models/user_code.py)
 }
 
 

@@ -16,11 +16,16 @@ timm names that load from anywhere
     configuration (and weights) from any Hugging Face repository or directory, on every build
     of the architecture. The sheet names timm's own pretrained tags (``resnet50.a1_in1k``),
     whose repositories timm fixes; prefixed names are refused.
+
+The user's own files (source ``local``, architecture ``python``) are checked here too
+(filterlens.models.local_sources): they exist, and the constructor file defines its callable.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
+
+from filterlens.models.local_sources import sheet_problems as local_sheet_problems
 
 SERVED_ELSEWHERE: dict[tuple[str, str, str], str] = {
     **{(dataset, "Linf", f"Debenedetti2022Light_XCiT-{size}12"): "timm"
@@ -57,8 +62,9 @@ def timm_name_problem(name: str) -> str | None:
 
 
 def sheet_problems(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """Parse-time checks of the sheet's pretrained rows (dicts with model_id, architecture,
-    arch_kwargs as a dict, source, source_key)."""
+    """Parse-time checks of the sheet's pretrained rows and of the user's own files (dicts with
+    model_id, architecture, arch_kwargs as a dict, source, source_key)."""
+    rows = list(rows)
     problems = []
     for row in rows:
         kwargs = row.get("arch_kwargs") or {}
@@ -76,4 +82,4 @@ def sheet_problems(rows: Iterable[dict[str, Any]]) -> list[str]:
             for name in dict.fromkeys(n for n in names if n):
                 if problem := timm_name_problem(name):
                     problems.append(f"{label}: {problem}")
-    return problems
+    return problems + local_sheet_problems(rows)

@@ -4,10 +4,12 @@ arguments on the ``meta`` device (no memory, no weights), and its source consist
 :func:`filterlens.config.sheet.read_sheet` checks the text of a sheet without torch; this module
 checks that each row can become a model, so that no job fails hours later on an argument the
 architecture does not take, a WideResNet depth that is not 6n+4, an activation it does not
-know, a RobustBench key that its dataset and threat model do not have, or a timm name that
-timm does not know. Building the paper's 114 rows takes tens of seconds with the imports, so
-a sheet that passed is remembered (a marker file named by the sheet's sha256 and the code and
-library versions that checked it) and not built again while neither changes.
+know, a RobustBench key that its dataset and threat model do not have, a timm name that
+timm does not know, or a user constructor (architecture ``python``) that does not take its
+arguments; the last imports the user's file, which runs it (filterlens.models.user_code).
+Building the paper's 114 rows takes tens of seconds with the imports, so a sheet that passed
+is remembered (a marker file named by the sheet's sha256, the user constructor files it names,
+and the code and library versions that checked it) and not built again while none changes.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ MAX_BLOCKS = 100
 # Modules whose code decides the outcome (with the versions of torch, timm and RobustBench).
 # The code whose verdict a marker remembers, relative to the package.
 _CODE = ("models/sheet_checks.py", "models/architectures.py", "models/compat.py", "config/architecture_names.py",
-         "config/datasets.py", "config/sheet.py")
+         "config/datasets.py", "config/sheet.py", "models/user_code.py")
 _LIBRARIES = ("torch", "timm", "robustbench")
 
 
@@ -147,7 +149,12 @@ def row_build_problems(row: dict[str, Any]) -> list[str]:
                         f"the key), not {architecture!r}")
     if source == "timm" and architecture != "timm":
         problems.append(f"source timm needs architecture timm (arch_kwargs {{\"name\": ...}}), not {architecture!r}")
-    problems += _argument_problems(architecture, kwargs)
+    if architecture == "python":
+        from filterlens.models.user_code import argument_problems
+
+        problems += argument_problems(kwargs, DATASETS[row["dataset"]].num_classes)
+    else:
+        problems += _argument_problems(architecture, kwargs)
     if architecture == "robustbench":
         problems += _robustbench_problems(row)
     elif architecture == "timm" and not problems:
@@ -179,9 +186,12 @@ def sheet_build_problems(sheet: pd.DataFrame, path: str | os.PathLike) -> list[s
 
 # --- remembering a sheet that passed -------------------------------------------------------
 
-def fingerprint(sheet_path: str | os.PathLike) -> str:
-    """sha256 of the sheet's bytes, the checking code and the model libraries' versions."""
+def fingerprint(sheet_path: str | os.PathLike, user_files: list[Path] = ()) -> str:
+    """sha256 of the sheet's bytes, the user constructor files it names, the checking code and
+    the model libraries' versions."""
     digest = hashlib.sha256(Path(sheet_path).read_bytes())
+    for path in user_files:
+        digest.update(str(path).encode() + b"\0" + (path.read_bytes() if path.is_file() else b"(absent)"))
     here = Path(filterlens.__file__).resolve().parent
     for name in _CODE:
         digest.update(name.encode() + b"\0" + (here / name).read_bytes())
@@ -198,13 +208,20 @@ def fingerprint(sheet_path: str | os.PathLike) -> str:
 def check_sheet_builds(sheet: pd.DataFrame, path: str | os.PathLike, cache_dir: str | os.PathLike) -> list[str]:
     """The problems of :func:`sheet_build_problems`, or none if this sheet passed before with
     this code (its marker in ``cache_dir``); a sheet that passes gets its marker."""
-    marker = Path(cache_dir) / f"{fingerprint(path)}.json"
+    marker = Path(cache_dir) / f"{fingerprint(path, _constructor_files(sheet))}.json"
     if marker.is_file():
         return []
     problems = sheet_build_problems(sheet, path)
     if not problems:
         _remember(marker, {"sheet": str(path), "models": len(sheet)})
     return problems
+
+
+def _constructor_files(sheet: pd.DataFrame) -> list[Path]:
+    from filterlens.models.user_code import constructor_file
+
+    files = [constructor_file(row.arch_kwargs) for row in sheet.itertuples() if row.architecture == "python"]
+    return sorted({f for f in files if f is not None})
 
 
 def _remember(marker: Path, facts: dict) -> None:

@@ -77,9 +77,13 @@ def run_facts(config: dict[str, Any], sheet_path: str | os.PathLike, workflow_di
     }
 
 
-def model_facts(model_id: str, checkpoint_sha256: str, store_attrs: dict[str, Any] | None) -> dict[str, Any]:
-    """One model's checkpoint digest beside the one its filter store recorded at extraction."""
+def model_facts(model_id: str, checkpoint_sha256: str, store_attrs: dict[str, Any] | None,
+                own_files: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """One model's checkpoint digest beside the one its filter store recorded at extraction;
+    with ``own_files`` (role -> {"file", "sha256"}: the weights and constructor files of your
+    own model), ``<role>_file`` and ``<role>_sha256`` too."""
     recorded = (store_attrs or {}).get("checkpoint_sha256")
+    own = {f"{role}_{key}": value for role, facts in (own_files or {}).items() for key, value in facts.items()}
     return {
         "model_id": model_id,
         "checkpoint_sha256": checkpoint_sha256,
@@ -87,6 +91,7 @@ def model_facts(model_id: str, checkpoint_sha256: str, store_attrs: dict[str, An
         "store_matches_checkpoint": None if recorded is None else recorded == checkpoint_sha256,
         "depth_method": (store_attrs or {}).get("depth_method"),
         "n_filters": (store_attrs or {}).get("n_filters"),
+        **own,
     }
 
 
