@@ -178,17 +178,6 @@ def cifar_test_images(wildcards):
 
 # --- Beyond the paper: the measures tested (rules/statistics.smk, docs/method.md §7) --------
 
-# Bootstrap and permutation settings of every statistic (seeded: the tables are reproducible).
-STATISTICS = {
-    "n_bootstrap": 2000,
-    "n_permutations": 2000,
-    "seed": 0,
-    "level": 0.95,
-    "alpha": 0.05,
-}
-# The perturbation-to-signal ratio: a seeded subset of test images, attacked with the
-# evaluation attack of the config (`evaluation:`) against the model itself.
-PERTURBATION = {"n_images": 256, "batch_size": 64, "seed": 0}
 QUALITY_METRICS = ["sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"]
 FILTER_MEASURES = [
     "l1l2_ratio",

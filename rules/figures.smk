@@ -1,7 +1,7 @@
 # Every figure of the paper (docs/method.md §6) and beyond it (Fig. 8-9, docs/method.md §7), one
 # rule each, from the small analysis tables, beside the rules that shape a figure's data;
 # `snakemake results/figures/<name>.pdf` builds one figure and only what it needs. A figure's
-# settings (config `figures:`, STATISTICS) are its rule's params, so changing one reruns that
+# settings (config `figures:`, `statistics:`) are its rule's params, so changing one reruns that
 # figure alone. PNGs go into `snakemake --report`, PDFs into papers.
 
 
@@ -25,7 +25,7 @@ rule fig1_kl_by_depth:
     conda:
         "../envs/figures.yaml"
     params:
-        alpha=STATISTICS["alpha"],
+        alpha=config["statistics"]["alpha"],
     script:
         "../workflow_scripts/fig_kl_by_depth.py"
 
@@ -226,7 +226,7 @@ rule fig7_layer_quality:
         "../envs/figures.yaml"
     params:
         entropy=config["figures"]["entropy"],
-        alpha=STATISTICS["alpha"],
+        alpha=config["statistics"]["alpha"],
     script:
         "../workflow_scripts/fig_layer_quality.py"
 
@@ -250,7 +250,7 @@ rule fig8_correlations:
     conda:
         "../envs/figures.yaml"
     params:
-        settings=STATISTICS,
+        settings=config["statistics"],
     script:
         "../workflow_scripts/fig_correlations.py"
 
@@ -275,8 +275,8 @@ rule fig9_filter_measures:
     conda:
         "../envs/figures.yaml"
     params:
-        settings=STATISTICS,
-        perturbation=PERTURBATION,
+        settings=config["statistics"],
+        perturbation=config["analysis"]["perturbation"],
         attack=config["evaluation"],
     script:
         "../workflow_scripts/fig_filter_measures.py"

@@ -1,6 +1,6 @@
 # Beyond the paper: statistics for every robust-vs-normal comparison, correlations with
 # accuracy, and the filter measures of neighbouring work (docs/method.md §7), from the per-model
-# summaries. The settings (STATISTICS, PERTURBATION in rules/common.smk) are each rule's params:
+# summaries. The settings (config `statistics:`, `analysis.perturbation`) are each rule's params:
 # changing one reruns that rule alone. Fig. 8-9 are in rules/figures.smk, the statistics table
 # in rules/tables.smk.
 
@@ -48,7 +48,7 @@ rule layer_perturbation:
         runtime=30,
     params:
         attack=config["evaluation"],
-        settings=PERTURBATION,
+        settings=config["analysis"]["perturbation"],
     script:
         "../workflow_scripts/stats_layer_perturbation.py"
 
@@ -87,7 +87,7 @@ rule stats_quality:
         "../envs/analysis.yaml"
     params:
         metrics=QUALITY_METRICS,
-        settings=STATISTICS,
+        settings=config["statistics"],
     script:
         "../workflow_scripts/stats_paired.py"
 
@@ -106,7 +106,7 @@ rule stats_filter_measures:
         "../envs/analysis.yaml"
     params:
         metrics=FILTER_MEASURES,
-        settings=STATISTICS,
+        settings=config["statistics"],
     script:
         "../workflow_scripts/stats_paired.py"
 
@@ -128,7 +128,7 @@ rule stats_kl:
     conda:
         "../envs/analysis.yaml"
     params:
-        settings=STATISTICS,
+        settings=config["statistics"],
     script:
         "../workflow_scripts/stats_kl.py"
 
@@ -148,6 +148,6 @@ rule correlations:
         "../envs/analysis.yaml"
     params:
         measures=QUALITY_METRICS + FILTER_MEASURES,
-        settings=STATISTICS,
+        settings=config["statistics"],
     script:
         "../workflow_scripts/stats_correlations.py"

@@ -159,6 +159,6 @@ rule table_statistics:
     conda:
         "../envs/figures.yaml"
     params:
-        settings=STATISTICS,
+        settings=config["statistics"],
     script:
         "../workflow_scripts/stats_table.py"
