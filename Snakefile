@@ -39,6 +39,6 @@ rule all:
         "results/analysis/kl_by_dataset.tsv",
         "results/analysis/kl_by_depth.tsv",
         "results/analysis/quality_by_depth.tsv",
-        FIGURE_TARGETS,
+        PAPER_TARGETS,
         "results/provenance/provenance.json",
         STATISTICS_TARGETS,

@@ -4,7 +4,7 @@
 
 rule train_minizoo:
     input:
-        "data/datasets/coloured_digits.npz",
+        MINIZOO_DATA,
     output:
         "data/models/{model}.pt",
     log:

@@ -1,4 +1,6 @@
-# Config and sheet validation, the model lists, wildcard constraints and input functions.
+# All parse-time Python of the workflow: config and sheet validation, the model lists, wildcard
+# constraints, input functions and the targets. The rule files (rules/*.smk) hold rules only
+# and use what this file defines, so it is included first and their order does not matter.
 # Everything here runs at parse time, before any job: a bad config or sheet stops the run
 # with every problem listed.
 import os
@@ -6,6 +8,7 @@ import re
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The library: on sys.path for the parse-time checks here, and on PYTHONPATH for every rule script
@@ -17,8 +20,19 @@ from filterlens.io.scripting import share_with_rule_scripts
 share_with_rule_scripts(os.path.join(workflow.basedir, "src"))
 
 from filterlens.config.validation import CONFIG_SCHEMA, ConfigError, check_config
-from filterlens.config.datasets import CIFAR_TEST_FILES, test_images
+from filterlens.config.datasets import CIFAR_TEST_FILES, LOCAL_TEST_DATA, test_images
 from filterlens.config.sheet import SheetError, pairs, read_sheet
+from filterlens.extract.filterdb import config_problems as filterdb_problems
+from filterlens.extract.filterdb import database_files, download_problems, uses_filterdb
+from filterlens.report.figure_data import (
+    FigureConfigError,
+    activation_test_images,
+    resolve_pair,
+)
+from filterlens.models.local_sources import own_files
+from filterlens.report.provenance import run_facts
+
+# --- Config and sheet: checked before anything else -----------------------------------------
 
 
 def workflow_path(path):
@@ -79,6 +93,9 @@ onstart:
 
 validate(config, str(CONFIG_SCHEMA))  # fills in the schema's defaults
 
+
+# --- The zoo: model lists, wildcard constraints, sheet lookups -------------------------------
+
 MODELS = list(SHEET.model_id)
 PAIRS = pairs(SHEET)
 # Models in a robust/normal pair: the "full" basis, the histograms and KL use these (the
@@ -109,6 +126,45 @@ def sheet_dataset(wildcards):
     return SHEET.loc[wildcards.model, "dataset"]
 
 
+wildcard_constraints:
+    model=one_of(MODELS),
+
+
+# --- Where the filters come from: a checkpoint, or the authors' filter database -------------
+# (rules/filterdb.smk)
+
+FILTERDB = config["filterdb"]
+FILTERDB_MODELS = uses_filterdb(SHEET, FILTERDB["models"])
+# Models with a checkpoint, data/models/{model}.pt (rules that need weights, not filters).
+CHECKPOINT_MODELS = [m for m in MODELS if m not in FILTERDB_MODELS]
+if _problems := filterdb_problems(SHEET, FILTERDB["models"]) + download_problems(
+    FILTERDB, bool(FILTERDB_MODELS)
+):
+    raise WorkflowError(
+        f"filter database ({SHEET_PATH}):\n  - " + "\n  - ".join(_problems)
+    )
+# Storage objects only where a model needs them: the zenodo plugin wants its token at once.
+FILTERDB_INPUTS = {
+    role: storage(location) if is_query and FILTERDB_MODELS else location
+    for role, (location, is_query) in database_files(FILTERDB).items()
+}
+
+
+# --- Your own models (rules/own_models.smk) -------------------------------------------------
+
+# Every model's own files by role: the weights of a source local row, the constructor file of an
+# architecture python row (inputs of acquire_local; the provenance record holds their sha256).
+OWN_FILES = {m: own_files(SHEET.loc[m].to_dict()) for m in MODELS}
+OWN_FILES = {m: files for m, files in OWN_FILES.items() if files}
+
+
+# --- Test data at hand: the models whose accuracy and perturbations are measured -------------
+
+# The mini zoo's dataset (rules/data.smk), whose test split ships with the workflow.
+MINIZOO_DATASET = "coloured_digits"
+MINIZOO_DATA = LOCAL_TEST_DATA[MINIZOO_DATASET]
+# Models of the mini zoo's dataset; all have a checkpoint (the filter database holds none).
+LOCAL_DATA_MODELS = models_where(dataset=MINIZOO_DATASET)
 # torchvision's CIFAR folders: what train_cifar trains on, and where Fig. 6 and Table 1 find
 # the CIFAR test sets (checked at parse time; a run without them uses the sheet's values).
 CIFAR_DATA_DIR = config["cifar_training"]["data_dir"]
@@ -120,12 +176,94 @@ CIFAR_EVALUATED = [
     and SHEET.loc[m, "dataset"] in CIFAR_TEST_FILES
     and test_images(SHEET.loc[m, "dataset"], CIFAR_DATA_DIR)
 ]
+# Models with measured accuracies, results/metrics/{model}.tsv (the model table reads them).
+EVALUATED_MODELS = [m for m in MODELS if m in LOCAL_DATA_MODELS or m in CIFAR_EVALUATED]
 
 
-def has_local_data(model):
-    """Models whose test data ships with the workflow can be evaluated here."""
-    return SHEET.loc[model, "dataset"] == "coloured_digits"
+def cifar_test_images(wildcards):
+    """The CIFAR test file of the model's dataset under cifar_training.data_dir."""
+    return test_images(SHEET.loc[wildcards.model, "dataset"], CIFAR_DATA_DIR)
 
 
-wildcard_constraints:
-    model=one_of(MODELS),
+# --- Beyond the paper: the measures tested (rules/statistics.smk, docs/method.md §7) --------
+
+QUALITY_METRICS = ["sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"]
+FILTER_MEASURES = [
+    "l1l2_ratio",
+    "hf_share",
+    "spectral_norm",
+    "spectral_norm_max",
+    "sigma_mean",
+    "stable_rank_ratio",
+    "effective_rank_ratio",
+    "perturbation_ratio",
+    "perturbation_ratio_random",
+]
+# Exact spectra are costly for wide models: config analysis.spectra can turn them off.
+SPECTRA_MODELS = CHECKPOINT_MODELS if config["analysis"]["spectra"] else []
+
+
+# --- Figures and tables (rules/figures.smk, rules/tables.smk) -------------------------------
+
+try:
+    FIGURE_PAIR = resolve_pair(SHEET, config["figures"]["pair"])
+except FigureConfigError as error:
+    raise WorkflowError(f"{error} (sheet {SHEET_PATH})") from None
+FIGURE_ROBUST, FIGURE_NORMAL = FIGURE_PAIR
+AUTHORS_VALUES = workflow_path("config/reference/authors_values.tsv")
+# The paper's zoo: the comparison table gives differences only where this run's zoo is it.
+PAPER_SHEET = workflow_path("config/models/paper.tsv")
+
+
+def activation_inputs(wildcards):
+    """Fig. 6's inputs: the pair's robust checkpoint and its dataset's test images (raises
+    why not where this run holds none; the figure is then left out of the targets)."""
+    return {
+        "model": f"data/models/{FIGURE_ROBUST}.pt",
+        "data": activation_test_images(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR),
+    }
+
+
+FIGURES = [
+    "fig1_kl_by_depth",
+    "fig2_pca_basis",
+    "fig3_coefficient_distributions",
+    "fig4_first_layer_filters",
+    "fig5_last_layer_filters",
+    "fig6_activations",
+    "fig7_layer_quality",
+]
+try:  # Fig. 6 attacks a test image this run holds
+    activation_test_images(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
+except FigureConfigError as reason:
+    FIGURES.remove("fig6_activations")
+    logger.warning(f"Fig. 6 is skipped: {reason}")
+TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison", "findings"]
+# Every figure and table of the paper.
+PAPER_TARGETS = expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"])
+PAPER_TARGETS += expand("results/tables/{name}.{ext}", name=TABLES, ext=["tsv", "tex"])
+# Beyond the paper (docs/method.md §7): the statistics, Fig. 8-9 and their table.
+STATISTICS_TARGETS = [
+    "results/analysis/stats_quality.tsv",
+    "results/analysis/stats_kl.tsv",
+    "results/analysis/filter_measures_by_depth.tsv",
+    "results/analysis/stats_filter_measures.tsv",
+    "results/analysis/correlations.tsv",
+]
+STATISTICS_TARGETS += expand(
+    "results/figures/{name}.{ext}",
+    name=["fig8_correlations", "fig9_filter_measures"],
+    ext=["pdf", "png"],
+)
+STATISTICS_TARGETS += expand(
+    "results/tables/table_statistics.{ext}", ext=["tsv", "tex", "html"]
+)
+
+
+# --- Provenance (rules/provenance.smk) --------------------------------------------------------
+
+PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
+# Models imported from the filter database have no checkpoint to hash; seeded random ones
+# have a temporary one (the seed is in the sheet and config, the store records its sha256).
+HASHED_MODELS = [m for m in CHECKPOINT_MODELS if m not in models_where(source="random")]
+HASHED_OWN_FILES = {m: OWN_FILES[m] for m in HASHED_MODELS if m in OWN_FILES}

@@ -1,10 +1,13 @@
+# The mini zoo's dataset (MINIZOO_DATASET, rules/common.smk), fixed by config `dataset`.
+
+
 rule coloured_digits:
     output:
-        "data/datasets/coloured_digits.npz",
+        MINIZOO_DATA,
     log:
-        "logs/datasets/coloured_digits.log",
+        f"logs/datasets/{MINIZOO_DATASET}.log",
     benchmark:
-        "benchmarks/coloured_digits.tsv"
+        f"benchmarks/{MINIZOO_DATASET}.tsv"
     conda:
         "../envs/models.yaml"
     params:

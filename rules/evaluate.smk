@@ -1,7 +1,7 @@
 rule evaluate_model:
     input:
         model="data/models/{model}.pt",
-        data="data/datasets/coloured_digits.npz",
+        data=MINIZOO_DATA,
     output:
         "results/metrics/{model}.tsv",
     log:
@@ -9,7 +9,7 @@ rule evaluate_model:
     benchmark:
         "benchmarks/evaluate/{model}.tsv"
     wildcard_constraints:
-        model=one_of([m for m in MODELS if has_local_data(m)]),
+        model=one_of(LOCAL_DATA_MODELS),
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -27,9 +27,7 @@ rule evaluate_model:
 rule evaluate_clean_cifar:
     input:
         model="data/models/{model}.pt",
-        data=lambda wildcards: test_images(
-            SHEET.loc[wildcards.model, "dataset"], CIFAR_DATA_DIR
-        ),
+        data=cifar_test_images,
     output:
         "results/metrics/{model}.tsv",
     log:

@@ -1,43 +1,8 @@
-# Every figure and table of the paper (docs/method.md §6), one rule each, from the small analysis
-# tables; `snakemake results/figures/<name>.pdf` builds one figure and only what it needs.
-# A figure's settings (config `figures:`) are its rule's params, so changing one reruns that
-# figure alone. PNGs and HTML tables go into `snakemake --report`, PDFs and LaTeX into papers.
-from snakemake.logging import logger
-
-from filterlens.report.figure_data import (
-    FigureConfigError,
-    activation_inputs,
-    resolve_pair,
-)
-
-try:
-    FIGURE_PAIR = resolve_pair(SHEET, config["figures"]["pair"])
-except FigureConfigError as error:
-    raise WorkflowError(f"{error} (sheet {SHEET_PATH})") from None
-FIGURE_ROBUST, FIGURE_NORMAL = FIGURE_PAIR
-AUTHORS_VALUES = workflow_path("config/reference/authors_values.tsv")
-# The paper's zoo: the comparison table gives differences only where this run's zoo is it.
-PAPER_SHEET = workflow_path("config/models/paper.tsv")
-
-FIGURES = [
-    "fig1_kl_by_depth",
-    "fig2_pca_basis",
-    "fig3_coefficient_distributions",
-    "fig4_first_layer_filters",
-    "fig5_last_layer_filters",
-    "fig6_activations",
-    "fig7_layer_quality",
-]
-try:  # Fig. 6 attacks a test image this run holds
-    activation_inputs(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
-except FigureConfigError as reason:
-    FIGURES.remove("fig6_activations")
-    logger.warning(f"Fig. 6 is skipped: {reason}")
-TABLES = ["table1_zoo_summary", "table_pairs", "paper_comparison", "findings"]
-FIGURE_TARGETS = expand(
-    "results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]
-)
-FIGURE_TARGETS += expand("results/tables/{name}.{ext}", name=TABLES, ext=["tsv", "tex"])
+# Every figure of the paper (docs/method.md §6) and beyond it (Fig. 8-9, docs/method.md §7), one
+# rule each, from the small analysis tables, beside the rules that shape a figure's data;
+# `snakemake results/figures/<name>.pdf` builds one figure and only what it needs. A figure's
+# settings (config `figures:`, `statistics:`) are its rule's params, so changing one reruns that
+# figure alone. PNGs go into `snakemake --report`, PDFs into papers.
 
 
 rule fig1_kl_by_depth:
@@ -60,7 +25,7 @@ rule fig1_kl_by_depth:
     conda:
         "../envs/figures.yaml"
     params:
-        alpha=STATISTICS["alpha"],
+        alpha=config["statistics"]["alpha"],
     script:
         "../workflow_scripts/fig_kl_by_depth.py"
 
@@ -196,9 +161,7 @@ rule fig5_last_layer_filters:
 
 rule fig6_activations_data:
     input:
-        unpack(
-            lambda wildcards: activation_inputs(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
-        ),
+        unpack(activation_inputs),
     output:
         "results/analysis/activations.npz",
     log:
@@ -263,121 +226,57 @@ rule fig7_layer_quality:
         "../envs/figures.yaml"
     params:
         entropy=config["figures"]["entropy"],
-        alpha=STATISTICS["alpha"],
+        alpha=config["statistics"]["alpha"],
     script:
         "../workflow_scripts/fig_layer_quality.py"
 
 
-rule table1_zoo_summary:
+rule fig8_correlations:
     input:
-        models="results/tables/models.tsv",
-        sheet=SHEET_PATH,
+        "results/analysis/correlations.tsv",
     output:
-        tsv="results/tables/table1_zoo_summary.tsv",
-        tex="results/tables/table1_zoo_summary.tex",
-        html=report(
-            "results/tables/table1_zoo_summary.html",
-            caption="report/table1_zoo_summary.rst",
-            category="Tables",
-            subcategory="Tables",
-            labels={"item": "Table 1", "shows": "the zoo per dataset"},
+        pdf="results/figures/fig8_correlations.pdf",
+        png=report(
+            "results/figures/fig8_correlations.png",
+            caption="report/fig8_correlations.rst",
+            category="Figures",
+            subcategory="Beyond the paper",
+            labels={"item": "Fig. 8", "shows": "correlations with accuracy"},
         ),
     log:
-        "logs/tables/table1_zoo_summary.log",
+        "logs/figures/fig8_correlations.log",
     benchmark:
-        "benchmarks/table1_zoo_summary.tsv"
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../workflow_scripts/table_zoo_summary.py"
-
-
-rule table_pairs:
-    input:
-        models="results/tables/models.tsv",
-        sheet=SHEET_PATH,
-    output:
-        tsv="results/tables/table_pairs.tsv",
-        tex="results/tables/table_pairs.tex",
-        html=report(
-            "results/tables/table_pairs.html",
-            caption="report/table_pairs.rst",
-            category="Tables",
-            subcategory="Tables",
-            labels={"item": "Pairs", "shows": "every robust/normal pair"},
-        ),
-    log:
-        "logs/tables/table_pairs.log",
-    benchmark:
-        "benchmarks/table_pairs.tsv"
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../workflow_scripts/table_pairs.py"
-
-
-rule paper_comparison:
-    input:
-        authors=AUTHORS_VALUES,
-        kl_by_dataset="results/analysis/kl_by_dataset.tsv",
-        kl_by_depth="results/analysis/kl_by_depth.tsv",
-        sparse_shares="results/analysis/sparse_shares.tsv",
-        bases="results/analysis/bases.tsv",
-        summary="results/tables/table1_zoo_summary.tsv",
-        sheet=SHEET_PATH,
-        paper_sheet=PAPER_SHEET,
-    output:
-        tsv="results/tables/paper_comparison.tsv",
-        tex="results/tables/paper_comparison.tex",
-        html=report(
-            "results/tables/paper_comparison.html",
-            caption="report/paper_comparison.rst",
-            category="Tables",
-            subcategory="Tables",
-            labels={"item": "Comparison", "shows": "headline numbers vs the authors'"},
-        ),
-    log:
-        "logs/tables/paper_comparison.log",
-    benchmark:
-        "benchmarks/paper_comparison.tsv"
+        "benchmarks/fig8_correlations.tsv"
     conda:
         "../envs/figures.yaml"
     params:
-        fold_batchnorm=config["extraction"]["fold_batchnorm"],
-        filterdb_models=config["filterdb"]["models"],
+        settings=config["statistics"],
     script:
-        "../workflow_scripts/table_paper_comparison.py"
+        "../workflow_scripts/fig_correlations.py"
 
 
-# Which of the paper's findings this run shows (src/filterlens/analyse/findings.py names each criterion).
-rule findings:
+rule fig9_filter_measures:
     input:
-        bases="results/analysis/bases.tsv",
-        sparse_shares="results/analysis/sparse_shares.tsv",
-        quality="results/analysis/quality_by_depth.tsv",
-        stats_kl="results/analysis/stats_kl.tsv",
-        models="results/tables/models.tsv",
-        sheet=SHEET_PATH,
+        table="results/analysis/filter_measures_by_depth.tsv",
+        stats="results/analysis/stats_filter_measures.tsv",
     output:
-        tsv="results/tables/findings.tsv",
-        tex="results/tables/findings.tex",
-        html=report(
-            "results/tables/findings.html",
-            caption="report/findings.rst",
-            category="Tables",
-            subcategory="Tables",
-            labels={
-                "item": "Findings",
-                "shows": "which of the paper's findings this run shows",
-            },
+        pdf="results/figures/fig9_filter_measures.pdf",
+        png=report(
+            "results/figures/fig9_filter_measures.png",
+            caption="report/fig9_filter_measures.rst",
+            category="Figures",
+            subcategory="Beyond the paper",
+            labels={"item": "Fig. 9", "shows": "filter measures by depth"},
         ),
     log:
-        "logs/tables/findings.log",
+        "logs/figures/fig9_filter_measures.log",
     benchmark:
-        "benchmarks/findings.tsv"
+        "benchmarks/fig9_filter_measures.tsv"
     conda:
         "../envs/figures.yaml"
     params:
-        entropy=config["figures"]["entropy"],
+        settings=config["statistics"],
+        perturbation=config["analysis"]["perturbation"],
+        attack=config["evaluation"],
     script:
-        "../workflow_scripts/table_findings.py"
+        "../workflow_scripts/fig_filter_measures.py"

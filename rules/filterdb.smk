@@ -17,26 +17,6 @@
 # record lists; required for the http plugin, which checks no hash), else for a failed or cut-off
 # download. A bad downloaded copy is deleted, so the next run fetches it again. The meta table
 # is read without PyTables (filterlens.extract.pandas_hdf5): nothing in the file can run code.
-from filterlens.extract.filterdb import config_problems as filterdb_problems
-from filterlens.extract.filterdb import database_files, download_problems, uses_filterdb
-
-FILTERDB = config["filterdb"]
-FILTERDB_MODELS = uses_filterdb(SHEET, FILTERDB["models"])
-# Models with a checkpoint, data/models/{model}.pt (rules that need weights, not filters).
-CHECKPOINT_MODELS = [m for m in MODELS if m not in FILTERDB_MODELS]
-if _problems := filterdb_problems(SHEET, FILTERDB["models"]) + download_problems(
-    FILTERDB, bool(FILTERDB_MODELS)
-):
-    raise WorkflowError(
-        f"filter database ({SHEET_PATH}):\n  - " + "\n  - ".join(_problems)
-    )
-
-
-# Storage objects only where a model needs them: the zenodo plugin wants its token at once.
-FILTERDB_INPUTS = {
-    role: storage(location) if is_query and FILTERDB_MODELS else location
-    for role, (location, is_query) in database_files(FILTERDB).items()
-}
 
 
 rule import_filterdb:

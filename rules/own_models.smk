@@ -4,14 +4,7 @@
 # python builds the model with a constructor in your own file (arch_kwargs constructor
 # "file.py:callable"), which runs that file (filterlens.models.user_code). Both files are
 # inputs: editing one acquires the model again. Relative paths are relative to the working
-# directory; rules/common.smk checks at parse time that they exist.
-from filterlens.models.local_sources import own_files
-
-# Every model's own files by role (the provenance record holds their sha256).
-OWN_FILES = {m: own_files(SHEET.loc[m].to_dict()) for m in MODELS}
-OWN_FILES = {m: files for m, files in OWN_FILES.items() if files}
-
-
+# directory; rules/common.smk checks at parse time that they exist and lists them (OWN_FILES).
 rule acquire_local:
     input:
         unpack(lambda wildcards: OWN_FILES[wildcards.model]),

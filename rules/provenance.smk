@@ -4,13 +4,6 @@
 # for your own models, the sha256 of the weights and constructor files the sheet names).
 # The parse-time facts are params, so the rule reruns when the config, the sheet's content, a
 # package or the commit changes; nothing reads its outputs, so it never makes others rerun.
-from filterlens.report.provenance import run_facts
-
-PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
-# Models imported from the filter database have no checkpoint to hash; seeded random ones
-# have a temporary one (the seed is in the sheet and config, the store records its sha256).
-HASHED_MODELS = [m for m in CHECKPOINT_MODELS if m not in models_where(source="random")]
-HASHED_OWN_FILES = {m: OWN_FILES[m] for m in HASHED_MODELS if m in OWN_FILES}
 
 
 rule provenance:

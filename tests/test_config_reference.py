@@ -1,5 +1,6 @@
 """config/README.md documents every config key and sheet column as the schemas define them."""
 
+import shutil
 import subprocess
 import sys
 
@@ -47,3 +48,20 @@ def test_the_check_names_the_fix_when_the_reference_is_stale(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1
     assert "out of date" in result.stderr and "tools/config_reference.py" in result.stderr
+
+
+def test_the_check_fails_on_a_key_without_a_description(tmp_path):
+    # A copy of the tool and the schemas in which one key has lost its description: the
+    # reference written from them is current, but --check fails and names the key.
+    for folder in ("tools", "config", "src"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    schema_path = tmp_path / "src" / "filterlens" / "config" / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    del schema["properties"]["analysis"]["properties"]["bins"]["description"]
+    schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
+    tool = str(tmp_path / "tools" / "config_reference.py")
+    written = subprocess.run([sys.executable, tool], capture_output=True, text=True)
+    assert written.returncode == 0 and "analysis.bins" in written.stderr, written.stderr
+    result = subprocess.run([sys.executable, tool, "--check"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "config.schema.yaml without a description: analysis.bins" in result.stderr, result.stderr

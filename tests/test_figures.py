@@ -21,7 +21,7 @@ from filterlens.method.distributions import distribution, histogram_edges
 from filterlens.method.sampling import sample_indices
 from filterlens.report.figure_data import (
     FigureConfigError,
-    activation_inputs,
+    activation_test_images,
     coefficient_distributions,
     quality_over_pairings,
     resolve_pair,
@@ -343,7 +343,7 @@ def test_resolve_pair_names_key_value_and_allowed_ids():
     with pytest.raises(FigureConfigError, match=r"figures\.pair: 'wrn34' is not a model.*wrn10-1_robust, "
                                                 r"preact10-16_robust, dmwrn10-1-swish_robust"):
         resolve_pair(sheet, "wrn34")
-    assert activation_inputs(sheet, "wrn10-1_robust", "absent")["data"] == "data/datasets/coloured_digits.npz"
+    assert activation_test_images(sheet, "wrn10-1_robust", "absent") == "data/datasets/coloured_digits.npz"
 
 
 def test_fig6_takes_the_cifar_test_file_when_it_is_there_and_says_why_not_otherwise(tmp_path):
@@ -351,14 +351,13 @@ def test_fig6_takes_the_cifar_test_file_when_it_is_there_and_says_why_not_otherw
     robust = "rb_cifar10_Addepalli2021Towards_WRN34"
     with pytest.raises(FigureConfigError, match=r"cifar10 test set is not at hand: .*cifar-10-batches-py/test_batch "
                                                 r"is missing .*cifar_training\.data_dir"):
-        activation_inputs(sheet, robust, str(tmp_path))
+        activation_test_images(sheet, robust, str(tmp_path))
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
-    assert activation_inputs(sheet, robust, str(tmp_path)) == {
-        "model": f"data/models/{robust}.pt", "data": str(tmp_path / "cifar-10-batches-py" / "test_batch")}
+    assert activation_test_images(sheet, robust, str(tmp_path)) == str(tmp_path / "cifar-10-batches-py" / "test_batch")
     imagenet = next(m for m in robust_models(sheet) if sheet.loc[m, "dataset"] == "imagenet")
     with pytest.raises(FigureConfigError, match="no test images of 'imagenet'"):
-        activation_inputs(sheet, imagenet, str(tmp_path))
+        activation_test_images(sheet, imagenet, str(tmp_path))
 
 
 def test_the_pair_defaults_resolve_to_the_documented_models():

@@ -18,3 +18,13 @@ def test_snakemake_lint_is_clean(tmp_path):
 def test_snakefmt_check_is_clean():
     result = subprocess.run([str(BIN / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_files_hold_rules_only():
+    # Parse-time Python lives in rules/common.smk, so the other rule files may be included in any order.
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        if path.name == "common.smk":
+            continue
+        top_level = [line for line in path.read_text().splitlines() if line and not line[0].isspace()]
+        stray = [line for line in top_level if not line.startswith(("#", "rule "))]
+        assert not stray, f"{path.relative_to(REPO)}: top-level code outside a rule: {stray}"

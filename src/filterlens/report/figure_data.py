@@ -43,9 +43,9 @@ def resolve_pair(sheet: pd.DataFrame, robust_id: str | None, key: str = "figures
     return robust_id, str(sheet.loc[robust_id, "counterpart"])
 
 
-def activation_inputs(sheet: pd.DataFrame, model: str, cifar_dir: str) -> dict[str, str]:
-    """Fig. 6's inputs: the model's checkpoint and its dataset's test images, which this run
-    holds for the mini zoo's dataset and for CIFAR-10/100 when torchvision's test file is under
+def activation_test_images(sheet: pd.DataFrame, model: str, cifar_dir: str) -> str:
+    """The test images Fig. 6 attacks: the file of the model's dataset, which this run holds
+    for the mini zoo's dataset and for CIFAR-10/100 when torchvision's test file is under
     ``cifar_dir`` (cifar_training.data_dir); otherwise :class:`FigureConfigError` says why."""
     dataset = sheet.loc[model, "dataset"]
     data = test_images(dataset, cifar_dir)
@@ -53,7 +53,7 @@ def activation_inputs(sheet: pd.DataFrame, model: str, cifar_dir: str) -> dict[s
         raise FigureConfigError(f"Fig. 6 attacks a test image of {model}'s dataset {dataset!r}, but "
                                 f"{missing_test_images(dataset, cifar_dir)}; or set figures.pair to a model of "
                                 "a dataset whose test images are at hand")
-    return {"model": f"data/models/{model}.pt", "data": data}
+    return data
 
 
 # --- Fig. 3: pooled coefficient distributions ----------------------------------------------

@@ -38,8 +38,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
+from filterlens.config.validation import CONFIG_SCHEMA
 from filterlens.io.atomic import atomic_output
 
 STATE_FORMAT = "filterlens-train-state"
@@ -59,28 +61,47 @@ class CifarDataError(RuntimeError):
     """The CIFAR data is missing or corrupt; the message names the folder and the fix."""
 
 
+def _flat(section: dict[str, Any]) -> dict[str, Any]:
+    """A ``cifar_training`` section with ``validation.<key>`` as ``validation_<key>``."""
+    flat = {k: v for k, v in section.items() if k != "validation"}
+    flat |= {f"validation_{k}": v for k, v in (section.get("validation") or {}).items()}
+    return flat
+
+
+def _schema_defaults() -> dict[str, Any]:
+    """The defaults of config key ``cifar_training`` in the packaged schema: the paper's recipe."""
+    keys = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["cifar_training"]["properties"]
+    validation = keys["validation"]["properties"]
+    return _flat({name: spec["default"] for name, spec in keys.items() if name != "validation"}
+                 | {"validation": {name: spec["default"] for name, spec in validation.items()}})
+
+
+_DEFAULTS = _schema_defaults()
+
+
 @dataclass(frozen=True)
 class CifarRecipe:
-    """The training recipe (config key ``cifar_training``); defaults are the paper's."""
+    """The training recipe (config key ``cifar_training``); the defaults are the schema's, the paper's
+    recipe (src/filterlens/config/schemas/config.schema.yaml holds them and describes each)."""
 
-    seed: int = 0
-    epochs: int = 125
-    batch_size: int = 256
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 0.01
-    lr_step_epochs: int = 30
-    lr_gamma: float = 0.1
-    crop_padding: int = 4
-    horizontal_flip: bool = True
-    validation_split: str = "test"  # "test": the CIFAR test set; "holdout": part of the train set
-    validation_size: int = 5000  # holdout only
-    validation_seed: int = 0  # holdout only
-    eval_batch_size: int = 1000
+    seed: int = _DEFAULTS["seed"]
+    epochs: int = _DEFAULTS["epochs"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    lr: float = _DEFAULTS["lr"]
+    momentum: float = _DEFAULTS["momentum"]
+    nesterov: bool = _DEFAULTS["nesterov"]
+    weight_decay: float = _DEFAULTS["weight_decay"]
+    lr_step_epochs: int = _DEFAULTS["lr_step_epochs"]
+    lr_gamma: float = _DEFAULTS["lr_gamma"]
+    crop_padding: int = _DEFAULTS["crop_padding"]
+    horizontal_flip: bool = _DEFAULTS["horizontal_flip"]
+    validation_split: str = _DEFAULTS["validation_split"]  # "test": the CIFAR test set; "holdout": part of train
+    validation_size: int = _DEFAULTS["validation_size"]  # holdout only
+    validation_seed: int = _DEFAULTS["validation_seed"]  # holdout only
+    eval_batch_size: int = _DEFAULTS["eval_batch_size"]
     # Tests and smoke runs only: at most this many batches per epoch / images per split.
-    max_steps_per_epoch: int | None = None
-    limit: int | None = None
+    max_steps_per_epoch: int | None = _DEFAULTS["max_steps_per_epoch"]
+    limit: int | None = _DEFAULTS["limit"]
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resume file must match to be resumed (everything that changes the result)."""
@@ -89,12 +110,7 @@ class CifarRecipe:
 
 def recipe_from_config(section: dict[str, Any]) -> CifarRecipe:
     """A recipe from the config's ``cifar_training`` section (data keys are not part of it)."""
-    fields = {k: v for k, v in section.items() if k in CifarRecipe.__dataclass_fields__}
-    validation = section.get("validation") or {}
-    for key in ("split", "size", "seed"):
-        if key in validation:
-            fields[f"validation_{key}"] = validation[key]
-    return CifarRecipe(**fields)
+    return CifarRecipe(**{k: v for k, v in _flat(section).items() if k in CifarRecipe.__dataclass_fields__})
 
 
 # --- data -----------------------------------------------------------------------------------
