@@ -27,7 +27,7 @@ from filterlens.report.figure_data import (
     resolve_pair,
     robust_models,
 )
-from filterlens.report.formatting import to_latex
+from filterlens.report.formatting import to_latex, write_table_files
 from filterlens.report.paper_tables import paper_comparison, zoo_comparability, zoo_summary
 from filterlens.report.style import dataset_order, symmetric_norm, tile_mosaic
 
@@ -384,3 +384,20 @@ def test_style_helpers():
     assert mosaic.shape == (3, 7) and np.isnan(mosaic[:, 3]).all() and mosaic[0, 4] == 9
     assert r"\_" in to_latex(pd.DataFrame({"a_b": ["x%"]}), "c", "l") and r"x\%" in to_latex(
         pd.DataFrame({"a": ["x%"]}), "c", "l")
+
+
+def test_a_table_is_written_as_its_numbers_and_as_printed(tmp_path):
+    from types import SimpleNamespace
+
+    outputs = SimpleNamespace(**{ext: tmp_path / f"t.{ext}" for ext in ("tsv", "tex", "html")})
+    table = pd.DataFrame({"model": ["a"], "acc": [0.123456789]})
+    printed = pd.DataFrame({"Model": ["a"], "Acc.": ["0.12"]})
+    write_table_files(outputs, table, printed, "Caption & more", "tab:t",
+                      html_printed=printed.assign(Note=["only here"]), html_caption="Table 9. Caption")
+    assert pd.read_csv(outputs.tsv, sep="\t").acc.item() == 0.123456789  # full precision
+    tex = outputs.tex.read_text()
+    assert r"\caption{Caption \& more}" in tex and r"\label{tab:t}" in tex and "0.12" in tex and "only here" not in tex
+    html = outputs.html.read_text()
+    assert "<p>Table 9. Caption</p>" in html and "only here" in html
+    write_table_files(outputs, table, printed, "Caption", "tab:t")
+    assert "<p>Caption</p>" in outputs.html.read_text() and "only here" not in outputs.html.read_text()

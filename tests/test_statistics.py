@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from filterlens.analyse.kl import depth_group_tests, group_counts, kl_comparisons, kl_statistics, pooled_counts
 from filterlens.analyse.statistics import (
     correlations,
     holm,
-    kl_statistics,
     min_wilcoxon_p,
     paired_comparisons,
     paired_test,
@@ -124,6 +124,36 @@ def test_kl_permutation_baseline_separates_a_shift_from_noise():
     again = kl_statistics(robust, normal, counts, weights, EDGES, paired=False, n_bootstrap=50,
                           n_permutations=30, seed=1)
     assert sampled == again
+
+
+def test_kl_comparisons_pool_unique_models_once_and_pairs_with_their_counterparts():
+    pairs = pd.DataFrame({"dataset": ["b", "b", "a"], "robust": ["r1", "r2", "r3"], "normal": ["n1", "n1", "n3"]})
+    comparisons = list(kl_comparisons(pairs, ["first"]))
+    assert comparisons == [("b", "unique", "all", ["r1", "r2"], ["n1"]),
+                           ("b", "paired", "all", ["r1", "r2"], ["n1", "n1"]),
+                           ("b", "paired", "first", ["r1", "r2"], ["n1", "n1"]),
+                           ("a", "unique", "all", ["r3"], ["n3"]), ("a", "paired", "all", ["r3"], ["n3"]),
+                           ("a", "paired", "first", ["r3"], ["n3"])]
+
+
+def test_group_counts_sum_the_layers_of_a_group_and_pooling_counts_a_model_once_per_listing():
+    histograms = {"m": np.arange(3 * 9 * 2).reshape(3, 9, 2)}
+    layers = {"m": pd.DataFrame({"layer_id": [2, 0, 1], "depth_group": ["0.9-1.0", "first", "0.9-1.0"]})}
+    np.testing.assert_array_equal(group_counts(histograms, layers, "first")["m"], histograms["m"][0])
+    np.testing.assert_array_equal(group_counts(histograms, layers, "0.9-1.0")["m"], histograms["m"][1:].sum(axis=0))
+    np.testing.assert_array_equal(group_counts(histograms, layers, "all")["m"], histograms["m"].sum(axis=0))
+    counts = {"a": np.ones((9, 2)), "b": np.full((9, 2), 2.0)}
+    np.testing.assert_array_equal(pooled_counts(["a", "b", "b"], counts), np.full((9, 2), 5.0))
+
+
+def test_depth_group_tests_are_holm_adjusted_within_each_dataset():
+    stats = pd.DataFrame({"dataset": ["a"] * 4 + ["b"] * 2, "pooling": ["unique", "paired", "paired", "paired",
+                                                                          "paired", "paired"],
+                          "depth_group": ["all", "all", "first", "0.0-0.1", "first", "0.0-0.1"],
+                          "p_permutation": [0.001, 0.001, 0.01, 0.04, 0.02, np.nan]})
+    tests = depth_group_tests(stats)
+    assert tests.index.tolist() == [2, 3, 4, 5]  # paired depth groups only ('all' is no depth group)
+    np.testing.assert_allclose(tests.p_holm, [0.02, 0.04, 0.02, np.nan])  # families of 2 and of 1
 
 
 # --- correlations ------------------------------------------------------------------------------

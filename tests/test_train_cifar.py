@@ -146,6 +146,19 @@ def test_augmentation_is_a_zero_padded_crop_and_a_flip():
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
 
 
+def test_the_crop_draws_the_row_offsets_first_or_with_columns_first_the_column_offsets():
+    from filterlens.train.batches import random_crop
+
+    x = torch.arange(3 * 2 * 6 * 6, dtype=torch.float32).reshape(3, 2, 6, 6)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    draws = torch.Generator().manual_seed(4)
+    first, second = torch.randint(0, 5, (3,), generator=draws), torch.randint(0, 5, (3,), generator=draws)
+    for columns_first, (dy, dx) in ((False, (first, second)), (True, (second, first))):
+        out = random_crop(x, torch.Generator().manual_seed(4), padding=2, columns_first=columns_first)
+        expected = torch.stack([padded[i, :, dy[i]:dy[i] + 6, dx[i]:dx[i] + 6] for i in range(3)])
+        assert torch.equal(out, expected)
+
+
 def test_recipe_defaults_are_the_papers():
     r = CifarRecipe()
     assert (r.epochs, r.batch_size, r.lr, r.momentum, r.nesterov, r.weight_decay) == (125, 256, 0.01, 0.9, True, 0.01)

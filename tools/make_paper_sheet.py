@@ -60,16 +60,6 @@ class SheetToolError(ValueError):
     pass
 
 
-def _zoo(dataset: str, threat_model: str) -> dict:
-    from filterlens.models.compat import import_robustbench
-
-    import_robustbench()
-    from robustbench.model_zoo import model_dicts
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
-
-    return model_dicts[BenchmarkDataset(dataset)][ThreatModel[threat_model]]
-
-
 def _accuracies(models_csv: Path) -> dict[str, tuple[str, str]]:
     with open(models_csv, newline="") as handle:
         return {row["Name"]: (row["Clean Accuracy"].strip(), row["Robust Accuracy"].strip())
@@ -86,6 +76,8 @@ def _rb_kwargs(dataset: str, key: str, threat_model: str) -> str:
 
 def make_rows(pairings_csv: Path, models_csv: Path, threat_model: str = "Linf") -> list[dict[str, str]]:
     """The sheet's rows (strings) for ``pairings_csv``; raises SheetToolError listing every problem."""
+    from filterlens.models.robustbench_zoo import zoo
+
     if threat_model not in THREAT_MODELS:
         raise SheetToolError(f"unknown threat model {threat_model!r}; allowed: {THREAT_MODELS}")
     accuracies = _accuracies(models_csv)
@@ -102,7 +94,7 @@ def make_rows(pairings_csv: Path, models_csv: Path, threat_model: str = "Linf") 
                             f"robustbench_<Key>_<dataset>_{threat_model.lower()}_<n>")
             continue
         key, dataset = match["key"], match["dataset"]
-        if key not in _zoo(dataset, threat_model):
+        if key not in zoo(dataset, threat_model):
             problems.append(f"{pairings_csv}, line {line}: RobustBench has no {dataset}/{threat_model} model {key!r}")
             continue
         if timm_match := NORMAL_TIMM_NAME.match(normal_name):
@@ -112,7 +104,7 @@ def make_rows(pairings_csv: Path, models_csv: Path, threat_model: str = "Linf") 
                       "source_key": TIMM_PRETRAINED.get(name, name)}
         elif rb_match := NORMAL_RB_NAME.match(normal_name):
             normal_key = rb_match["key"]
-            if normal_key not in _zoo(rb_match["dataset"], threat_model):
+            if normal_key not in zoo(rb_match["dataset"], threat_model):
                 problems.append(f"{pairings_csv}, line {line}: RobustBench has no {rb_match['dataset']}/"
                                 f"{threat_model} model {normal_key!r} (the normal model's architecture)")
                 continue

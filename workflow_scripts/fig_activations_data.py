@@ -14,7 +14,8 @@ from filterlens.extract.weights import plan_extraction
 from filterlens.io.files import write_npz
 from filterlens.io.scripting import rule_script, set_torch_threads
 from filterlens.train.attacks import pgd_linf
-from filterlens.train.cifar import load_test_split, to_float
+from filterlens.train.batches import to_float
+from filterlens.train.cifar import load_test_split
 from filterlens.train.digits import load_split
 
 with rule_script(snakemake) as log:

@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from filterlens.analyse.statistics import holm, significance_mark
+from filterlens.analyse.kl import depth_group_tests
+from filterlens.analyse.statistics import significance_mark
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
@@ -25,11 +26,7 @@ with rule_script(snakemake) as log:
     apply_style()
     table = read_tsv(snakemake.input.kl)
     alpha = snakemake.params.alpha
-    stats = read_tsv(snakemake.input.stats)
-    stats = stats[(stats.pooling == "paired") & stats.depth_group.isin(DEPTH_GROUPS)].copy()
-    stats["p_holm"] = np.nan
-    for dataset, part in stats.groupby("dataset"):  # Holm over the depth groups of a dataset
-        stats.loc[part.index, "p_holm"] = holm(part.p_permutation.to_numpy())
+    stats = depth_group_tests(read_tsv(snakemake.input.stats), DEPTH_GROUPS)
     # a group without filters on either side has no divergence to show (not a KL of 0)
     empty = (table.n_robust_filters == 0) | (table.n_normal_filters == 0)
     table.loc[empty, "kl"] = np.nan

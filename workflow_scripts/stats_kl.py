@@ -3,8 +3,7 @@ bootstrap interval over models (a reweighting of per-model histogram counts) and
 baseline (KL between random halves of the pooled models): what KL value is noise."""
 
 from filterlens.analyse.bases import load_basis
-from filterlens.analyse.kl import read_paired_histograms
-from filterlens.analyse.statistics import kl_statistics_table
+from filterlens.analyse.kl import kl_statistics_table, read_paired_histograms
 from filterlens.io.files import write_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS

@@ -6,10 +6,9 @@ every layer-quality metric and filter measure with the Wilcoxon signed-rank test
 import numpy as np
 import pandas as pd
 
-from filterlens.io.atomic import atomic_output
-from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.formatting import formatted, to_html, to_latex
+from filterlens.report.formatting import formatted, write_table_files
 from filterlens.report.labels import MEASURE_LABELS as LABELS
 from filterlens.report.style import dataset_label
 
@@ -43,7 +42,6 @@ with rule_script(snakemake) as log:
     table = pd.concat([kl_rows, paired_rows(read_tsv(snakemake.input.quality)),
                        paired_rows(read_tsv(snakemake.input.filter_measures))], ignore_index=True)
     log.info("\n%s", table.to_string(index=False))
-    write_tsv(table, snakemake.output.tsv)
     caption = (f"Robust vs normal, whole models, with the test behind each comparison. KL: estimate with a "
                f"{100 * level:.0f}% bootstrap interval over models, p from the permutation baseline. Other rows: "
                f"means of robust and normal models, median paired difference robust - normal with a "
@@ -57,7 +55,4 @@ with rule_script(snakemake) as log:
         "dataset": "Dataset", "measure": "Measure", "test": "Test", "n": "n", "robust": "Robust", "normal": "Normal",
         "estimate": "Estimate", "interval": "Interval", "rank_biserial": "Rank-biserial", "p_value": "p",
         "p_holm": "p (Holm)", "note": "Note"})
-    with atomic_output(snakemake.output.tex) as temporary:
-        temporary.write_text(to_latex(printed, caption, "tab:statistics"))
-    with atomic_output(snakemake.output.html) as temporary:
-        temporary.write_text(to_html(printed, caption))
+    write_table_files(snakemake.output, table, printed, caption, "tab:statistics")

@@ -3,10 +3,9 @@ and whether this run shows it (filterlens.analyse.findings)."""
 
 from filterlens.analyse.findings import paper_findings
 from filterlens.config.sheet import pairs, read_sheet
-from filterlens.io.atomic import atomic_output
-from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.formatting import formatted, to_html, to_latex
+from filterlens.report.formatting import formatted, write_table_files
 from filterlens.report.style import dataset_label
 
 CAPTION = ("Findings of Gavrikov and Keuper (2022): the paper's direction, this run's value, and whether this run "
@@ -18,14 +17,10 @@ with rule_script(snakemake) as log:
                            read_tsv(snakemake.input.models), pairs(read_sheet(snakemake.input.sheet)),
                            entropy=snakemake.params.entropy)
     log.info("\n%s", table.to_string(index=False))
-    write_tsv(table, snakemake.output.tsv)
     printed = table.assign(
         dataset=table.dataset.map(lambda d: "all" if d == "all" else dataset_label(d)),
         shown=table.shown.map(lambda v: "n/a" if v != v else ("shown" if v else "not shown")))
     printed = formatted(printed).rename(columns={
         "finding": "Finding", "source": "Paper", "dataset": "Dataset", "paper": "Paper's direction",
         "this_run": "This run", "criterion": "Criterion", "shown": "Shown"})
-    with atomic_output(snakemake.output.tex) as temporary:
-        temporary.write_text(to_latex(printed, CAPTION, "tab:findings"))
-    with atomic_output(snakemake.output.html) as temporary:
-        temporary.write_text(to_html(printed, CAPTION))
+    write_table_files(snakemake.output, table, printed, CAPTION, "tab:findings")

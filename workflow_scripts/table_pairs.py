@@ -2,10 +2,9 @@
 numbers; LaTeX and HTML as printed)."""
 
 from filterlens.config.sheet import pairs, read_sheet
-from filterlens.io.atomic import atomic_output
-from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.formatting import formatted, to_html, to_latex
+from filterlens.report.formatting import formatted, write_table_files
 from filterlens.report.paper_tables import pairs_table
 from filterlens.report.style import dataset_label, dataset_order
 
@@ -20,14 +19,10 @@ with rule_script(snakemake) as log:
     model_pairs = model_pairs.sort_values("dataset", key=lambda d: d.map(order), kind="stable")
     table = pairs_table(models, model_pairs)
     log.info("\n%s", table.to_string(index=False))
-    write_tsv(table, snakemake.output.tsv)
     printed = formatted(table.assign(dataset=table.dataset.map(dataset_label)), default_digits=2).rename(columns={
         "dataset": "Dataset", "architecture": "Architecture", "robust_model": "Robust model",
         "normal_model": "Normal model", "n_layers": "3x3 layers", "n_filters": "3x3 filters",
         "robust_clean_acc": "Robust clean acc.", "robust_robust_acc": "Robust robust acc.",
         "normal_clean_acc": "Normal clean acc.", "normal_n_filters": "Normal 3x3 filters",
         "accuracy_source": "Accuracy source"})
-    with atomic_output(snakemake.output.tex) as temporary:
-        temporary.write_text(to_latex(printed, CAPTION, "tab:pairs"))
-    with atomic_output(snakemake.output.html) as temporary:
-        temporary.write_text(to_html(printed, CAPTION))
+    write_table_files(snakemake.output, table, printed, CAPTION, "tab:pairs")

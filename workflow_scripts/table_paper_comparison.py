@@ -7,10 +7,9 @@ difference column says why not ("different zoo", "different definitions")."""
 import pandas as pd
 
 from filterlens.config.sheet import read_sheet
-from filterlens.io.atomic import atomic_output
-from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.formatting import format_by_unit, formatted, to_html, to_latex
+from filterlens.report.formatting import format_by_unit, formatted, write_table_files
 from filterlens.report.paper_tables import paper_comparison, this_run_values, zoo_comparability
 from filterlens.report.style import dataset_label
 
@@ -29,7 +28,6 @@ with rule_script(snakemake) as log:
     log.info("comparability:\n%s", comparability.to_string(index=False))
     table = paper_comparison(authors, ours, comparability)
     log.info("\n%s", table.drop(columns=["description", "source"]).to_string(index=False))
-    write_tsv(table, snakemake.output.tsv)
     printed = table.assign(dataset=table.dataset.map(lambda d: "all" if d == "all" else dataset_label(d)))
     for column in ("authors_value", "this_run", "difference"):
         printed[column] = [format_by_unit(v, u) for v, u in zip(printed[column], printed.unit)]
@@ -38,7 +36,6 @@ with rule_script(snakemake) as log:
     printed = formatted(printed.drop(columns=["metric", "comparison"])).rename(columns={
         "dataset": "Dataset", "description": "Number", "unit": "Unit", "authors_value": "Authors",
         "this_run": "This run", "difference": "Difference", "source": "Source"})
-    with atomic_output(snakemake.output.tex) as temporary:
-        temporary.write_text(to_latex(printed.drop(columns=["Source"]), CAPTION, "tab:paper-comparison"))
-    with atomic_output(snakemake.output.html) as temporary:
-        temporary.write_text(to_html(printed, CAPTION))
+    # the long source notes only on the HTML page
+    write_table_files(snakemake.output, table, printed.drop(columns=["Source"]), CAPTION, "tab:paper-comparison",
+                      html_printed=printed)

@@ -6,10 +6,9 @@ import os
 import pandas as pd
 
 from filterlens.config.sheet import pairs, read_sheet
-from filterlens.io.atomic import atomic_output
-from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.formatting import to_html, to_latex
+from filterlens.report.formatting import write_table_files
 from filterlens.report.paper_tables import zoo_summary, zoo_summary_sources
 from filterlens.report.style import dataset_label, dataset_order
 
@@ -29,7 +28,6 @@ with rule_script(snakemake) as log:
     model_pairs = pairs(sheet)
     table = zoo_summary(models, model_pairs, dataset_order(model_pairs.dataset))
     log.info("\n%s", table.to_string(index=False))
-    write_tsv(table, snakemake.output.tsv)
     printed = pd.DataFrame({
         "Dataset": table.dataset.map(dataset_label),
         "Robust models": table.n_robust.astype(str),
@@ -44,7 +42,4 @@ with rule_script(snakemake) as log:
         sheet_label = os.path.basename(snakemake.input.sheet)
     caption = CAPTION + zoo_summary_sources(table, {d: dataset_label(d) for d in table.dataset}, sheet_label)
     log.info("caption: %s", caption)
-    with atomic_output(snakemake.output.tex) as temporary:
-        temporary.write_text(to_latex(printed, caption, "tab:zoo-summary"))
-    with atomic_output(snakemake.output.html) as temporary:
-        temporary.write_text(to_html(printed, "Table 1. " + caption))
+    write_table_files(snakemake.output, table, printed, caption, "tab:zoo-summary", html_caption="Table 1. " + caption)

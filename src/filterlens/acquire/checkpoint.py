@@ -102,17 +102,8 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> n
     """
     # Shapes only (no allocation): the checkpoint's own tensors become the weights below.
     model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes, "meta")
-    expected = model.state_dict()
     given = checkpoint.state_dict
-    problems = []
-    if missing := sorted(set(expected) - set(given)):
-        problems.append(f"missing keys {_preview(missing)}")
-    if unexpected := sorted(set(given) - set(expected)):
-        problems.append(f"unexpected keys {_preview(unexpected)}")
-    if misshaped := [f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
-                     for k in sorted(set(given) & set(expected)) if given[k].shape != expected[k].shape]:
-        problems.append(f"mis-shaped tensors {_preview(misshaped)}")
-    if problems:
+    if problems := fit_problems(model, given):
         raise CheckpointError(
             f"model {checkpoint.model_id}: the weights do not fit architecture {checkpoint.architecture} "
             f"{checkpoint.arch_kwargs}: {'; '.join(problems)}. Fix: check the sheet's architecture and "
@@ -131,6 +122,21 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> n
             "Fix: acquire or train the model again (a diverged training run?)."
         )
     return model.to(device).eval()
+
+
+def fit_problems(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps ``state_dict`` from loading into ``model`` exactly (none: it fits): missing,
+    unexpected and mis-shaped keys, five of each named. ``model`` may be on the meta device."""
+    expected = model.state_dict()
+    problems = []
+    if missing := sorted(set(expected) - set(state_dict)):
+        problems.append(f"missing keys {_preview(missing)}")
+    if unexpected := sorted(set(state_dict) - set(expected)):
+        problems.append(f"unexpected keys {_preview(unexpected)}")
+    if misshaped := [f"{k} {tuple(state_dict[k].shape)} != {tuple(expected[k].shape)}"
+                     for k in sorted(set(state_dict) & set(expected)) if state_dict[k].shape != expected[k].shape]:
+        problems.append(f"mis-shaped tensors {_preview(misshaped)}")
+    return problems
 
 
 def _has_meta_tensors(model: nn.Module) -> bool:

@@ -40,13 +40,14 @@ from typing import Any, Callable, Iterator, TypeVar
 import torch
 from torch import nn
 
-from filterlens.acquire.checkpoint import Checkpoint
+from filterlens.acquire.checkpoint import Checkpoint, fit_problems
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.config.datasets import dataset_info
 from filterlens.io.atomic import atomic_output
 from filterlens.io.hashing import sha256_of
 from filterlens.models.architectures import build_architecture
 from filterlens.models.pretrained_sources import served_elsewhere, timm_name_problem
+from filterlens.models.robustbench_zoo import UnknownRobustBenchEntry, zoo_entry
 
 LOG = logging.getLogger("filterlens.acquire.downloads")
 T = TypeVar("T")
@@ -296,14 +297,11 @@ class RobustBenchEntry:
     threat_model: str = "Linf"  # ThreatModel name: Linf, L2, corruptions
 
     def zoo_entry(self) -> dict[str, Any]:
-        from robustbench.model_zoo import model_dicts
-        from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
-
-        entries = model_dicts[BenchmarkDataset(self.dataset)][ThreatModel[self.threat_model]]
-        if self.key not in entries:
-            raise AcquisitionError(f"RobustBench has no {self.dataset}/{self.threat_model} model {self.key!r}. "
-                                   "Fix: correct the sheet's source_key (see robustbench.model_zoo.model_dicts).")
-        return entries[self.key]
+        try:
+            return zoo_entry(self.dataset, self.key, self.threat_model)
+        except UnknownRobustBenchEntry as error:
+            raise AcquisitionError(f"{error}. Fix: correct the sheet's source_key (see "
+                                   "robustbench.model_zoo.model_dicts).") from None
 
     def folder(self, model_dir: str | os.PathLike) -> Path:
         """RobustBench's own layout: <model_dir>/<dataset>/<threat model>/."""
@@ -483,15 +481,11 @@ def load_robustbench(entry: RobustBenchEntry, model_dir: str | os.PathLike, lock
 def check_fits(state_dict: dict[str, torch.Tensor], architecture: str, arch_kwargs: dict[str, Any],
                num_classes: int, model_id: str) -> None:
     """Raise :class:`AcquisitionError` unless ``state_dict`` fits the architecture exactly."""
-    expected = build_architecture(architecture, arch_kwargs, num_classes, device="meta").state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    misshaped = [k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape]
-    if missing or unexpected or misshaped:
+    model = build_architecture(architecture, arch_kwargs, num_classes, device="meta")
+    if problems := fit_problems(model, state_dict):
         raise AcquisitionError(
             f"{model_id}: the acquired weights do not fit architecture {architecture} {arch_kwargs}: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}, mis-shaped {sorted(misshaped)[:5]}. "
-            "Fix: check the sheet's architecture and arch_kwargs.")
+            f"{'; '.join(problems)}. Fix: check the sheet's architecture and arch_kwargs.")
 
 
 def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

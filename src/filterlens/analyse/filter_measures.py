@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.method.depth_groups import sorted_by_model_and_depth, with_all_group
 
 # --- merge by depth group ------------------------------------------------------------------
 
@@ -45,9 +45,8 @@ def filter_measures_by_depth(layers, spectra, perturbation, sheet):
             merged = merged.merge(table[[*keys, *columns]], on=keys, how="left")
         else:  # none computed (config analysis.spectra off, or no test data)
             merged = merged.assign(**{column: np.nan for column in columns})
-    both = pd.concat([merged.assign(depth_group="all"), merged], ignore_index=True)
     rows = []
-    for (model, group), part in both.groupby(["model_id", "depth_group"], sort=False):
+    for (model, group), part in with_all_group(merged).groupby(["model_id", "depth_group"], sort=False):
         n = int(part.n_nonsparse.sum())
         row = {"model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": bool(sheet.loc[model, "robust"]),
                "depth_group": group, "n_layers": len(part), "n_nonsparse": n,
@@ -57,7 +56,4 @@ def filter_measures_by_depth(layers, spectra, perturbation, sheet):
         row["spectral_norm_max"] = float(part.spectral_norm.max()) if part.spectral_norm.notna().any() else np.nan
         row.update({column: _mean(part[column]) for column in perturbed})
         rows.append(row)
-    order = {g: i for i, g in enumerate(["all", *DEPTH_GROUPS])}
-    table = pd.DataFrame(rows)
-    return table.sort_values(["model_id", "depth_group"], key=lambda c: c.map(order) if c.name == "depth_group" else c,
-                             kind="stable").reset_index(drop=True)
+    return sorted_by_model_and_depth(pd.DataFrame(rows))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.method.depth_groups import sorted_by_model_and_depth, with_all_group
 
 # --- layer quality -------------------------------------------------------------------------
 
@@ -42,7 +42,7 @@ def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     mean over layers weighted by non-sparse filters; orthogonality = mean weighted by c_out."""
     check_layers_in_sheet(layers, sheet)
     rows = []
-    for (model, group), part in _with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
+    for (model, group), part in with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
         rows.append({
             "model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": bool(sheet.loc[model, "robust"]),
             "depth_group": group, "n_layers": len(part), "n_filters": int(part.n_filters.sum()),
@@ -51,14 +51,7 @@ def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
             "entropy_scaled": _weighted_mean(part.entropy_scaled, part.n_nonsparse),
             "orthogonality": _weighted_mean(part.orthogonality, part.c_out),
         })
-    order = {g: i for i, g in enumerate(["all", *DEPTH_GROUPS])}
-    table = pd.DataFrame(rows)
-    return table.sort_values(["model_id", "depth_group"], key=lambda c: c.map(order) if c.name == "depth_group" else c,
-                             kind="stable").reset_index(drop=True)
-
-
-def _with_all_group(layers: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([layers.assign(depth_group="all"), layers], ignore_index=True)
+    return sorted_by_model_and_depth(pd.DataFrame(rows))
 
 
 def sparse_shares(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:

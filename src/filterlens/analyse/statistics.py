@@ -4,28 +4,25 @@
   difference and the matched-pairs rank-biserial correlation, each with a seeded percentile
   bootstrap interval over pairs; with few pairs the smallest p the exact test can give is
   reported (n pairs without ties: 2 / 2^n two-sided, so n < 6 never reaches 0.05).
-- :func:`holm`: Holm's step-down adjustment of a family of p-values (NaN stays NaN).
+- :func:`holm`: Holm's step-down adjustment of a family of p-values (NaN stays NaN);
+  :func:`with_holm` adds it to a table of tests.
 - :func:`paired_comparisons`: :func:`paired_test` for every dataset, depth group and metric of
   a per-model table, Holm-adjusted over the whole table.
-- :func:`kl_statistics`: for one robust/normal pooling of per-model histogram counts, the
-  weighted symmetric KL with a bootstrap interval over models (a reweighting of per-model
-  counts, no pass over filters) and a permutation baseline: the KL between random halves of
-  the pooled models, i.e. what KL value label noise gives.
 - :func:`correlations`: Spearman's rho of per-model measures with accuracies, with p-values
   and bootstrap intervals over models, per dataset and over all.
+- :func:`percentile_interval`: the percentile bootstrap interval of a sample of estimates.
+
+The KL's bootstrap and permutation baseline are in :mod:`filterlens.analyse.kl`.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from filterlens.method.distributions import weighted_kl
 
 ALPHA = 0.05
 
@@ -47,6 +44,25 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     scaled = p[order] * (m - np.arange(m))
     adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return adjusted
+
+
+def with_holm(tests: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """``tests`` (a ``p_value`` column) with ``p_holm`` over the whole table and ``significant``
+    (p_holm < alpha); an empty table stays as it is."""
+    if len(tests):
+        tests["p_holm"] = holm(tests.p_value.to_numpy())
+        tests["significant"] = tests.p_holm < alpha
+    return tests
+
+
+def families_by_dataset(table: pd.DataFrame, overall: bool | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """The families of tests of a table with a ``dataset`` column: each dataset's rows (in order
+    of appearance), then with ``overall`` every row as dataset 'all'; by default when there are
+    several datasets."""
+    datasets = list(dict.fromkeys(table.dataset))
+    if overall is None:
+        overall = len(datasets) > 1
+    return [(d, table[table.dataset == d]) for d in datasets] + ([("all", table)] if overall else [])
 
 
 def significance_mark(p: float, alpha: float = ALPHA) -> str:
@@ -77,7 +93,8 @@ def rank_biserial(differences: np.ndarray) -> float:
     return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
 
 
-def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of the finite ``values`` (NaN, NaN when there are none)."""
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
     if not len(values):
@@ -114,9 +131,9 @@ def paired_test(robust: Sequence[float], normal: Sequence[float], n_bootstrap: i
         rng = np.random.default_rng(seed)
         index = rng.integers(0, n, size=(n_bootstrap, n))
         samples = d[index]
-        row["median_difference_low"], row["median_difference_high"] = _percentile_interval(
+        row["median_difference_low"], row["median_difference_high"] = percentile_interval(
             np.median(samples, axis=1), level)
-        row["rank_biserial_low"], row["rank_biserial_high"] = _percentile_interval(
+        row["rank_biserial_low"], row["rank_biserial_high"] = percentile_interval(
             [rank_biserial(s) for s in samples], level)
     return row
 
@@ -130,129 +147,18 @@ def paired_comparisons(table: pd.DataFrame, pairs: pd.DataFrame, metrics: Sequen
     whole table). ``overall`` adds dataset 'all' (every pair); by default when there are
     several datasets. A model or group missing from ``table`` is a NaN value (its pair drops)."""
     values = table.set_index(["model_id", "depth_group"])
-    datasets = list(dict.fromkeys(pairs.dataset))
-    if overall is None:
-        overall = len(datasets) > 1
-    families = [(d, pairs[pairs.dataset == d]) for d in datasets] + ([("all", pairs)] if overall else [])
     rows = []
-    for dataset, part in families:
+    for dataset, part in families_by_dataset(pairs, overall):
         for group in groups:
             for metric in metrics:
                 def lookup(models):
                     return [values[metric].get((m, group), np.nan) for m in models]
                 result = paired_test(lookup(part.robust), lookup(part.normal), n_bootstrap, seed, level, alpha)
                 rows.append({"dataset": dataset, "depth_group": group, "metric": metric, **result})
-    out = pd.DataFrame(rows)
+    out = with_holm(pd.DataFrame(rows), alpha)
     if len(out):
-        out["p_holm"] = holm(out.p_value.to_numpy())
-        out["significant"] = out.p_holm < alpha
         out["n_tests"] = int(out.p_value.notna().sum())
     return out
-
-
-# --- KL: bootstrap intervals and a permutation baseline ------------------------------------
-
-def _kl_of_weights(counts: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> float:
-    """KL between the pooled counts sum_i a_i counts_i and sum_i b_i counts_i; counts (k, 9, bins)
-    made over the bin ``edges`` (converted by :func:`filterlens.method.distributions.distribution`)."""
-    p = np.tensordot(a, counts, axes=1)
-    q = np.tensordot(b, counts, axes=1)
-    if p.sum() == 0 or q.sum() == 0:
-        return float("nan")
-    return weighted_kl(p, q, weights, edges)[0]
-
-
-def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[str, np.ndarray],
-                  weights: np.ndarray, edges: np.ndarray, paired: bool, n_bootstrap: int = 2000,
-                  n_permutations: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """Weighted symmetric KL of ``robust`` vs ``normal`` models (lists, a model listed twice
-    counts twice), whose pooled counts (9, bins) over the bin ``edges`` are ``counts[model]``.
-
-    Bootstrap: ``paired`` (robust[i] with normal[i]) resamples pairs, otherwise each side's
-    models are resampled on their own; each resample reweights the per-model counts.
-    Permutation baseline: the pooled list of models is split at random into halves of the
-    original sizes (every distinct split when there are at most ``n_permutations``, then
-    ``exact`` is True), and the KL between the halves is the null distribution. ``p_permutation``
-    = share of splits with a KL at least the observed one (the observed split included).
-    """
-    robust, normal = list(robust), list(normal)
-    slots = robust + normal
-    stack = np.stack([counts[m] for m in slots]).astype(np.float64)
-    nr, nn = len(robust), len(normal)
-    a0 = np.r_[np.ones(nr), np.zeros(nn)]
-    b0 = np.r_[np.zeros(nr), np.ones(nn)]
-    observed = _kl_of_weights(stack, a0, b0, weights, edges)
-    rng = np.random.default_rng(seed)
-    boot = []
-    for _ in range(n_bootstrap):
-        if paired:
-            w = np.bincount(rng.integers(0, nr, nr), minlength=nr).astype(float)
-            a, b = np.r_[w, np.zeros(nn)], np.r_[np.zeros(nr), w]
-        else:
-            a = np.r_[np.bincount(rng.integers(0, nr, nr), minlength=nr), np.zeros(nn)]
-            b = np.r_[np.zeros(nr), np.bincount(rng.integers(0, nn, nn), minlength=nn)]
-        boot.append(_kl_of_weights(stack, a, b, weights, edges))
-    boot = np.asarray(boot)
-    total = nr + nn
-    n_splits = math.comb(total, nr)
-    exact = n_splits <= n_permutations
-    if exact:
-        splits = (list(c) for c in itertools.combinations(range(total), nr))
-    else:
-        splits = (rng.permutation(total)[:nr] for _ in range(n_permutations))
-    null = []
-    for first in splits:
-        a = np.zeros(total)
-        a[list(first)] = 1.0
-        null.append(_kl_of_weights(stack, a, 1.0 - a, weights, edges))
-    null = np.asarray(null)
-    finite = null[np.isfinite(null)]
-    low, high = _percentile_interval(boot, level)
-    p_perm = float(((finite >= observed - 1e-12).sum() + (0 if exact else 1)) / (len(finite) + (0 if exact else 1))) \
-        if len(finite) and np.isfinite(observed) else float("nan")
-    return {"kl": observed, "kl_low": low, "kl_high": high,
-            "bootstrap_mean": float(np.nanmean(boot)) if np.isfinite(boot).any() else np.nan,
-            "null_mean": float(finite.mean()) if len(finite) else np.nan,
-            "null_q95": float(np.quantile(finite, 0.95)) if len(finite) else np.nan,
-            "null_max": float(finite.max()) if len(finite) else np.nan,
-            "p_permutation": p_perm, "n_permutations": len(finite), "exact": exact,
-            "n_robust_models": nr, "n_normal_models": nn}
-
-
-def group_counts(histograms: Mapping[str, np.ndarray], layers: Mapping[str, pd.DataFrame],
-                 group: str | None) -> dict[str, np.ndarray]:
-    """Per model, its counts (9, bins) summed over the layers of a depth group (None: all)."""
-    out = {}
-    for model, counts in histograms.items():
-        if group is not None:
-            counts = counts[(layers[model].sort_values("layer_id").depth_group == group).to_numpy()]
-        out[model] = counts.sum(axis=0)
-    return out
-
-
-def kl_statistics_table(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray],
-                        layers: Mapping[str, pd.DataFrame], weights: np.ndarray, edges: np.ndarray,
-                        groups: Sequence[str],
-                        n_bootstrap: int = 2000, n_permutations: int = 2000, seed: int = 0,
-                        level: float = 0.95) -> pd.DataFrame:
-    """Per dataset: the 'all' group with both poolings (unique: each model once, bootstrap per
-    side; paired: a counterpart once per pair, bootstrap over pairs), and every depth group with
-    the paired pooling (as Fig. 1)."""
-    per_group = {g: group_counts(histograms, layers, None if g == "all" else g) for g in ["all", *groups]}
-    rows = []
-    for dataset, part in pairs.groupby("dataset", sort=False):
-        unique = (list(dict.fromkeys(part.robust)), list(dict.fromkeys(part.normal)))
-        paired = (list(part.robust), list(part.normal))
-        jobs = [("unique", "all", unique, False), ("paired", "all", paired, True)]
-        jobs += [("paired", g, paired, True) for g in groups]
-        for pooling, group, (robust, normal), is_paired in jobs:
-            result = kl_statistics(robust, normal, per_group[group], weights, edges, is_paired, n_bootstrap,
-                                   n_permutations, seed, level)
-            n_filters = int(sum(per_group[group][m][0].sum() for m in robust))
-            rows.append({"dataset": dataset, "pooling": pooling, "depth_group": group, **result,
-                         "n_robust_filters": n_filters,
-                         "n_normal_filters": int(sum(per_group[group][m][0].sum() for m in normal))})
-    return pd.DataFrame(rows)
 
 
 # --- correlations with accuracy ------------------------------------------------------------
@@ -300,7 +206,7 @@ def spearman(x: Sequence[float], y: Sequence[float], n_bootstrap: int = 2000, se
     row["rho"] = float(result.statistic)
     row["p_value"] = _exact_spearman_p(x, y, row["rho"]) if n <= EXACT_SPEARMAN_N else float(result.pvalue)
     index = np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
-    row["rho_low"], row["rho_high"] = _percentile_interval(_rowwise_spearman(x[index], y[index]), level)
+    row["rho_low"], row["rho_high"] = percentile_interval(_rowwise_spearman(x[index], y[index]), level)
     return row
 
 
@@ -314,16 +220,10 @@ def correlations(measures: pd.DataFrame, accuracies: pd.DataFrame, columns: Iter
                           suffixes=("", "_acc"))
     if "dataset_acc" in data:
         data["dataset"] = data["dataset_acc"]
-    datasets = list(dict.fromkeys(data.dataset))
-    families = [(d, data[data.dataset == d]) for d in datasets] + ([("all", data)] if len(datasets) > 1 else [])
     rows = []
-    for dataset, part in families:
+    for dataset, part in families_by_dataset(data):
         for target in targets:
             for column in columns:
                 rows.append({"dataset": dataset, "measure": column, "accuracy": target,
                              **spearman(part[column], part[target], n_bootstrap, seed, level)})
-    out = pd.DataFrame(rows)
-    if len(out):
-        out["p_holm"] = holm(out.p_value.to_numpy())
-        out["significant"] = out.p_holm < alpha
-    return out
+    return with_holm(pd.DataFrame(rows), alpha)

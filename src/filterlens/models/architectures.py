@@ -15,6 +15,7 @@ from torch import nn
 
 from filterlens.models.compat import import_robustbench
 from filterlens.models.user_code import build_user_model
+from filterlens.models.robustbench_zoo import zoo_entry
 
 import_robustbench()
 
@@ -63,13 +64,7 @@ def _preact_resnet(num_classes: int, num_blocks: list[int] | None = None, width:
 
 def _robustbench_entry(num_classes: int, dataset: str, key: str, threat_model: str = "Linf") -> nn.Module:
     """A RobustBench leaderboard entry's architecture, freshly initialised."""
-    from robustbench.model_zoo import model_dicts
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
-
-    entries = model_dicts[BenchmarkDataset(dataset)][ThreatModel[threat_model]]
-    if key not in entries:
-        raise ValueError(f"RobustBench has no {dataset}/{threat_model} model {key!r}")
-    return entries[key]["model"]()
+    return zoo_entry(dataset, key, threat_model)["model"]()
 
 
 def _timm_model(num_classes: int, name: str) -> nn.Module:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import fx, nn
@@ -162,14 +162,21 @@ def _trace_hooks(model: nn.Module, example_input: torch.Tensor) -> list[ConvCall
         if name not in calls:
             calls[name] = ConvCall(name, module, len(calls), len(calls))
 
-    handles = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    run_with_pre_hooks(model, example_input, {m: record for m in model.modules() if isinstance(m, nn.Conv2d)})
+    return list(calls.values())
+
+
+def run_with_pre_hooks(model: nn.Module, example_input: torch.Tensor,
+                       hooks: dict[nn.Module, Callable[[nn.Module, tuple], None]]) -> None:
+    """``model(example_input)`` without gradients, each module of ``hooks`` with its forward
+    pre-hook (which sees the module's inputs and leaves them as they are); the hooks are removed after."""
+    handles = [module.register_forward_pre_hook(hook) for module, hook in hooks.items()]
     try:
         with torch.no_grad():
             model(example_input)
     finally:
         for handle in handles:
             handle.remove()
-    return list(calls.values())
 
 
 def executed_convs(model: nn.Module, example_input: torch.Tensor) -> tuple[list[ConvCall], DepthMethod]:

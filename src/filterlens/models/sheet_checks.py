@@ -94,8 +94,9 @@ def _robustbench_problems(row: dict[str, Any]) -> list[str]:
     from filterlens.models.compat import import_robustbench
 
     import_robustbench()
-    from robustbench.model_zoo import model_dicts
     from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    from filterlens.models.robustbench_zoo import zoo
 
     kwargs = row["arch_kwargs"]
     dataset, key, threat = kwargs.get("dataset"), kwargs.get("key"), kwargs.get("threat_model", "Linf")
@@ -109,7 +110,7 @@ def _robustbench_problems(row: dict[str, Any]) -> list[str]:
     if threat not in ThreatModel.__members__:
         return problems + [f"arch_kwargs threat_model {threat!r} is not RobustBench's; allowed: "
                            f"{', '.join(ThreatModel.__members__)}"]
-    entries = model_dicts[BenchmarkDataset(dataset)][ThreatModel[threat]]
+    entries = zoo(dataset, threat)
     if key not in entries:
         close = sorted(k for k in entries if isinstance(key, str) and k.lower().startswith(key.lower()[:8]))[:5]
         problems.append(f"RobustBench has no {dataset}/{threat} model {key!r}"

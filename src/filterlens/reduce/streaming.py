@@ -65,7 +65,8 @@ def plan_segments(layers: pd.DataFrame, chunk_rows: int, max_rows: int,
     start = stop = None
     for layer in layers.itertuples():
         if stop is not None and layer.row_stop - start > group_limit:
-            spans.append((start, stop))
+            if stop > start:  # nothing is left when a split ended at its layer's end
+                spans.append((start, stop))
             start = None
         if start is None:
             start = layer.row_start

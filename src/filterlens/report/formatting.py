@@ -1,4 +1,4 @@
-"""Formatting of result tables: fixed digits, LaTeX and HTML."""
+"""Formatting of result tables: fixed digits, LaTeX and HTML, and the three files of a table."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import write_tsv
 
 # --- writing tables ------------------------------------------------------------------------
 
@@ -73,3 +76,16 @@ def to_html(table: pd.DataFrame, caption: str) -> str:
     caption = caption.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{caption}</title><style>{style}</style>"
             f"</head><body><p>{caption}</p>\n{body}\n</body></html>\n")
+
+
+def write_table_files(outputs, table: pd.DataFrame, printed: pd.DataFrame, caption: str, label: str,
+                      html_printed: pd.DataFrame | None = None, html_caption: str | None = None) -> None:
+    """A result table's three files, ``outputs.tsv``, ``.tex`` and ``.html``: the TSV of numbers
+    (``table``), LaTeX and HTML as printed (``printed``, text cells of :func:`formatted`; the
+    HTML page may show other columns, ``html_printed``, and another caption)."""
+    write_tsv(table, outputs.tsv)
+    with atomic_output(outputs.tex) as temporary:
+        temporary.write_text(to_latex(printed, caption, label))
+    with atomic_output(outputs.html) as temporary:
+        temporary.write_text(to_html(printed if html_printed is None else html_printed,
+                                     caption if html_caption is None else html_caption))

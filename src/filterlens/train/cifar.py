@@ -37,12 +37,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
 from filterlens.config.validation import CONFIG_SCHEMA
 from filterlens.io.atomic import atomic_output
+from filterlens.train.batches import batched_accuracy, random_crop, random_flip, sgd_step, to_float
 
 STATE_FORMAT = "filterlens-train-state"
 STATE_VERSION = 1
@@ -247,39 +247,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
-    """RandomCrop(size, padding) with zero fill, then a horizontal flip with probability 1/2.
-
-    Offsets and flips are drawn on the CPU from ``generator`` (the same draws on any device).
-    """
-    n, c, h, w = x.shape
+    """RandomCrop(size, padding) with zero fill (none for padding 0), then a horizontal flip with
+    probability 1/2; offsets and flips are drawn on the CPU from ``generator``."""
     if padding:
-        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-        padded = F.pad(x, (padding,) * 4)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        x = padded[torch.arange(n, device=x.device)[:, None, None, None],
-                   torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-    if flip:
-        flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
-        x = torch.where(flips[:, None, None, None], x.flip(3), x)
-    return x
+        x = random_crop(x, generator, padding)
+    return random_flip(x, generator) if flip else x
 
 
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32 in [0, 1] (torchvision's ToTensor; no normalisation)."""
-    return x.float().div_(255)
-
-
-@torch.no_grad()
 def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Clean accuracy in percent, in eval mode, without augmentation."""
-    model.eval()
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = model(to_float(x[start:start + batch_size]))
-        correct += (logits.argmax(1) == y[start:start + batch_size]).sum().item()
-    return 100.0 * correct / len(x)
+    """Clean accuracy in percent of uint8 images, in eval mode, without augmentation."""
+    return batched_accuracy(model, x, y, batch_size, inputs=lambda xb, _: to_float(xb))
 
 
 def make_optimizer(model: nn.Module, recipe: CifarRecipe) -> tuple[torch.optim.Optimizer, Any]:
@@ -381,11 +358,7 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
         for index in batches:
             xb = to_float(augment(x_train[index], generator, recipe.crop_padding, recipe.horizontal_flip))
             yb = y_train[index]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            logits, loss = sgd_step(model, optimizer, xb, yb)
             total_loss += loss.detach() * len(index)
             correct += (logits.argmax(1) == yb).sum()
             seen += len(index)

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from filterlens.train.batches import to_float
+
 
 # Per channel, the digit's colour lies in [FOREGROUND_MIN, 1] and the background's in
 # [0, BACKGROUND_MAX], so every channel has a contrast of at least 0.4. A Euclidean minimum
@@ -64,8 +66,8 @@ def coloured_digits(seed: int = 0, image_size: int = 32, test_fraction: float = 
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 images to float32 in [0, 1]."""
-    return torch.from_numpy(images).float().div_(255.0)
+    """uint8 images (numpy) to float32 in [0, 1]."""
+    return to_float(torch.from_numpy(images))
 
 
 def load_split(path: str | os.PathLike, part: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from filterlens.train.attacks import pgd_linf
+from filterlens.train.batches import batched_accuracy, random_crop, sgd_step
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,6 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """RandomCrop(32, padding=4) as in the paper's recipe (no flips: digits are not symmetric)."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (4, 4, 4, 4))
-    dx = torch.randint(0, 9, (n,), generator=generator)
-    dy = torch.randint(0, 9, (n,), generator=generator)
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
-
-
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings,
           log: Callable[[str], None] = print) -> list[dict]:
     """Train ``model`` in place on [0, 1] images; return one history row per epoch."""
@@ -73,7 +64,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainSet
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), settings.batch_size):
             index = order[start:start + settings.batch_size]
-            xb, yb = _augment(x[index], generator), y[index]
+            # RandomCrop(32, padding=4) as in the paper's recipe (no flips: digits are not symmetric)
+            xb, yb = random_crop(x[index], generator, padding=4, columns_first=True), y[index]
             if settings.adversarial is not None:
                 a = settings.adversarial
                 if a.warmup_epochs:
@@ -82,11 +74,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainSet
                 model.eval()  # PGD against fixed BatchNorm statistics, as is common practice
                 xb = pgd_linf(model, xb, yb, a.eps, a.step_size, a.steps, a.random_start, generator)
                 model.train()
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            logits, loss = sgd_step(model, optimizer, xb, yb)
             scheduler.step()
             total_loss += loss.item() * len(index)
             correct += (logits.argmax(1) == yb).sum().item()
@@ -100,13 +88,11 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainSet
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: PGDSettings | None = None,
              seed: int = 0, batch_size: int = 256) -> float:
     """Accuracy in percent on clean inputs, or under ``attack``."""
-    model.eval()
+    if attack is None:
+        return batched_accuracy(model, x, y, batch_size)
     generator = torch.Generator().manual_seed(seed)
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        if attack is not None:
-            xb = pgd_linf(model, xb, yb, attack.eps, attack.step_size, attack.steps, attack.random_start, generator)
-        with torch.no_grad():
-            correct += (model(xb).argmax(1) == yb).sum().item()
-    return 100.0 * correct / len(x)
+
+    def attacked(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return pgd_linf(model, xb, yb, attack.eps, attack.step_size, attack.steps, attack.random_start, generator)
+
+    return batched_accuracy(model, x, y, batch_size, inputs=attacked)
