@@ -23,18 +23,9 @@ from conftest import REPO, CodeRunningPayload, run_snakemake
 
 from filterlens.acquire import downloads as acquire
 from filterlens.acquire.checkpoint import build_model, load_checkpoint, save_checkpoint
-from filterlens.acquire.downloads import (
-    AcquisitionError,
-    LockMismatch,
-    RobustBenchEntry,
-    file_problem,
-    load_robustbench,
-    read_lock,
-    robustbench_checkpoint,
-    timm_checkpoint,
-    verify_or_record,
-    with_retries,
-)
+from filterlens.acquire.downloads import (AcquisitionError, LockMismatch, RobustBenchEntry, file_problem,
+                                          load_robustbench, read_lock, robustbench_checkpoint, timm_checkpoint,
+                                          verify_or_record, with_retries)
 from filterlens.io.hashing import sha256_of
 from filterlens.models.architectures import build_architecture
 from filterlens.models.compat import import_robustbench

@@ -4,14 +4,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from filterlens.acquire.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    build_model,
-    classifier,
-    load_checkpoint,
-    save_checkpoint,
-)
+from filterlens.acquire.checkpoint import (Checkpoint, CheckpointError, build_model, classifier, load_checkpoint,
+                                           save_checkpoint)
 from filterlens.models.architectures import build_architecture
 
 KWARGS = {"depth": 10, "widen_factor": 1}

@@ -12,13 +12,8 @@ import zarr
 from conftest import load_tool
 from test_convgraph_known_answers import PreActToy
 
-from filterlens.extract.store import (
-    FilterStoreError,
-    FilterStoreWriter,
-    open_filter_store,
-    rewrite_attrs,
-    with_depth_definition,
-)
+from filterlens.extract.store import (FilterStoreError, FilterStoreWriter, open_filter_store, rewrite_attrs,
+                                      with_depth_definition)
 from filterlens.extract.weights import iter_layer_rows, plan_extraction
 from filterlens.models.architectures import build_architecture
 from filterlens.reduce.passes import summarize

@@ -19,14 +19,8 @@ from PIL import Image
 from filterlens.config.sheet import pairs, read_sheet
 from filterlens.method.distributions import distribution, histogram_edges
 from filterlens.method.sampling import sample_indices
-from filterlens.report.figure_data import (
-    FigureConfigError,
-    activation_test_images,
-    coefficient_distributions,
-    quality_over_pairings,
-    resolve_pair,
-    robust_models,
-)
+from filterlens.report.figure_data import (FigureConfigError, activation_test_images, coefficient_distributions,
+                                           quality_over_pairings, resolve_pair, robust_models)
 from filterlens.report.formatting import to_latex, write_table_files
 from filterlens.report.paper_tables import paper_comparison, zoo_comparability, zoo_summary
 from filterlens.report.style import dataset_order, symmetric_norm, tile_mosaic

@@ -10,14 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from filterlens.analyse.filter_measures import filter_measures_by_depth
-from filterlens.method.filter_measures import (
-    conv_singular_values,
-    filter_measure_sums,
-    high_frequency_share,
-    l1l2_ratio,
-    perturbation_ratio,
-    spectrum_summary,
-)
+from filterlens.method.filter_measures import (conv_singular_values, filter_measure_sums, high_frequency_share,
+                                               l1l2_ratio, perturbation_ratio, spectrum_summary)
 
 # --- per-filter measures ---------------------------------------------------------------------
 

@@ -8,13 +8,8 @@ import zarr
 from conftest import write_filter_store
 
 from filterlens.extract.layer_table import Layer
-from filterlens.extract.store import (
-    FORMAT_VERSION,
-    FilterStoreError,
-    FilterStoreWriter,
-    check_store_matches,
-    open_filter_store,
-)
+from filterlens.extract.store import (FORMAT_VERSION, FilterStoreError, FilterStoreWriter, check_store_matches,
+                                      open_filter_store)
 
 
 def _layers():

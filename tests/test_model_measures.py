@@ -12,13 +12,8 @@ import torch
 from torch import nn
 
 from filterlens.extract.weights import plan_extraction
-from filterlens.method.model_measures import (
-    conv_input_sizes,
-    perturbation_ratios,
-    perturbation_table,
-    spectra_table,
-    spectrum_problem,
-)
+from filterlens.method.model_measures import (conv_input_sizes, perturbation_ratios, perturbation_table, spectra_table,
+                                              spectrum_problem)
 from filterlens.train.minizoo import PGDSettings
 
 

@@ -26,13 +26,8 @@ from onnx import numpy_helper
 from robustbench.model_zoo import cifar10 as rb_cifar10
 from robustbench.model_zoo import cifar100 as rb_cifar100
 from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet
-from robustbench.model_zoo.architectures.dm_wide_resnet import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    DMPreActResNet,
-    DMWideResNet,
-    Swish,
-)
+from robustbench.model_zoo.architectures.dm_wide_resnet import (CIFAR10_MEAN, CIFAR10_STD, DMPreActResNet, DMWideResNet,
+                                                                Swish)
 from robustbench.model_zoo.architectures.paf_wide_resnet import PAF_WideResNet, PSSiLU
 from robustbench.model_zoo.architectures.resnet import BasicBlock, PreActBlock, PreActBlockV2, PreActResNet
 from robustbench.model_zoo.architectures.robust_wide_resnet import RobustWideResNet

@@ -7,16 +7,8 @@ import pandas as pd
 import pytest
 
 from filterlens.analyse.kl import depth_group_tests, group_counts, kl_comparisons, kl_statistics, pooled_counts
-from filterlens.analyse.statistics import (
-    correlations,
-    holm,
-    min_wilcoxon_p,
-    paired_comparisons,
-    paired_test,
-    rank_biserial,
-    significance_mark,
-    spearman,
-)
+from filterlens.analyse.statistics import (correlations, holm, min_wilcoxon_p, paired_comparisons, paired_test,
+                                           rank_biserial, significance_mark, spearman)
 
 # --- Holm ------------------------------------------------------------------------------------
 

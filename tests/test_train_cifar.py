@@ -22,15 +22,8 @@ from conftest import run_snakemake
 import filterlens.train.cifar as cifar
 from filterlens.acquire.checkpoint import build_model, load_checkpoint
 from filterlens.models.architectures import build_architecture
-from filterlens.train.cifar import (
-    CifarDataError,
-    CifarRecipe,
-    augment,
-    load_cifar,
-    recipe_from_config,
-    resume_path,
-    train_cifar,
-)
+from filterlens.train.cifar import (CifarDataError, CifarRecipe, augment, load_cifar, recipe_from_config, resume_path,
+                                    train_cifar)
 
 ARCH = ("wide_resnet", {"depth": 10, "widen_factor": 1})
 # Tiny: 5 x 12 training images, 24 test images, batches of 12, at most 3 steps per epoch.

@@ -9,15 +9,8 @@ from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec
 from matplotlib.ticker import MaxNLocator
 
 from filterlens.io.scripting import rule_script
-from filterlens.report.style import (
-    TEXT_WIDTH,
-    apply_style,
-    diverging_cmap,
-    save_figure,
-    sequential_cmap,
-    symmetric_norm,
-    tile_mosaic,
-)
+from filterlens.report.style import (TEXT_WIDTH, apply_style, diverging_cmap, save_figure, sequential_cmap,
+                                     symmetric_norm, tile_mosaic)
 
 
 def bare(ax):

@@ -7,15 +7,8 @@ import numpy as np
 
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.style import (
-    TEXT_WIDTH,
-    TRAINING_COLORS,
-    TRAINING_ORDER,
-    apply_style,
-    dataset_label,
-    dataset_order,
-    save_figure,
-)
+from filterlens.report.style import (TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style, dataset_label,
+                                     dataset_order, save_figure)
 
 
 def nice_tick(x: float) -> float:

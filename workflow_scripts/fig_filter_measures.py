@@ -11,18 +11,8 @@ from filterlens.analyse.statistics import significance_mark
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
-from filterlens.report.style import (
-    COLUMN_WIDTH,
-    DEPTH_AXIS_LABEL,
-    TEXT_WIDTH,
-    TRAINING_COLORS,
-    TRAINING_ORDER,
-    apply_style,
-    dataset_label,
-    dataset_order,
-    depth_group_label,
-    save_figure,
-)
+from filterlens.report.style import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
+                                     apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
 
 ROWS = [("l1l2_ratio", "L1/L2 sparsity\nratio"), ("hf_share", "high-frequency\nenergy share"),
         ("spectral_norm", "spectral norm"), ("effective_rank_ratio", "effective rank\n/ count"),

@@ -6,17 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from filterlens.io.scripting import rule_script
-from filterlens.report.style import (
-    COLUMN_WIDTH,
-    TEXT_WIDTH,
-    TRAINING_COLORS,
-    TRAINING_ORDER,
-    apply_style,
-    diverging_cmap,
-    save_figure,
-    symmetric_norm,
-    tile_mosaic,
-)
+from filterlens.report.style import (COLUMN_WIDTH, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style,
+                                     diverging_cmap, save_figure, symmetric_norm, tile_mosaic)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -11,16 +11,8 @@ from filterlens.analyse.statistics import significance_mark
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
-from filterlens.report.style import (
-    COLUMN_WIDTH,
-    DEPTH_AXIS_LABEL,
-    apply_style,
-    dataset_colors,
-    dataset_label,
-    dataset_order,
-    depth_group_label,
-    save_figure,
-)
+from filterlens.report.style import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, apply_style, dataset_colors, dataset_label,
+                                     dataset_order, depth_group_label, save_figure)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -9,16 +9,8 @@ import numpy as np
 from filterlens.io.scripting import rule_script
 from filterlens.method.filters import sparse_mask
 from filterlens.method.sampling import sample_indices
-from filterlens.report.style import (
-    COLUMN_WIDTH,
-    TRAINING_COLORS,
-    TRAINING_ORDER,
-    apply_style,
-    diverging_cmap,
-    save_figure,
-    symmetric_norm,
-    tile_mosaic,
-)
+from filterlens.report.style import (COLUMN_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style, diverging_cmap,
+                                     save_figure, symmetric_norm, tile_mosaic)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -13,18 +13,8 @@ from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
 from filterlens.report.figure_data import quality_over_pairings
-from filterlens.report.style import (
-    COLUMN_WIDTH,
-    DEPTH_AXIS_LABEL,
-    TEXT_WIDTH,
-    TRAINING_COLORS,
-    TRAINING_ORDER,
-    apply_style,
-    dataset_label,
-    dataset_order,
-    depth_group_label,
-    save_figure,
-)
+from filterlens.report.style import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
+                                     apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -7,15 +7,8 @@ from matplotlib.gridspec import GridSpec
 
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.style import (
-    SET_COLORS,
-    SET_ORDER,
-    TEXT_WIDTH,
-    apply_style,
-    diverging_cmap,
-    save_figure,
-    symmetric_norm,
-)
+from filterlens.report.style import (SET_COLORS, SET_ORDER, TEXT_WIDTH, apply_style, diverging_cmap, save_figure,
+                                     symmetric_norm)
 
 with rule_script(snakemake) as log:
     apply_style()

@@ -15,15 +15,8 @@ import torch
 from torch import nn
 
 from filterlens.extract.layer_table import Layer
-from filterlens.models.convgraph import (
-    DEFAULT_DEPTH_DEFINITION,
-    DEPTH_DEFINITIONS,
-    ConvCall,
-    DepthDefinition,
-    DepthMethod,
-    check_depth_definition,
-    executed_convs,
-)
+from filterlens.models.convgraph import (DEFAULT_DEPTH_DEFINITION, DEPTH_DEFINITIONS, ConvCall, DepthDefinition,
+                                         DepthMethod, check_depth_definition, executed_convs)
 
 
 @dataclass(frozen=True)
