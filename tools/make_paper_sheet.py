@@ -144,6 +144,135 @@ def make_rows(pairings_csv: Path, models_csv: Path, threat_model: str = "Linf") 
     return rows
 
 
+# --- Leaderboard sheets: every entry RobustBench lists, paired by architecture ----------------
+
+# timm architectures an ImageNet entry is matched against (torchvision's ResNets, which
+# RobustBench's ImageNet ResNets are): same parameter shapes in the same order.
+TIMM_CANDIDATES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
+                   "wide_resnet101_2"]
+IMAGENET_CLASSES = 1000
+LEADERBOARD_DIR = REPO / "config" / "models" / "leaderboards"
+
+
+def leaderboards() -> list[tuple[str, str]]:
+    """Every (dataset, threat model) of robustbench.model_zoo.model_dicts."""
+    from filterlens.models.compat import import_robustbench
+
+    import_robustbench()
+    from robustbench.model_zoo import model_dicts
+
+    return [(dataset.value, threat.name) for dataset, threats in model_dicts.items() for threat in threats]
+
+
+def _architecture_print(module) -> str:
+    """The architecture as text: every leaf module's class and settings, in order (weights and
+    attribute names left out, so one architecture written twice prints the same)."""
+    return "\n".join(f"{type(m).__name__}({m.extra_repr()})" for m in module.modules() if not list(m.children()))
+
+
+def _parameter_shapes(module) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(p.shape) for p in module.parameters())
+
+
+def _build_problem(dataset: str, key: str, threat_model: str):
+    """(the entry built on the meta device, None) or (None, why it cannot be in a sheet)."""
+    from filterlens.config.datasets import DATASETS as DATASET_SPECS
+    from filterlens.models.architectures import build_architecture
+    from filterlens.models.pretrained_sources import SERVED_ELSEWHERE
+
+    if through := SERVED_ELSEWHERE.get((dataset, threat_model, key)):
+        return None, f"weights served through {through}, not RobustBench's model directory"
+    try:
+        kwargs = {"dataset": dataset, "key": key, "threat_model": threat_model}
+        return build_architecture("robustbench", kwargs, DATASET_SPECS[dataset].num_classes, device="meta"), None
+    except Exception as error:  # noqa: BLE001 (the workflow's sheet check builds it the same way)
+        return None, f"cannot be built on the meta device ({type(error).__name__})"
+
+
+def _timm_counterpart(model, timm_shapes: dict[str, tuple]) -> str | None:
+    """The timm architecture with ``model``'s parameter shapes, or None."""
+    if not timm_shapes:
+        from filterlens.models.architectures import build_architecture
+
+        for name in TIMM_CANDIDATES:
+            timm_shapes[name] = _parameter_shapes(build_architecture("timm", {"name": name}, IMAGENET_CLASSES,
+                                                                     device="meta"))
+    shapes = _parameter_shapes(model)
+    return next((name for name, candidate in timm_shapes.items() if candidate == shapes), None)
+
+
+def _robustbench_row(dataset: str, key: str, threat_model: str, robust: bool, counterpart: str) -> dict[str, str]:
+    return {"model_id": f"rb_{dataset}_{key}", "dataset": dataset, "architecture": "robustbench",
+            "arch_kwargs": _rb_kwargs(dataset, key, threat_model), "robust": "true" if robust else "false",
+            "source": "robustbench", "source_key": key, "counterpart": counterpart, "clean_acc": "",
+            "robust_acc": ""}
+
+
+def _normal_row(dataset: str, key: str, threat_model: str, timm_name: str | None) -> dict[str, str]:
+    if timm_name:
+        return {"model_id": f"timm_{timm_name}", "dataset": dataset, "architecture": "timm",
+                "arch_kwargs": json.dumps({"name": timm_name}), "robust": "false", "source": "timm",
+                "source_key": TIMM_PRETRAINED.get(timm_name, timm_name), "counterpart": "", "clean_acc": "",
+                "robust_acc": ""}
+    return {"model_id": f"normal_{dataset}_{key}", "dataset": dataset, "architecture": "robustbench",
+            "arch_kwargs": _rb_kwargs(dataset, key, threat_model), "robust": "false", "source": "train_cifar",
+            "source_key": key, "counterpart": "", "clean_acc": "", "robust_acc": ""}
+
+
+def leaderboard_rows(dataset: str, threat_model: str) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The rows of one RobustBench leaderboard, and the entries left out (key: why).
+
+    The paper's rule: a robust CIFAR model's counterpart is its architecture trained here
+    (train_cifar, on the constructor of the first key by name among the robust entries of that
+    architecture, so entries of one architecture share it); a robust ImageNet model's is timm's
+    pretrained model of its architecture, and it is left out where timm has none. The Standard
+    entries are normal models with RobustBench's weights. RobustBench ships no accuracies
+    (its model_info is not in the package): they stay empty."""
+    from filterlens.models.robustbench_zoo import zoo
+
+    left_out: dict[str, str] = {}
+    by_architecture: dict[str, list[str]] = {}
+    timm_of: dict[str, str] = {}
+    timm_shapes: dict[str, tuple] = {}
+    standard: list[str] = []
+    for key in sorted(zoo(dataset, threat_model)):
+        model, problem = _build_problem(dataset, key, threat_model)
+        if problem:
+            left_out[key] = problem
+        elif key.startswith("Standard"):
+            standard.append(key)
+        elif dataset != "imagenet":
+            by_architecture.setdefault(_architecture_print(model), []).append(key)
+        elif timm_name := _timm_counterpart(model, timm_shapes):
+            timm_of[key] = timm_name
+        else:
+            left_out[key] = "no timm model of its architecture (no normal counterpart)"
+    robust_rows, normal_rows = [], {}
+    for keys in by_architecture.values():
+        normal = _normal_row(dataset, keys[0], threat_model, None)
+        normal_rows[normal["model_id"]] = normal
+        robust_rows += [_robustbench_row(dataset, key, threat_model, True, normal["model_id"]) for key in keys]
+    for key, timm_name in timm_of.items():
+        normal = normal_rows.setdefault(f"timm_{timm_name}", _normal_row(dataset, key, threat_model, timm_name))
+        robust_rows.append(_robustbench_row(dataset, key, threat_model, True, normal["model_id"]))
+    for key in standard:
+        normal_rows[f"rb_{dataset}_{key}"] = _robustbench_row(dataset, key, threat_model, False, "")
+    rows = sorted(robust_rows, key=lambda r: r["model_id"]) + sorted(normal_rows.values(), key=lambda r: r["model_id"])
+    return rows, left_out
+
+
+def write_leaderboard(dataset: str, threat_model: str, out: Path) -> list[dict[str, str]]:
+    rows, left_out = leaderboard_rows(dataset, threat_model)
+    command = f"tools/make_paper_sheet.py --leaderboard {dataset}:{threat_model}"
+    header = (f"# RobustBench's {dataset} {threat_model} leaderboard (robustbench.model_zoo.model_dicts).\n"
+              + "".join(f"# Left out: {key}: {why}.\n" for key, why in left_out.items()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(rows, command, notes=header))
+    robust = sum(r["robust"] == "true" for r in rows)
+    print(f"wrote {out}: {robust} robust and {len(rows) - robust} normal models, {len(left_out)} entries left out")
+    return rows
+
+
 SOURCES = ["checkpoints", "filterdb", "random"]
 SOURCE_HEADERS = {
     "checkpoints": (
@@ -177,11 +306,26 @@ def with_source(rows: list[dict[str, str]], pairings_csv: Path, source: str) -> 
     return out
 
 
-def render(rows: list[dict[str, str]], command: str, source: str = "checkpoints") -> str:
+def render(rows: list[dict[str, str]], command: str, source: str = "checkpoints", notes: str = "") -> str:
     header = (f"# Generated by {command}; do not edit by hand (edit the inputs and run it again).\n"
-              + SOURCE_HEADERS[source])
+              + notes + SOURCE_HEADERS[source])
     lines = ["\t".join(COLUMNS)] + ["\t".join(row[c] for c in COLUMNS) for row in rows]
     return header + "\n".join(lines) + "\n"
+
+
+def _write_leaderboards(names: list[str], out: Path | None) -> int:
+    known = leaderboards()
+    wanted = known if "all" in names else [tuple(name.split(":", 1)) for name in names]
+    if unknown := [":".join(board) for board in wanted if board not in known]:
+        print(f"make_paper_sheet: unknown leaderboard(s) {', '.join(unknown)}; RobustBench lists "
+              f"{', '.join(':'.join(board) for board in known)}", file=sys.stderr)
+        return 1
+    if out is not None and len(wanted) > 1:
+        print("make_paper_sheet: --out names one sheet; give one --leaderboard with it", file=sys.stderr)
+        return 1
+    for dataset, threat_model in wanted:
+        write_leaderboard(dataset, threat_model, out or LEADERBOARD_DIR / f"{dataset}_{threat_model}.tsv")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +337,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the weights come from (default: checkpoints)")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: config/models/paper.tsv, paper_filterdb.tsv or scale.tsv by --source")
+    parser.add_argument("--leaderboard", action="append", metavar="DATASET:THREAT",
+                        help="a sheet of every entry of this RobustBench leaderboard (e.g. cifar10:L2), paired by "
+                             "the paper's rule, no pairings file; 'all' for every leaderboard. Default --out: "
+                             f"{LEADERBOARD_DIR.relative_to(REPO)}/<dataset>_<threat>.tsv")
     args = parser.parse_args(argv)
+    if args.leaderboard:
+        return _write_leaderboards(args.leaderboard, args.out)
     out = args.out or REPO / "config" / "models" / DEFAULT_OUT[args.source]
     try:
         rows = with_source(make_rows(args.pairings, args.models, args.threat_model), args.pairings, args.source)
