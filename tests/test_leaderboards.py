@@ -4,6 +4,7 @@ pairings file), paired by the paper's rule, and planned offline with no network.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from filterlens.models.robustbench_zoo import zoo
 
 SHEETS = REPO / "config" / "models" / "leaderboards"
 CONFIG = REPO / "config" / "leaderboard.yaml"
+PAPER_SHEET = REPO / "config" / "models" / "paper.tsv"
 COMMITTED = sorted(path.stem for path in SHEETS.glob("*.tsv"))
 # Any socket to another machine, or a name look-up, made by the dry run (and what it starts) is
 # recorded and refused.
@@ -80,6 +82,17 @@ def test_every_entry_is_in_the_sheet_or_left_out_with_a_reason_and_paired_by_the
     robust = sheet[sheet.robust == True]  # noqa: E712
     normal = sheet.loc[robust.counterpart]
     assert len(robust) > 0 and set(normal.source) == ({"timm"} if dataset == "imagenet" else {"train_cifar"})
+
+
+def test_an_id_names_one_model_in_every_sheet_and_the_paper_sheet():
+    sheets = [read_sheet(SHEETS / f"{stem}.tsv") for stem in COMMITTED] + [read_sheet(PAPER_SHEET)]
+    model_of: dict[str, tuple] = {}
+    for sheet in sheets:
+        for row in sheet.itertuples():
+            model = (row.dataset, row.architecture, json.dumps(row.arch_kwargs, sort_keys=True), row.source,
+                     row.source_key)
+            assert model_of.setdefault(row.model_id, model)[:3] == model[:3], row.model_id
+            assert model_of[row.model_id][3:] == model[3:] or row.source == "train_cifar", row.model_id
 
 
 def test_imagenet_linf_pairs_the_papers_five_models_as_the_authors_did():

@@ -6,6 +6,8 @@
     .venv/bin/python tools/make_paper_sheet.py --source filterdb --out config/models/paper_filterdb.tsv
     .venv/bin/python tools/make_paper_sheet.py --threat-model L2 \\
         --pairings my_l2_pairings.csv --models my_l2_models.csv --out config/models/l2.tsv
+    .venv/bin/python tools/make_paper_sheet.py --leaderboard cifar10:L2   # no pairings file
+    .venv/bin/python tools/make_paper_sheet.py --leaderboard all          # config/models/leaderboards/
 
 Inputs (the authors' format, config/reference/README.md):
   --pairings  CSV with columns Robust, Normal (one row per robust model; a normal model may
@@ -20,6 +22,17 @@ Inputs (the authors' format, config/reference/README.md):
 train_cifar, timm), filterdb (the authors' published filter database; source_key = the
 database's model name, the pairings' name) or random (the real architectures with seeded
 random weights, rule random_init; accuracies left empty: scale runs).
+
+--leaderboard DATASET:THREAT takes every entry of robustbench.model_zoo.model_dicts[dataset][threat]
+and pairs it by the paper's rule: a robust CIFAR model's counterpart is its architecture trained
+here (train_cifar; entries of one architecture share one, built on the first of their keys by
+name), a robust ImageNet model's is timm's pretrained model of its architecture (left out where
+timm has none); the Standard entries are normal models with RobustBench's weights. Entries a
+sheet cannot hold (weights served outside RobustBench's model directory, constructors that do not
+build on the meta device, where the workflow checks every row) are listed in the sheet's header.
+Ids: rb_<dataset>_<Key> (L-inf, as the paper's) or rb_<dataset>_<threat>_<Key>, likewise normal_...,
+and timm_<name>. Accuracies stay empty: the package ships no leaderboard results. Run a sheet with
+    snakemake --configfile config/leaderboard.yaml --config sheet=config/models/leaderboards/<dataset>_<threat>.tsv
 
 Every RobustBench key is checked against robustbench.model_zoo.model_dicts[dataset][threat].
 Rows: per dataset (cifar10, cifar100, imagenet), the robust models sorted by key, then their
@@ -174,7 +187,7 @@ def _parameter_shapes(module) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(p.shape) for p in module.parameters())
 
 
-def _build_problem(dataset: str, key: str, threat_model: str):
+def _built_entry(dataset: str, key: str, threat_model: str):
     """(the entry built on the meta device, None) or (None, why it cannot be in a sheet)."""
     from filterlens.config.datasets import DATASETS as DATASET_SPECS
     from filterlens.models.architectures import build_architecture
@@ -201,8 +214,14 @@ def _timm_counterpart(model, timm_shapes: dict[str, tuple]) -> str | None:
     return next((name for name, candidate in timm_shapes.items() if candidate == shapes), None)
 
 
+def _board_id(dataset: str, threat_model: str) -> str:
+    """The ids' middle part: the dataset for L-inf (the paper's ids), else dataset and threat
+    model, so that the entries of every leaderboard have ids of their own."""
+    return dataset if threat_model == "Linf" else f"{dataset}_{threat_model}"
+
+
 def _robustbench_row(dataset: str, key: str, threat_model: str, robust: bool, counterpart: str) -> dict[str, str]:
-    return {"model_id": f"rb_{dataset}_{key}", "dataset": dataset, "architecture": "robustbench",
+    return {"model_id": f"rb_{_board_id(dataset, threat_model)}_{key}", "dataset": dataset, "architecture": "robustbench",
             "arch_kwargs": _rb_kwargs(dataset, key, threat_model), "robust": "true" if robust else "false",
             "source": "robustbench", "source_key": key, "counterpart": counterpart, "clean_acc": "",
             "robust_acc": ""}
@@ -214,9 +233,9 @@ def _normal_row(dataset: str, key: str, threat_model: str, timm_name: str | None
                 "arch_kwargs": json.dumps({"name": timm_name}), "robust": "false", "source": "timm",
                 "source_key": TIMM_PRETRAINED.get(timm_name, timm_name), "counterpart": "", "clean_acc": "",
                 "robust_acc": ""}
-    return {"model_id": f"normal_{dataset}_{key}", "dataset": dataset, "architecture": "robustbench",
-            "arch_kwargs": _rb_kwargs(dataset, key, threat_model), "robust": "false", "source": "train_cifar",
-            "source_key": key, "counterpart": "", "clean_acc": "", "robust_acc": ""}
+    return {"model_id": f"normal_{_board_id(dataset, threat_model)}_{key}", "dataset": dataset,
+            "architecture": "robustbench", "arch_kwargs": _rb_kwargs(dataset, key, threat_model), "robust": "false",
+            "source": "train_cifar", "source_key": key, "counterpart": "", "clean_acc": "", "robust_acc": ""}
 
 
 def leaderboard_rows(dataset: str, threat_model: str) -> tuple[list[dict[str, str]], dict[str, str]]:
@@ -236,7 +255,7 @@ def leaderboard_rows(dataset: str, threat_model: str) -> tuple[list[dict[str, st
     timm_shapes: dict[str, tuple] = {}
     standard: list[str] = []
     for key in sorted(zoo(dataset, threat_model)):
-        model, problem = _build_problem(dataset, key, threat_model)
+        model, problem = _built_entry(dataset, key, threat_model)
         if problem:
             left_out[key] = problem
         elif key.startswith("Standard"):
@@ -256,7 +275,8 @@ def leaderboard_rows(dataset: str, threat_model: str) -> tuple[list[dict[str, st
         normal = normal_rows.setdefault(f"timm_{timm_name}", _normal_row(dataset, key, threat_model, timm_name))
         robust_rows.append(_robustbench_row(dataset, key, threat_model, True, normal["model_id"]))
     for key in standard:
-        normal_rows[f"rb_{dataset}_{key}"] = _robustbench_row(dataset, key, threat_model, False, "")
+        row = _robustbench_row(dataset, key, threat_model, False, "")
+        normal_rows[row["model_id"]] = row
     rows = sorted(robust_rows, key=lambda r: r["model_id"]) + sorted(normal_rows.values(), key=lambda r: r["model_id"])
     return rows, left_out
 
