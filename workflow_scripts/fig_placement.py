@@ -39,7 +39,8 @@ with rule_script(snakemake) as log:
     x = {g: i for i, g in enumerate(DEPTH_GROUPS)}
     fig, axes = plt.subplots(1 + len(METRICS), 1, sharex=True, figsize=(TEXT_WIDTH, 5.6),
                              gridspec_kw={"hspace": 0.15})
-    by_depth = placement[placement.depth_group.isin(DEPTH_GROUPS)]
+    # a group without the candidate's filters has no distribution to place
+    by_depth = placement[placement.depth_group.isin(DEPTH_GROUPS) & (placement.n_filters > 0)]
     for k, model in enumerate(candidates):
         part = by_depth[by_depth.model_id == model]
         for training in TRAINING_ORDER:
