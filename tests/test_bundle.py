@@ -142,6 +142,24 @@ def test_the_closer_pool_is_the_smaller_kl():
         == ["robust", "normal", "tie", "none"]
 
 
+def test_histograms_on_a_narrower_range_count_what_falls_outside(tmp_path):
+    from conftest import write_filter_store
+    from filterlens.extract.store import open_filter_store
+    from filterlens.method.pca import Basis
+    from filterlens.reduce.passes import coefficient_histograms, coefficient_histograms_with_outside
+
+    rng = np.random.default_rng(1)
+    rows = [rng.normal(size=(8 * 4, 9)).astype(np.float32), rng.normal(size=(4 * 8, 9)).astype(np.float32)]
+    store = open_filter_store(write_filter_store(tmp_path / "m.zarr", [(8, 4, 1), (4, 8, 1)], rows, 1024))
+    basis = Basis(64, np.zeros(9), np.eye(9), np.ones(9), np.full(9, 1 / 9))
+    counts, outside = coefficient_histograms_with_outside(store, basis, -0.5, 0.5, BINS, 1, 1 << 20)
+    np.testing.assert_array_equal(counts, coefficient_histograms(store, basis, -0.5, 0.5, BINS, 1, 1 << 20))
+    assert outside.sum() > 0
+    # every counted filter has one coefficient per component: inside, below or above the range
+    wide = coefficient_histograms(store, basis, -10.0, 10.0, BINS, 1, 1 << 20)
+    np.testing.assert_array_equal(counts.sum(axis=-1) + outside.sum(axis=-1), wide.sum(axis=-1))
+
+
 # --- the whole path: a reference run, its bundle, candidates in a fresh directory ------------
 
 CONSTRUCTOR = '''
