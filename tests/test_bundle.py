@@ -207,7 +207,6 @@ def test_candidates_are_placed_against_the_micro_runs_bundle(micro_run, tmp_path
     for target in targets:
         assert (workdir / target).stat().st_size > 0, target
     placement = read_tsv(workdir / "results/tables/placement.tsv").set_index(["model_id", "depth_group"])
-    print(placement.to_string())
     by_dataset = read_tsv(micro_run / "results/analysis/kl_by_dataset.tsv")
     reference_kl = by_dataset[by_dataset.default].set_index("dataset").kl["coloured_digits"]
     by_depth = read_tsv(micro_run / "results/analysis/kl_by_depth.tsv").set_index("depth_group").kl
