@@ -30,6 +30,7 @@ include: "rules/statistics.smk"
 include: "rules/tables.smk"
 include: "rules/figures.smk"
 include: "rules/provenance.smk"
+include: "rules/placement.smk"
 
 
 rule all:
@@ -42,3 +43,4 @@ rule all:
         PAPER_TARGETS,
         "results/provenance/provenance.json",
         STATISTICS_TARGETS,
+        PLACEMENT_TARGETS,

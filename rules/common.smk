@@ -267,3 +267,20 @@ PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
 # have a temporary one (the seed is in the sheet and config, the store records its sha256).
 HASHED_MODELS = [m for m in CHECKPOINT_MODELS if m not in models_where(source="random")]
 HASHED_OWN_FILES = {m: OWN_FILES[m] for m in HASHED_MODELS if m in OWN_FILES}
+
+
+# --- Placing this run's models against a reference bundle (rules/placement.smk) -------------
+
+# A reference run's bundle (docs/bundle.md): every model of the sheet is a candidate.
+BUNDLE = config["reference"]["bundle"]
+if BUNDLE and not (os.path.isfile(BUNDLE) and os.path.isfile(f"{BUNDLE}.sha256")):
+    raise WorkflowError(
+        f"config reference.bundle: {BUNDLE} and {BUNDLE}.sha256 must both exist "
+        "(relative to the working directory; tools/export_bundle.py writes them)"
+    )
+PLACEMENT_TARGETS = (
+    ["results/tables/placement.tsv", "results/tables/placement.html"]
+    + expand("results/figures/placement.{ext}", ext=["pdf", "png"])
+    if BUNDLE
+    else []
+)

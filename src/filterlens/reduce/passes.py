@@ -247,6 +247,19 @@ def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: 
 def coefficient_histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
                            threads: int, max_rows: int) -> np.ndarray:
     """Pass 3. Counts (n_layers, 9, bins) of the coefficients of the scaled non-sparse filters."""
+    return _histograms(store, basis, low, high, bins, threads, max_rows)[0]
+
+
+def coefficient_histograms_with_outside(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
+                                        threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 3 over a range made elsewhere (a reference bundle's): the counts (n_layers, 9, bins)
+    and, per layer and component, the coefficients below ``low`` and above ``high`` (n_layers, 9, 2),
+    which the counts leave out."""
+    return _histograms(store, basis, low, high, bins, threads, max_rows, outside=True)
+
+
+def _histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int, threads: int,
+                max_rows: int, outside: bool = False) -> tuple[np.ndarray, np.ndarray]:
     layout = _Layout.of(store)
     equal_bins = EqualBins(low, high, bins)
 
@@ -254,13 +267,19 @@ def coefficient_histograms(store: FilterStore, basis: Basis, low: float, high: f
         out = []
         for piece in segment.pieces:
             counts = np.zeros((N_COMPONENTS, bins), dtype=np.int64)
+            beyond = np.zeros((N_COMPONENTS, 2), dtype=np.int64)
             for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece):
                 counts += equal_bins.counts(coefficients)
-            out.append((piece.layer_id, counts))
+                if outside:
+                    beyond[:, 0] += (coefficients < equal_bins.low).sum(axis=1)
+                    beyond[:, 1] += (coefficients > equal_bins.high).sum(axis=1)
+            out.append((piece.layer_id, counts, beyond))
         return out
 
     counts = np.zeros((len(store.layers), N_COMPONENTS, bins), dtype=np.int64)
+    beyond = np.zeros((len(store.layers), N_COMPONENTS, 2), dtype=np.int64)
     for result in map_segments(store, _segments(store, max_rows), task, threads):
-        for layer_id, piece_counts in result:
+        for layer_id, piece_counts, piece_beyond in result:
             counts[layer_id] += piece_counts
-    return counts
+            beyond[layer_id] += piece_beyond
+    return counts, beyond

@@ -1,0 +1,256 @@
+"""A reference bundle: what placing other models against a finished run needs, in one small
+archive (docs/bundle.md).
+
+- :func:`export_bundle`: from a run directory, the full basis, the coefficient range, the
+  pooled histogram counts per dataset, training (robust/normal) and depth group, every model's
+  layer table, the bases table, the sheet and a manifest (definitions, package versions, the
+  sha256 of each member) as a reproducible .tar.gz, with its sha256 in ``<archive>.sha256``.
+- :func:`read_bundle`: the archive checked against that sha256, its members against the
+  allow-list and the manifest's checksums; arrays read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from filterlens.analyse.bases import basis_arrays, load_basis
+from filterlens.analyse.kl import ALL, group_counts, pooled_counts
+from filterlens.config.sheet import pairs, read_sheet
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv
+from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.method.distributions import histogram_edges
+from filterlens.method.pca import Basis
+
+FORMAT = "filterlens-reference-bundle"
+FORMAT_VERSION = 1
+POOLING = "unique"  # each model of a dataset's robust (normal) side once, as kl_by_dataset's default
+FIXED_MEMBERS = ("manifest.json", "basis_full.npz", "coefficient_range.tsv", "bases.tsv", "sheet.tsv",
+                 "pools.tsv", "pools.npz")
+LAYER_MEMBER = re.compile(r"layers/[A-Za-z0-9][A-Za-z0-9_.+-]*\.tsv")
+
+
+class BundleError(ValueError):
+    """A bundle that is damaged, altered, or not one this code reads."""
+
+
+def allowed_member(name: str) -> bool:
+    return name in FIXED_MEMBERS or (LAYER_MEMBER.fullmatch(name) is not None and ".." not in name)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _tsv_bytes(table: pd.DataFrame) -> bytes:
+    return table.to_csv(sep="\t", index=False).encode()
+
+
+# --- export --------------------------------------------------------------------------------
+
+def reference_pools(sheet: pd.DataFrame, histograms: dict[str, np.ndarray],
+                    layers: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per dataset, training and depth group ('all' and each group of DEPTH_GROUPS) the counts
+    (9, bins) summed over the dataset's robust (normal) paired models, each once: an index table
+    and the stacked counts (n_pools, 9, bins) in its row order."""
+    model_pairs = pairs(sheet)
+    index, stack = [], []
+    for group in [ALL, *DEPTH_GROUPS]:
+        counts = group_counts(histograms, layers, group)
+        for dataset, part in model_pairs.groupby("dataset", sort=False):
+            for training, models in (("robust", part.robust), ("normal", part.normal)):
+                models = list(dict.fromkeys(models))
+                pooled = pooled_counts(models, counts)
+                index.append({"dataset": dataset, "training": training, "depth_group": group,
+                              "n_models": len(models), "models": ",".join(models),
+                              "n_filters": int(pooled[0].sum())})
+                stack.append(pooled)
+    return pd.DataFrame(index), np.stack(stack)
+
+
+def _run_definitions(run: Path) -> dict:
+    provenance = run / "results" / "provenance" / "provenance.json"
+    if not provenance.is_file():
+        raise BundleError(f"{provenance} is missing: export a finished run (snakemake all writes it)")
+    record = json.loads(provenance.read_text())
+    config = record["config"]
+    return {"config": config, "packages": record.get("packages", {}), "workflow": record.get("workflow", {}),
+            "sheet": record.get("sheet", {})}
+
+
+def export_bundle(run_dir: str | os.PathLike, archive: str | os.PathLike, sheet_path: str | os.PathLike) -> dict:
+    """Write the bundle of the finished run in ``run_dir`` (its sheet at ``sheet_path``) to
+    ``archive`` and its sha256 to ``<archive>.sha256``; returns the manifest."""
+    run = Path(run_dir)
+    analysis, summaries = run / "results" / "analysis", run / "results" / "summaries"
+    facts = _run_definitions(run)
+    sheet = read_sheet(sheet_path)
+    model_pairs = pairs(sheet)
+    paired = set(model_pairs.robust) | set(model_pairs.normal)
+    histograms, layers, bins = {}, {}, set()
+    for model in sheet.model_id:
+        layers[model] = read_tsv(summaries / model / "layers.tsv")
+        if model in paired:
+            with np.load(summaries / model / "histograms.npz", allow_pickle=False) as data:
+                histograms[model] = data["counts"]
+                bins.add(int(data["counts"].shape[-1]))
+    value_range = read_tsv(analysis / "coefficient_range.tsv")
+    index, counts = reference_pools(sheet, histograms, layers)
+    (n_bins,) = bins
+    members = {
+        "basis_full.npz": _npz_bytes(**basis_arrays(load_basis(analysis / "basis_full.npz"))),
+        "coefficient_range.tsv": (analysis / "coefficient_range.tsv").read_bytes(),
+        "bases.tsv": (analysis / "bases.tsv").read_bytes(),
+        "sheet.tsv": Path(sheet_path).read_bytes(),
+        "pools.tsv": _tsv_bytes(index),
+        "pools.npz": _npz_bytes(counts=counts),
+        **{f"layers/{model}.tsv": (summaries / model / "layers.tsv").read_bytes() for model in sheet.model_id},
+    }
+    bad = [name for name in members if not allowed_member(name)]
+    if bad:
+        raise BundleError(f"model ids that cannot name a bundle member: {bad}")
+    config = facts["config"]
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "definitions": {
+            "depth_definition": config["analysis"]["depth_definition"],
+            "fold_batchnorm": config["extraction"]["fold_batchnorm"],
+            "bins": n_bins,
+            "range": {"low": float(value_range.iloc[0]["min"]), "high": float(value_range.iloc[0]["max"])},
+            "pooling": POOLING,
+            "depth_groups": [ALL, *DEPTH_GROUPS],
+            "basis": "full: PCA of the paired models' scaled non-sparse filters (docs/method.md §4)",
+            "kl": "weighted symmetric KL, weights the basis' explained variance ratios (docs/method.md §4)",
+        },
+        "packages": facts["packages"],
+        "workflow": facts["workflow"],
+        "run_sheet": facts["sheet"],
+        "models": list(sheet.model_id),
+        "members": {name: _sha256(data) for name, data in sorted(members.items())},
+    }
+    members["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    _write_archive(archive, members)
+    return manifest
+
+
+def _write_archive(archive: str | os.PathLike, members: dict[str, bytes]) -> None:
+    """A gzipped tar with fixed times and owners: the same run gives the same bytes."""
+    with atomic_output(archive) as temporary:
+        with open(temporary, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as zipped, \
+                tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(members):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(members[name]), 0o644, 0
+                tar.addfile(info, io.BytesIO(members[name]))
+    digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()
+    with atomic_output(checksum_path(archive)) as temporary:
+        Path(temporary).write_text(f"{digest}  {Path(archive).name}\n")
+
+
+def checksum_path(archive: str | os.PathLike) -> Path:
+    return Path(f"{archive}.sha256")
+
+
+# --- reading -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bundle:
+    manifest: dict
+    basis: Basis
+    low: float
+    high: float
+    bins: int
+    pools: pd.DataFrame  # dataset, training, depth_group, n_models, models, n_filters
+    counts: np.ndarray  # (n_pools, 9, bins) in the rows' order of pools
+    layers: dict[str, pd.DataFrame]
+    sheet: pd.DataFrame
+
+    @property
+    def edges(self) -> np.ndarray:
+        return histogram_edges(self.low, self.high, self.bins)
+
+    def pool(self, dataset: str, training: str, group: str) -> np.ndarray:
+        rows = np.flatnonzero(((self.pools.dataset == dataset) & (self.pools.training == training)
+                               & (self.pools.depth_group == group)).to_numpy())
+        if len(rows) != 1:
+            raise BundleError(f"the bundle holds no {training} pool of dataset {dataset!r}, depth group {group!r} "
+                              f"(datasets: {sorted(set(self.pools.dataset))})")
+        return self.counts[rows[0]]
+
+
+def _archive_members(archive: Path) -> dict[str, bytes]:
+    members = {}
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for info in tar:
+                if not info.isfile() or not allowed_member(info.name):
+                    raise BundleError(f"{archive}: member {info.name!r} is not one a bundle holds (allowed: "
+                                      f"{', '.join(FIXED_MEMBERS)}, layers/<model>.tsv; plain files only)")
+                if info.name in members:
+                    raise BundleError(f"{archive}: member {info.name!r} appears twice")
+                members[info.name] = tar.extractfile(info).read()
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise BundleError(f"{archive}: not a readable .tar.gz ({error})") from None
+    return members
+
+
+def read_bundle(archive: str | os.PathLike) -> Bundle:
+    """The bundle at ``archive``, checked: the archive's sha256 against ``<archive>.sha256``,
+    every member against the allow-list and the manifest's sha256, nothing missing or extra."""
+    archive = Path(archive)
+    checksum = checksum_path(archive)
+    if not checksum.is_file():
+        raise BundleError(f"{checksum} is missing: a bundle is read only with its checksum file")
+    expected = checksum.read_text().split()[0] if checksum.read_text().split() else ""
+    actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if actual != expected:
+        raise BundleError(f"{archive}: sha256 {actual} does not match {checksum} ({expected}): "
+                          "the archive is damaged or altered")
+    members = _archive_members(archive)
+    if "manifest.json" not in members:
+        raise BundleError(f"{archive}: no manifest.json")
+    manifest = json.loads(members.pop("manifest.json"))
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{archive}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}, "
+                          f"this code reads {FORMAT!r} version {FORMAT_VERSION}")
+    listed = manifest.get("members", {})
+    if set(listed) != set(members):
+        raise BundleError(f"{archive}: members {sorted(set(members) ^ set(listed))} differ from the manifest's list")
+    for name, data in members.items():
+        if _sha256(data) != listed[name]:
+            raise BundleError(f"{archive}: member {name} does not match its sha256 in the manifest")
+    try:
+        return _parse(manifest, members)
+    except (KeyError, ValueError, TypeError) as error:  # allow_pickle=False refuses object arrays: ValueError
+        raise BundleError(f"{archive}: a member cannot be read ({type(error).__name__}: {error})") from None
+
+
+def _parse(manifest: dict, members: dict[str, bytes]) -> Bundle:
+    with np.load(io.BytesIO(members["basis_full.npz"]), allow_pickle=False) as data:
+        basis = Basis(int(data["n"]), data["mean"], data["components"], data["explained_variance"], data["ratio"])
+    with np.load(io.BytesIO(members["pools.npz"]), allow_pickle=False) as data:
+        counts = data["counts"]
+    definitions = manifest["definitions"]
+    layers = {Path(name).stem: pd.read_csv(io.BytesIO(data), sep="\t", dtype={"name": str})
+              for name, data in members.items() if name.startswith("layers/")}
+    sheet = pd.read_csv(io.BytesIO(members["sheet.tsv"]), sep="\t", dtype=str, keep_default_na=False)
+    return Bundle(manifest, basis, float(definitions["range"]["low"]), float(definitions["range"]["high"]),
+                  int(definitions["bins"]), pd.read_csv(io.BytesIO(members["pools.tsv"]), sep="\t"), counts,
+                  layers, sheet)

@@ -1,0 +1,220 @@
+"""The reference bundle (docs/bundle.md): export and checked reading, and placing two candidate
+models of a fresh working directory against the micro run's bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, load_tool, run_snakemake
+from filterlens.analyse.bundle import BundleError, checksum_path, export_bundle, read_bundle
+from filterlens.analyse.placement import closer_pool
+from filterlens.io.files import read_tsv
+from filterlens.method.depth_groups import DEPTH_GROUPS
+
+SHEET = REPO / "config" / "models" / "micro.tsv"
+BINS = 8
+
+
+def _fake_run(root: Path) -> Path:
+    """The files of a finished micro run that a bundle reads, with small made-up contents."""
+    rng = np.random.default_rng(0)
+    analysis = root / "results" / "analysis"
+    analysis.mkdir(parents=True)
+    components = np.linalg.qr(rng.normal(size=(9, 9)))[0]
+    np.savez(analysis / "basis_full.npz", n=np.asarray(100), mean=np.zeros(9), components=components,
+             explained_variance=np.linspace(9, 1, 9), ratio=np.linspace(9, 1, 9) / 45)
+    pd.DataFrame({"min": [-1.0], "max": [1.0]}).to_csv(analysis / "coefficient_range.tsv", sep="\t", index=False)
+    pd.DataFrame({"set": ["full"], "ratio": [1.0]}).to_csv(analysis / "bases.tsv", sep="\t", index=False)
+    for model in ("micro_normal", "micro_robust"):
+        folder = root / "results" / "summaries" / model
+        folder.mkdir(parents=True)
+        pd.DataFrame({"model_id": model, "layer_id": [0, 1, 2], "name": ["0", "1", "2"],
+                      "depth_group": ["first", "0.4-0.5", "0.9-1.0"]}).to_csv(folder / "layers.tsv", sep="\t",
+                                                                               index=False)
+        np.savez(folder / "histograms.npz", counts=rng.integers(0, 5, size=(3, 9, BINS)), low=-1.0, high=1.0)
+    provenance = root / "results" / "provenance"
+    provenance.mkdir(parents=True)
+    (provenance / "provenance.json").write_text(json.dumps({
+        "config": {"analysis": {"depth_definition": "graph_level"}, "extraction": {"fold_batchnorm": True}},
+        "packages": {"numpy": np.__version__}, "sheet": {"path": str(SHEET)}}))
+    return root
+
+
+@pytest.fixture
+def bundle(tmp_path) -> Path:
+    archive = tmp_path / "reference.tar.gz"
+    export_bundle(_fake_run(tmp_path / "run"), archive, SHEET)
+    return archive
+
+
+def _members(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive, "r:gz") as tar:
+        return {info.name: tar.extractfile(info).read() for info in tar}
+
+
+def _rewrite(archive: Path, members: dict[str, bytes], fix_manifest: bool = True) -> None:
+    """The archive with ``members`` and a matching sha256 file; ``fix_manifest``: the manifest's
+    checksums made to match too (a careful forgery)."""
+    if fix_manifest:
+        manifest = json.loads(members["manifest.json"])
+        manifest["members"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "manifest.json"}
+        members = {**members, "manifest.json": json.dumps(manifest).encode()}
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    checksum_path(archive).write_text(f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  x\n")
+
+
+def test_a_bundle_holds_the_reference_and_reads_back(bundle, tmp_path):
+    read = read_bundle(bundle)
+    assert read.bins == BINS and (read.low, read.high) == (-1.0, 1.0)
+    assert read.manifest["definitions"]["depth_definition"] == "graph_level"
+    assert set(read.layers) == {"micro_normal", "micro_robust"}
+    with np.load(tmp_path / "run/results/summaries/micro_robust/histograms.npz") as data:
+        robust = data["counts"]
+    np.testing.assert_array_equal(read.pool("coloured_digits", "robust", "all"), robust.sum(axis=0))
+    np.testing.assert_array_equal(read.pool("coloured_digits", "robust", "0.4-0.5"), robust[1])
+    assert read.pool("coloured_digits", "normal", "0.1-0.2").sum() == 0
+    with pytest.raises(BundleError, match="no robust pool of dataset 'cifar10'"):
+        read.pool("cifar10", "robust", "all")
+
+
+def test_the_same_run_exports_the_same_bytes(bundle, tmp_path):
+    again = tmp_path / "again.tar.gz"
+    export_bundle(tmp_path / "run", again, SHEET)
+    assert again.read_bytes() == bundle.read_bytes()
+
+
+def test_an_altered_archive_is_refused(bundle):
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 1
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="does not match .*damaged or altered"):
+        read_bundle(bundle)
+
+
+def test_a_bundle_without_its_checksum_file_is_refused(bundle):
+    checksum_path(bundle).unlink()
+    with pytest.raises(BundleError, match="sha256 is missing"):
+        read_bundle(bundle)
+
+
+def test_an_altered_member_is_refused_even_with_a_new_archive_checksum(bundle):
+    members = _members(bundle)
+    members["coefficient_range.tsv"] = b"min\tmax\n-9\t9\n"
+    _rewrite(bundle, members, fix_manifest=False)
+    with pytest.raises(BundleError, match="coefficient_range.tsv does not match its sha256"):
+        read_bundle(bundle)
+
+
+@pytest.mark.parametrize("name", ["../outside.tsv", "/etc/passwd", "layers/../../x.tsv", "notes.txt"])
+def test_members_outside_the_allow_list_are_refused(bundle, name, tmp_path):
+    _rewrite(bundle, {**_members(bundle), name: b"x"})
+    with pytest.raises(BundleError, match="is not one a bundle holds"):
+        read_bundle(bundle)
+    assert not (tmp_path / "outside.tsv").exists()
+
+
+def test_a_pickled_array_is_never_unpickled(bundle, tmp_path):
+    marker = tmp_path / "ran"
+    from conftest import CodeRunningPayload
+
+    buffer = io.BytesIO()
+    np.savez(buffer, counts=np.array([CodeRunningPayload(marker)], dtype=object), allow_pickle=True)
+    _rewrite(bundle, {**_members(bundle), "pools.npz": buffer.getvalue()})
+    with pytest.raises(BundleError, match="cannot be read .*allow_pickle"):
+        read_bundle(bundle)
+    assert not marker.exists()
+
+
+def test_the_closer_pool_is_the_smaller_kl():
+    assert [closer_pool(0.1, 0.2, 5), closer_pool(0.3, 0.2, 5), closer_pool(0.2, 0.2, 5), closer_pool(0, 1, 0)] \
+        == ["robust", "normal", "tie", "none"]
+
+
+def test_histograms_on_a_narrower_range_count_what_falls_outside(tmp_path):
+    from conftest import write_filter_store
+    from filterlens.extract.store import open_filter_store
+    from filterlens.method.pca import Basis
+    from filterlens.reduce.passes import coefficient_histograms, coefficient_histograms_with_outside
+
+    rng = np.random.default_rng(1)
+    rows = [rng.normal(size=(8 * 4, 9)).astype(np.float32), rng.normal(size=(4 * 8, 9)).astype(np.float32)]
+    store = open_filter_store(write_filter_store(tmp_path / "m.zarr", [(8, 4, 1), (4, 8, 1)], rows, 1024))
+    basis = Basis(64, np.zeros(9), np.eye(9), np.ones(9), np.full(9, 1 / 9))
+    counts, outside = coefficient_histograms_with_outside(store, basis, -0.5, 0.5, BINS, 1, 1 << 20)
+    np.testing.assert_array_equal(counts, coefficient_histograms(store, basis, -0.5, 0.5, BINS, 1, 1 << 20))
+    assert outside.sum() > 0
+    # every counted filter has one coefficient per component: inside, below or above the range
+    wide = coefficient_histograms(store, basis, -10.0, 10.0, BINS, 1, 1 << 20)
+    np.testing.assert_array_equal(counts.sum(axis=-1) + outside.sum(axis=-1), wide.sum(axis=-1))
+
+
+# --- the whole path: a reference run, its bundle, candidates in a fresh directory ------------
+
+CONSTRUCTOR = '''
+from robustbench.model_zoo.architectures.wide_resnet import WideResNet
+
+
+def wide_resnet(num_classes, depth, widen_factor):
+    return WideResNet(depth=depth, widen_factor=widen_factor, num_classes=num_classes)
+'''
+
+
+def _write_candidates(reference: Path, workdir: Path) -> None:
+    """Two state-dict files of the reference's models, one built from RobustBench's WideResNet
+    (cand_robust, adversarially trained), one from a constructor in the user's file (cand_normal)."""
+    import torch
+
+    from filterlens.acquire.checkpoint import load_checkpoint
+
+    (workdir / "weights").mkdir(parents=True)
+    for model, file in (("micro_robust", "robust.pt"), ("micro_normal", "normal.pt")):
+        state = load_checkpoint(reference / "data" / "models" / f"{model}.pt").state_dict
+        torch.save(state, workdir / "weights" / file)
+    (workdir / "nets.py").write_text(CONSTRUCTOR)
+    kwargs = '{"depth": 10, "widen_factor": 1}'
+    own = '{"constructor": "nets.py:wide_resnet", "depth": 10, "widen_factor": 1}'
+    (workdir / "candidates.tsv").write_text(
+        "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc\n"
+        f"cand_normal\tcoloured_digits\tpython\t{own}\tfalse\tlocal\tweights/normal.pt\t\t\t\n"
+        f"cand_robust\tcoloured_digits\twide_resnet\t{kwargs}\ttrue\tlocal\tweights/robust.pt\tcand_normal\t\t\n")
+    (workdir / "config.yaml").write_text("sheet: candidates.tsv\nreference:\n  bundle: reference.tar.gz\n")
+
+
+@pytest.mark.workflow
+def test_candidates_are_placed_against_the_micro_runs_bundle(micro_run, tmp_path):
+    workdir = tmp_path / "candidates"
+    workdir.mkdir()
+    archive = workdir / "reference.tar.gz"
+    load_tool("export_bundle").main([str(micro_run), str(archive), "--sheet", str(SHEET)])
+    _write_candidates(micro_run, workdir)
+    assert sorted(p.name for p in workdir.iterdir()) == ["candidates.tsv", "config.yaml", "nets.py", "reference.tar.gz",
+                                                          "reference.tar.gz.sha256", "weights"]
+    targets = ["results/tables/placement.tsv", "results/tables/placement.html", "results/figures/placement.pdf",
+               "results/figures/placement.png"]
+    run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "--cores", "2", *targets)
+    for target in targets:
+        assert (workdir / target).stat().st_size > 0, target
+    placement = read_tsv(workdir / "results/tables/placement.tsv").set_index(["model_id", "depth_group"])
+    by_dataset = read_tsv(micro_run / "results/analysis/kl_by_dataset.tsv")
+    reference_kl = by_dataset[by_dataset.default].set_index("dataset").kl["coloured_digits"]
+    by_depth = read_tsv(micro_run / "results/analysis/kl_by_depth.tsv").set_index("depth_group").kl
+    # Each candidate is one of the reference's models: KL 0 to its own pool, the reference's KL to the other.
+    for model, own, other in (("cand_robust", "robust", "normal"), ("cand_normal", "normal", "robust")):
+        assert placement.loc[(model, "all"), f"kl_{own}"] == 0.0
+        assert placement.loc[(model, "all"), f"kl_{other}"] == reference_kl
+        for group in DEPTH_GROUPS:
+            assert placement.loc[(model, group), f"kl_{other}"] == by_depth[group], (model, group)
+        assert placement.loc[(model, "all"), "closer_to"] == own
+    assert (placement.coefficients_below_range == 0).all() and (placement.coefficients_above_range == 0).all()

@@ -1,0 +1,28 @@
+"""Rule placement: each candidate's KL to the reference bundle's robust and normal pools, per
+depth group, and which one is closer (TSV and HTML)."""
+
+import numpy as np
+
+from filterlens.analyse.bundle import read_bundle
+from filterlens.analyse.placement import definition_mismatches, placement_table
+from filterlens.config.sheet import read_sheet
+from filterlens.io.atomic import atomic_output
+from filterlens.io.files import read_tsv, write_tsv
+from filterlens.io.scripting import rule_script
+
+with rule_script(snakemake) as log:
+    bundle = read_bundle(snakemake.input.bundle)
+    if problems := definition_mismatches(bundle, snakemake.params.depth_definition, snakemake.params.fold_batchnorm):
+        raise ValueError(f"{snakemake.input.bundle} was made with other definitions: " + "; ".join(problems))
+    sheet = read_sheet(snakemake.input.sheet)
+    models = list(sheet.model_id)
+    histograms, outside = {}, {}
+    for model, path in zip(models, snakemake.input.histograms, strict=True):
+        with np.load(path, allow_pickle=False) as data:
+            histograms[model], outside[model] = data["counts"], data["outside"]
+    layers = {m: read_tsv(p) for m, p in zip(models, snakemake.input.layers, strict=True)}
+    table = placement_table(bundle, dict(zip(sheet.model_id, sheet.dataset)), histograms, outside, layers)
+    log.info("\n%s", table.to_string(index=False))
+    write_tsv(table, snakemake.output.tsv)
+    with atomic_output(snakemake.output.html) as temporary:
+        table.to_html(temporary, index=False, float_format=lambda v: f"{v:.4g}")
