@@ -30,13 +30,9 @@ SUMMARY_MEM_MB = 2000
 
 @lru_cache(maxsize=None)
 def _config_defaults() -> dict[str, dict[str, Any]]:
-    import yaml
+    from filterlens.config.validation import schema_defaults
 
-    from filterlens.config.validation import CONFIG_SCHEMA
-
-    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]
-    return {section: {k: v.get("default") for k, v in schema[section]["properties"].items()}
-            for section in ("extraction", "analysis")}
+    return {section: schema_defaults(section) for section in ("extraction", "analysis")}
 
 
 def analyze(model, *, image_size: int | None = None, model_id: str | None = None,

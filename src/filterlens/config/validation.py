@@ -23,6 +23,16 @@ class ConfigError(ValueError):
     """The config has problems; the message lists every one with what is allowed."""
 
 
+def schema_defaults(section: str, schema_path: str | os.PathLike = CONFIG_SCHEMA) -> dict[str, Any]:
+    """The defaults of config section ``section`` in the schema, nested sections as nested dicts
+    (a key without a default maps to None)."""
+    def defaults(spec: dict[str, Any]) -> dict[str, Any]:
+        return {name: defaults(sub) if "properties" in sub else sub.get("default")
+                for name, sub in spec["properties"].items()}
+
+    return defaults(yaml.safe_load(Path(schema_path).read_text())["properties"][section])
+
+
 def _allowed(schema: dict[str, Any]) -> str:
     parts = []
     if "enum" in schema:

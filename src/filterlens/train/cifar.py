@@ -37,10 +37,9 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from filterlens.config.validation import CONFIG_SCHEMA
+from filterlens.config.validation import schema_defaults
 from filterlens.io.atomic import atomic_output
 from filterlens.train.batches import batched_accuracy, random_crop, random_flip, sgd_step, to_float
 
@@ -68,15 +67,7 @@ def _flat(section: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _schema_defaults() -> dict[str, Any]:
-    """The defaults of config key ``cifar_training`` in the packaged schema: the paper's recipe."""
-    keys = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["cifar_training"]["properties"]
-    validation = keys["validation"]["properties"]
-    return _flat({name: spec["default"] for name, spec in keys.items() if name != "validation"}
-                 | {"validation": {name: spec["default"] for name, spec in validation.items()}})
-
-
-_DEFAULTS = _schema_defaults()
+_DEFAULTS = _flat(schema_defaults("cifar_training"))  # the packaged schema's: the paper's recipe
 
 
 @dataclass(frozen=True)
