@@ -24,20 +24,24 @@ reductions check the rest as they stream.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from filterlens.extract.layer_table import Layer
 from filterlens.io.atomic import atomic_output
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT = "filterlens-filters"
 FORMAT_VERSION = 2
@@ -114,12 +118,20 @@ class FilterStoreWriter:
 class FilterStore:
     path: Path
     filters: zarr.Array
-    layers: pd.DataFrame
+    table: dict[str, list]  # the layer table: LAYER_COLUMNS as lists, rows in layer_id order 0..n-1
     attrs: dict[str, Any]
 
     @property
     def model_id(self) -> str:
         return self.attrs.get("model_id", self.path.stem)
+
+    @functools.cached_property
+    def layers(self) -> pd.DataFrame:
+        """The layer table as a DataFrame. pandas is imported on first use: the reduction passes
+        read ``table`` and their jobs need not import it (docs/benchmarks.md)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table, columns=LAYER_COLUMNS)
 
 
 def open_filter_store(path: str | os.PathLike) -> FilterStore:
@@ -154,7 +166,7 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
     table = _layer_table(path, attrs, fix)
     if problems := store_problems(attrs, table, n, array.chunks):
         raise FilterStoreError(_listed(path, problems, fix))
-    return FilterStore(path, array, pd.DataFrame(table, columns=LAYER_COLUMNS), attrs)
+    return FilterStore(path, array, table, attrs)
 
 
 def with_depth_definition(store: FilterStore, definition: str | None) -> FilterStore:
@@ -171,17 +183,22 @@ def with_depth_definition(store: FilterStore, definition: str | None) -> FilterS
     check_depth_definition(definition)
     column = f"conv_depth_{definition}"
     max_depth = (store.attrs.get("max_conv_depths") or {}).get(definition)
-    layers = store.layers
-    if column not in layers or max_depth is None or layers[column].isna().any():
+    depths = store.table.get(column)
+    if depths is None or max_depth is None or any(_is_missing(v) for v in depths):
         raise FilterStoreError(
             f"{store.path} (model {store.model_id}, depth by {store.attrs.get('depth_method')!r}) records no depth "
             f"under the definition {definition!r}, only {store.attrs.get('depth_definition')!r}. Fix: set "
             f"analysis.depth_definition: {store.attrs.get('depth_definition')} for it, or extract it from a "
             f"checkpoint.")
-    depth = layers[column].astype(int)
-    layers = layers.assign(conv_depth=depth, conv_depth_norm=depth / max_depth if max_depth else 0.0)
+    depth = [int(v) for v in depths]
+    table = {**store.table, "conv_depth": depth,
+             "conv_depth_norm": [d / max_depth if max_depth else 0.0 for d in depth]}
     attrs = {**store.attrs, "depth_definition": definition, "max_conv_depth": int(max_depth)}
-    return dataclasses.replace(store, layers=layers, attrs=attrs)
+    return FilterStore(store.path, store.filters, table, attrs)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def upgraded_attrs(attrs: dict[str, Any], plan_layers: list[Layer] | None, max_conv_depths: dict[str, int | None],
@@ -191,6 +208,8 @@ def upgraded_attrs(attrs: dict[str, Any], plan_layers: list[Layer] | None, max_c
     a filter database import (``plan_layers`` None), from the recorded depth, which is the
     authors' graph level. Shapes, names and row ranges must agree with the store's; max |W| and
     the folding flags are kept. Raise :class:`FilterStoreError` naming ``what`` on a mismatch."""
+    import pandas as pd
+
     old = pd.DataFrame(attrs["layers"])
     if plan_layers is None:
         new = old.assign(conv_depth_graph_level=old.conv_depth, conv_depth_conv_count=None)
@@ -283,35 +302,34 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
     layer ids 0..n-1 in order, row ranges that tile the rows (contiguous, non-overlapping),
     c_out x c_in/groups rows per layer, groups >= 1 dividing c_in and c_out, a non-empty table,
     depths within the model's maximum, a finite max |W|, chunks of whole filter rows."""
-    layers = pd.DataFrame({c: pd.Series(table[c], dtype=object) for c in LAYER_COLUMNS})  # values as stored
+    layers = {c: _objects(table[c]) for c in LAYER_COLUMNS}  # values as stored
     problems: list[str] = []
     if not _is_int(n_filters) or n_filters < 0:
         return [f"attribute n_filters is {n_filters!r}, not a count of filters"]
     if len(chunks) != 2 or chunks[1] != 9 or not chunks[0] >= 1:
         problems.append(f"the filters' chunk shape {tuple(chunks)} is not (rows, 9)")
-    if len(layers) == 0:
+    if len(layers["layer_id"]) == 0:
         return problems + ["the layer table is empty (a store holds at least one 3x3 layer)"]
     for column in INTEGER_COLUMNS:
         bad = [_plain(v) for v in layers[column] if not _is_int(v)]
         if bad:
             problems.append(f"layer table column {column} holds non-integers {bad[:3]}")
-    bad_bool = [_plain(v) for v in layers.bn_folded if not isinstance(v, (bool, np.bool_))]
+    bad_bool = [_plain(v) for v in layers["bn_folded"] if not isinstance(v, (bool, np.bool_))]
     if bad_bool:
         problems.append(f"layer table column bn_folded holds non-booleans {bad_bool[:3]}")
-    bad_names = [v for v in layers.name if not isinstance(v, str) or not v]
+    bad_names = [v for v in layers["name"] if not isinstance(v, str) or not v]
     if bad_names:
         problems.append(f"layer table column name holds empty or non-text names {bad_names[:3]}")
-    elif duplicated := sorted(set(layers.name[layers.name.duplicated()])):
+    elif duplicated := sorted(name for name, count in Counter(layers["name"]).items() if count > 1):
         problems.append(f"layer table column name repeats {duplicated[:3]}")
     if problems:
         return problems  # the checks below need integer columns
-    ids = layers.layer_id.to_numpy(dtype=object)
-    if not np.array_equal(ids, np.arange(len(layers))):
-        problems.append(f"layer table column layer_id is {_preview(ids)}, expected 0..{len(layers) - 1} in order")
+    ids = layers["layer_id"]
+    if not np.array_equal(ids, np.arange(len(ids))):
+        problems.append(f"layer table column layer_id is {_preview(ids)}, expected 0..{len(ids) - 1} in order")
     # Python integers: products of the columns never overflow
-    start, stop = layers.row_start.to_numpy(dtype=object), layers.row_stop.to_numpy(dtype=object)
-    c_in, c_out = layers.c_in.to_numpy(dtype=object), layers.c_out.to_numpy(dtype=object)
-    groups = layers.groups.to_numpy(dtype=object)
+    start, stop = layers["row_start"], layers["row_stop"]
+    c_in, c_out, groups = layers["c_in"], layers["c_out"], layers["groups"]
     if start[0] != 0:
         problems.append(f"layer table column row_start begins at {start[0]}, not 0")
     if stop[-1] != n_filters:
@@ -338,7 +356,7 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
             i = int(bad[0])
             problems.append(f"layer table columns c_out x c_in/groups = {c_out[i]} x {c_in[i]}/{groups[i]} = "
                             f"{rows[i]} rows in layer {ids[i]}, but its row range holds {stop[i] - start[i]}")
-    depth = layers.conv_depth.to_numpy(dtype=object)
+    depth = layers["conv_depth"]
     if (bad := np.flatnonzero(depth < 0)).size:
         problems.append(f"layer table column conv_depth is {depth[bad[0]]} in layer {ids[bad[0]]}; must be >= 0")
     if "max_conv_depth" in attrs:
@@ -351,13 +369,21 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
     if depth.max() > MAX_DEPTH:
         problems.append(f"layer table column conv_depth reaches {depth.max()}, beyond any model's ({MAX_DEPTH})")
     for column, low, high in (("conv_depth_norm", 0.0, 1.0), ("max_abs", 0.0, np.inf)):
-        values = layers[column].to_numpy()
+        values = layers[column]
         ok = np.array([_finite_in(v, low, high) for v in values])
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             problems.append(f"layer table column {column} is {_plain(values[i])!r} in layer {ids[i]}; "
                             f"must be a finite number in [{low}, {high}]")
     return problems
+
+
+def _objects(values: list) -> np.ndarray:
+    """``values`` as a 1-d object array: each value as stored (a list in it stays one item)."""
+    array = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # one by one: a slice assignment would unpack nested lists
+        array[i] = value
+    return array
 
 
 def _plain(value: Any) -> Any:
