@@ -1,6 +1,6 @@
 """The per-model filter store: one Zarr v3 group per model.
 
-Layout (format version 2)::
+Layout (format version 3)::
 
     <model>.zarr/            group; attributes: format, format_version, model_id,
                              depth_method, depth_definition (which definition the layer table's
@@ -9,11 +9,16 @@ Layout (format version 2)::
                              (the layer table as columns, with the depth under every definition:
                              conv_depth_graph_level, conv_depth_conv_count), plus whatever
                              provenance the caller adds
-    <model>.zarr/filters     (n, 9) float32, chunked along n, Blosc-zstd + CRC32C
+    <model>.zarr/filters     (n, 9) float32, chunked along n, Blosc-LZ4 with bit shuffle + CRC32C
 
-Version 1 stores (one depth, counting convs) are upgraded in place by
+Version 2 stores differ in the codec only (Blosc-zstd level 3, byte shuffle): Zarr reads each
+array's codecs from its own metadata, so they are read as they are (:data:`READABLE_VERSIONS`).
+The codec was chosen by measurement (docs/benchmarks.md, "The store's codec").
+
+Version 1 stores (one depth, counting convs) are upgraded in place to version 3 by
 tools/upgrade_filter_stores.py: it recomputes both depths from the architecture on the ``meta``
-device and rewrites the attributes only, the filters untouched (:func:`upgraded_attrs`).
+device and rewrites the attributes only, the filters (and their codec) untouched
+(:func:`upgraded_attrs`).
 Switching the depth definition of an analysis is :func:`with_depth_definition`, in memory.
 
 The CRC32C codec makes a corrupted chunk fail loudly on read, and the NaN fill value makes a
@@ -44,7 +49,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMAT = "filterlens-filters"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # the same layout; the filters' codec is in each array's metadata
 FILTERS = "filters"
 UPGRADE_COMMAND = "python tools/upgrade_filter_stores.py --configfile <the run's config> {path}"
 LAYER_COLUMNS = [f for f in Layer.__dataclass_fields__]
@@ -55,7 +61,9 @@ class FilterStoreError(ValueError):
 
 
 def _codecs() -> tuple:
-    return (BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle), Crc32cCodec())
+    # LZ4 with bit shuffle stores float32 weights as small as zstd-3 with byte shuffle and
+    # decodes in half the time or less; every pass pays the decode (docs/benchmarks.md).
+    return (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle), Crc32cCodec())
 
 
 class FilterStoreWriter:
@@ -146,13 +154,13 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
         raise FilterStoreError(f"{path} is not a readable filter store ({error}). {fix}") from error
     if attrs.get("format") == FORMAT and attrs.get("format_version") == 1:
         raise FilterStoreError(
-            f"{path} has format version 1 (one depth per layer, counting convs); this filterlens reads version "
-            f"{FORMAT_VERSION} (depths under every definition). Fix: upgrade it in place, filters untouched: "
+            f"{path} has format version 1 (one depth per layer, counting convs); this filterlens reads versions "
+            f"{_versions()} (depths under every definition). Fix: upgrade it in place, filters untouched: "
             f"{UPGRADE_COMMAND.format(path=path)}")
-    if attrs.get("format") != FORMAT or attrs.get("format_version") != FORMAT_VERSION:
+    if attrs.get("format") != FORMAT or attrs.get("format_version") not in READABLE_VERSIONS:
         raise FilterStoreError(
             f"{path} has format {attrs.get('format')!r} version {attrs.get('format_version')!r}; "
-            f"this filterlens reads {FORMAT!r} version {FORMAT_VERSION}. {fix}"
+            f"this filterlens reads {FORMAT!r} versions {_versions()}. {fix}"
         )
     n = attrs.get("n_filters")
     if array.dtype != np.float32 or array.ndim != 2 or array.shape[1:] != (9,) or array.shape[0] != n:
@@ -167,6 +175,10 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
     if problems := store_problems(attrs, table, n, array.chunks):
         raise FilterStoreError(_listed(path, problems, fix))
     return FilterStore(path, array, table, attrs)
+
+
+def _versions() -> str:
+    return " and ".join(str(v) for v in READABLE_VERSIONS)
 
 
 def with_depth_definition(store: FilterStore, definition: str | None) -> FilterStore:
@@ -203,7 +215,7 @@ def _is_missing(value: Any) -> bool:
 
 def upgraded_attrs(attrs: dict[str, Any], plan_layers: list[Layer] | None, max_conv_depths: dict[str, int | None],
                    what: str) -> dict[str, Any]:
-    """Version-2 attributes of a version-1 store whose attributes are ``attrs``, from the layer
+    """Current-version attributes of a version-1 store whose attributes are ``attrs``, from the layer
     table the architecture gives (``plan_layers``, any definition: both depths are in it) or, for
     a filter database import (``plan_layers`` None), from the recorded depth, which is the
     authors' graph level. Shapes, names and row ranges must agree with the store's; max |W| and

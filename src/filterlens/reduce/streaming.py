@@ -61,7 +61,8 @@ class _Rows:
 
 
 def _layer_rows(layers) -> list[_Rows]:
-    return [_Rows(*values) for values in zip(*(list(layers[c]) for c in ("layer_id", "row_start", "row_stop")))]
+    columns = (list(layers[c]) for c in ("layer_id", "row_start", "row_stop"))
+    return [_Rows(*values) for values in zip(*columns, strict=True)]
 
 
 def plan_segments(layers, chunk_rows: int, max_rows: int, group_rows: int = GROUP_ROWS) -> list[Segment]:
@@ -129,6 +130,14 @@ def map_segments(store: FilterStore, segments: Sequence[Segment], task: Callable
         raise
     except Exception as error:
         raise _locate_unreadable(store, segments, error) from error
+
+
+def sum_rows(store: FilterStore, threads: int, max_rows: int) -> float:
+    """Decompress and sum every row of ``store`` as the passes read it (their segments, their
+    thread pool) and do nothing else: the read floor the passes are measured against
+    (docs/benchmarks.md)."""
+    segments = plan_segments(store.table, store.filters.chunks[0], max_rows)
+    return float(sum(map_segments(store, segments, lambda rows, _: rows.sum(dtype=np.float64), threads)))
 
 
 def map_threads(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
