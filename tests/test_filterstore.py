@@ -183,3 +183,39 @@ def test_a_store_without_a_dataset_attribute_is_refused(tmp_path):
     _edit_attrs(path, lambda a: a.pop("dataset"))
     with pytest.raises(FilterStoreError, match=r"attribute dataset is missing \(the sheet says 'coloured_digits'\)"):
         check_store_matches(open_filter_store(path), "toy", "coloured_digits")
+
+
+def test_a_store_is_written_with_lz4_bit_shuffle_and_crc32c(tmp_path, rows):
+    path = tmp_path / "toy.zarr"
+    _write(path, rows)
+    codecs = [c.to_dict() for c in zarr.open_array(str(path / "filters"), mode="r").metadata.codecs]
+    assert [c["name"] for c in codecs] == ["bytes", "blosc", "crc32c"]
+    assert codecs[1]["configuration"]["cname"] == "lz4" and codecs[1]["configuration"]["shuffle"] == "bitshuffle"
+
+
+def test_a_version_2_store_reads_as_it_is_with_its_own_codec(tmp_path, rows, monkeypatch):
+    """Version 2 differs in the filters' codec only (zstd-3, byte shuffle): Zarr reads it from the array."""
+    from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
+
+    import filterlens.extract.store as store_module
+
+    monkeypatch.setattr(store_module, "FORMAT_VERSION", 2)
+    monkeypatch.setattr(store_module, "_codecs", lambda: (BloscCodec(cname="zstd", clevel=3,
+                                                                      shuffle=BloscShuffle.shuffle), Crc32cCodec()))
+    path = tmp_path / "toy.zarr"
+    _write(path, rows)
+    monkeypatch.undo()
+    store = open_filter_store(path)
+    assert store.attrs["format_version"] == 2 != FORMAT_VERSION
+    assert store.filters.metadata.codecs[1].cname.value == "zstd"
+    np.testing.assert_array_equal(store.filters[:], rows)
+
+
+def test_an_unknown_version_is_refused_naming_the_versions_read(tmp_path, rows):
+    path = tmp_path / "toy.zarr"
+    _write(path, rows)
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["format_version"] = 99
+    with pytest.raises(FilterStoreError,
+                       match=r"version 99; this filterlens reads 'filterlens-filters' versions 2 and 3"):
+        open_filter_store(path)

@@ -69,3 +69,24 @@ def test_the_package_builds_and_imports_with_its_schemas_outside_the_repository(
     result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
+
+
+# What a reduction job imports is paid by every one of them (docs/benchmarks.md, "Imports"):
+# each rule script's imports, run in a fresh interpreter, against the packages it must not load.
+REPO = PACKAGE.parents[1]
+NOT_IMPORTED = {
+    "workflow_scripts/coefficient_range.py": ["torch", "pandas", "dask", "scipy", "numba"],
+    "workflow_scripts/coefficient_histograms.py": ["torch", "pandas", "dask", "scipy", "numba"],
+    # pass 1 imports numba and pandas when it runs, not with its modules
+    "workflow_scripts/summarize_model.py": ["torch", "pandas", "dask", "scipy", "numba"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(NOT_IMPORTED))
+def test_a_reduction_scripts_imports_load_only_what_it_uses(script):
+    tree = ast.parse((REPO / script).read_text())
+    imports = "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+    probe = f"{imports}\nimport sys\nprint(' '.join(m for m in {NOT_IMPORTED[script]!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
+    assert result.stdout.split() == [], f"{script} imports {result.stdout.strip()}"

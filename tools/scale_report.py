@@ -1,15 +1,16 @@
 """The scale run's table: per stage the wall time, peak RSS per job, disk and throughput
 against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...).
 
-    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--threads 2]
+    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--threads 2] [--floor-only]
 
-The read floor is measured here, on the run's own stores: decompress and sum each store
-with Dask (the same threads as the reduction jobs), in this one process. Each reduction job
-also starts a Python process and imports numpy, pandas, Dask and Zarr (about a second), which
-weighs on small models: x_read_floor is over all jobs, x_read_floor_10M over the jobs of
-stores of at least 10M filters, and x_job_floor compares every job with a job that only reads:
-a fresh process per store that imports what the reduction jobs import, then decompresses and
-sums the store (timed from its start to its exit, as Snakemake times a job).
+The read floor is measured here, on the run's own stores: decompress and sum each store as
+the passes read it (filterlens.reduce.streaming.sum_rows, the reduction jobs' threads),
+in this one process. Each reduction job also starts a Python process and imports numpy and
+Zarr (docs/benchmarks.md, "Imports"), which weighs on small models: x_read_floor is over all
+jobs, x_read_floor_10M over the jobs of stores of at least 10M filters, and x_job_floor
+compares every job with a job that only reads: a fresh process per store that imports what the
+reduction jobs import, then decompresses and sums the store (timed from its start to its exit,
+as Snakemake times a job).
 Per-model stages run one job per model; their wall time is the sum over jobs (a 2-thread
 reduction job runs alone on 2 cores; the 1-thread acquisition jobs run two at a time, so
 their elapsed time is about half the sum).
@@ -25,8 +26,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd  # imported in the functions that use it: the read-only job must not pay for it
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -46,6 +49,8 @@ READ_PASSES = ["summarize", "coefficient_range", "coefficient_histograms"]
 def job_table(benchmarks: Path) -> pd.DataFrame:
     """One row per job: stage, wall s, CPU s (user + system; unlike wall time, hardly changed by
     other load on the machine), peak RSS MB (Snakemake's max_rss)."""
+    import pandas as pd
+
     rows = []
     for path in sorted(benchmarks.rglob("*.tsv")):
         stage = path.parent.name if path.parent != benchmarks else path.stem
@@ -64,25 +69,30 @@ def disk_bytes(patterns: str) -> int:
     return total
 
 
-def read_store(path: str, threads: int) -> int:
-    """Decompress and sum the store at ``path`` with Dask; returns its filters."""
-    import dask
-    import dask.array as da
-
-    import filterlens.reduce.streaming  # noqa: F401  (a read-only job imports what the reduction jobs import)
+def read_store(path: str, threads: int, mem_mb: int = 2000) -> int:
+    """Decompress and sum the store at ``path`` as the passes read it (rules/summarize.smk's
+    threads and mem_mb); returns its filters. A read-only job imports this and the store only,
+    as the coefficient jobs import little more (tests/test_layout.py)."""
     from filterlens.extract.store import open_filter_store
+    from filterlens.reduce.streaming import rows_per_segment, sum_rows
 
     store = open_filter_store(path)
-    with dask.config.set(scheduler="threads", num_workers=threads):
-        da.from_zarr(store.filters).sum().compute()
+    sum_rows(store, threads, rows_per_segment(mem_mb, threads))
     return store.filters.shape[0]
 
 
 def read_floor(stores: list[str], threads: int) -> pd.DataFrame:
     """Per store (model): seconds to decompress and sum it in this process (floor_s) and as a
-    job of its own (job_s), and its filters."""
+    job of its own (job_s), and its filters. Each store is read once untimed first, so both
+    read it from the page cache, and the modules are imported before any timing."""
+    import pandas as pd
+
+    import filterlens.extract.store  # noqa: F401  (imported once, outside the in-process timings)
+    import filterlens.reduce.streaming  # noqa: F401
+
     rows = []
     for path in stores:
+        read_store(path, threads)
         start = time.perf_counter()
         n_filters = read_store(path, threads)
         floor_s = time.perf_counter() - start
@@ -96,6 +106,8 @@ def read_floor(stores: list[str], threads: int) -> pd.DataFrame:
 def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataFrame:
     """Per stage: jobs, wall and CPU s, longest job, peak RSS, disk, throughput, x read floor
     (all jobs, each with its process start; and jobs of stores of >= ``large`` filters only)."""
+    import pandas as pd
+
     per_model = jobs[jobs.stage.isin(STAGES)]
     merges = jobs[~jobs.stage.isin(STAGES)].assign(stage="merges, statistics, figures, tables")
     table = pd.concat([per_model, merges]).groupby("stage", sort=False).agg(
@@ -128,6 +140,8 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataF
 
 
 def run_facts(logs: Path) -> list[str]:
+    import pandas as pd
+
     lines = []
     if (logs / "start").exists() and (logs / "end").exists():
         elapsed = int((logs / "end").read_text()) - int((logs / "start").read_text())
@@ -150,6 +164,8 @@ def main() -> None:
                         help="stores at least this large get their own x read floor column (each job's process "
                              "start-up weighs on the small ones)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.tsv")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the read floor and the read-only jobs of --stores (any stores, no run needed)")
     parser.add_argument("--read-one", help=argparse.SUPPRESS)  # the read-only job of one store
     args = parser.parse_args()
     if args.read_one:
@@ -159,6 +175,11 @@ def main() -> None:
     if not stores:
         sys.exit(f"scale_report: no stores match {args.stores}. Fix: run tools/scale_run (make scale) first.")
     floor = read_floor(stores, args.threads)
+    if args.floor_only:
+        print(floor.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print(f"\n{len(stores)} stores, {floor.n_filters.sum():,} filters: read floor {floor.floor_s.sum():.2f} s, "
+              f"read-only jobs {floor.job_s.sum():.2f} s ({floor.job_s.sum() / floor.floor_s.sum():.2f}x)")
+        return
     table = stage_table(job_table(args.benchmarks), floor, args.large)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")

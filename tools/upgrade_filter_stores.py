@@ -1,16 +1,18 @@
-"""Upgrade filter stores of format version 1 to version 2 in place, the filters untouched.
+"""Upgrade filter stores of format version 1 to the current version (3) in place, the filters untouched.
 
     python tools/upgrade_filter_stores.py [--configfile config/paper.yaml] [STORE.zarr ...]
 
-A version-1 store has one depth per layer (counting convs). Version 2 records the depth under
-every definition (docs/method.md) so that analyses switch definition without extracting again.
+A version-1 store has one depth per layer (counting convs). Versions 2 and 3 record the depth
+under every definition (docs/method.md) so that analyses switch definition without extracting again.
 The depths come from the architecture alone: each store's model is looked up in the run's
 sheet (the `sheet` of the last --configfile that sets one, else config/config.yaml), built on
 the `meta` device (no weights, no checkpoint) and traced; its 3x3 layers must match the store's
 (names, shapes, row ranges) and, for a traced store, its conv counts the store's depths. Then
 only the group's attributes (zarr.json) are rewritten, by an atomic rename. A store imported
 from the filter database keeps its depth, which is the authors' graph level. Without STORE
-arguments, every results/filters/*.zarr. Version-2 stores are left as they are.
+arguments, every results/filters/*.zarr. Version-2 and version-3 stores are left as they are:
+they differ in the filters' codec only, which Zarr reads from each array's metadata (an
+upgraded store keeps its filters' codec too).
 
 Snakemake then sees the stores as changed and reruns their summaries (not extraction).
 """
@@ -44,6 +46,7 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
     from filterlens.extract.store import (
         FORMAT,
         FORMAT_VERSION,
+        READABLE_VERSIONS,
         FilterStoreError,
         open_filter_store,
         rewrite_attrs,
@@ -58,8 +61,8 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
         raise FilterStoreError(f"{store} is not a readable filter store ({error})") from error
     if attrs.get("format") != FORMAT:
         raise FilterStoreError(f"{store} is not a filterlens filter store (format {attrs.get('format')!r})")
-    if attrs.get("format_version") == FORMAT_VERSION:
-        return f"{store}: format version {FORMAT_VERSION} already, left as it is"
+    if attrs.get("format_version") in READABLE_VERSIONS:
+        return f"{store}: format version {attrs['format_version']}, readable as it is, left as it is"
     if attrs.get("format_version") != 1:
         raise FilterStoreError(f"{store}: format version {attrs.get('format_version')!r} cannot be upgraded")
     model_id = attrs.get("model_id", store.stem)
@@ -83,7 +86,7 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
         new.update(architecture=row["architecture"], arch_kwargs=row["arch_kwargs"])
     if not dry_run:
         rewrite_attrs(store, new)
-        open_filter_store(store)  # reads back as a version-2 store
+        open_filter_store(store)  # reads back as a current store
     return (f"{store}: version 1 -> {FORMAT_VERSION}{' (dry run, nothing written)' if dry_run else ''}; "
             f"max conv depth {new['max_conv_depths']}")
 

@@ -1,11 +1,9 @@
 """Rule coefficient_range: pass 2: min and max of the coefficients of all of a model's scaled filters
 (sparse ones included) on the full basis."""
 
-import pandas as pd
-
 from filterlens.analyse.bases import load_basis
 from filterlens.extract.store import check_store_matches, open_filter_store
-from filterlens.io.files import write_tsv
+from filterlens.io.files import write_tsv_rows
 from filterlens.io.scripting import rule_script
 from filterlens.reduce.passes import coefficient_range
 from filterlens.reduce.streaming import rows_per_segment
@@ -16,6 +14,7 @@ with rule_script(snakemake) as log:
     max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
     check_store_matches(store, snakemake.wildcards.model, snakemake.params.dataset, max_rows)
     low, high = coefficient_range(store, basis, snakemake.threads, max_rows)
-    table = pd.DataFrame({"model_id": store.model_id, "component": range(1, 10), "min": low, "max": high})
-    log.info("\n%s", table.to_string(index=False))
-    write_tsv(table, snakemake.output[0])
+    rows = [(store.model_id, c + 1, low[c], high[c]) for c in range(len(low))]
+    log.info("%s: per component min and max\n%s", store.model_id,
+             "\n".join(f"{c:>9} {a!r:>24} {b!r:>24}" for _, c, a, b in rows))
+    write_tsv_rows(snakemake.output[0], ["model_id", "component", "min", "max"], rows)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 
 from filterlens.method.pca import N_COMPONENTS, Basis, Moments
+
+if TYPE_CHECKING:
+    import pandas as pd  # the coefficient passes' jobs load a basis and import no pandas
 
 # --- sets of models ------------------------------------------------------------------------
 
@@ -36,6 +38,8 @@ def bases_table(bases: Mapping[str, Basis]) -> pd.DataFrame:
                    "cumulative_ratio": cumulative[c]}
             row.update({f"v{i}": basis.components[c, i] for i in range(9)})
             rows.append(row)
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 

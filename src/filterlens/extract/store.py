@@ -1,6 +1,6 @@
 """The per-model filter store: one Zarr v3 group per model.
 
-Layout (format version 2)::
+Layout (format version 3)::
 
     <model>.zarr/            group; attributes: format, format_version, model_id,
                              depth_method, depth_definition (which definition the layer table's
@@ -9,11 +9,16 @@ Layout (format version 2)::
                              (the layer table as columns, with the depth under every definition:
                              conv_depth_graph_level, conv_depth_conv_count), plus whatever
                              provenance the caller adds
-    <model>.zarr/filters     (n, 9) float32, chunked along n, Blosc-zstd + CRC32C
+    <model>.zarr/filters     (n, 9) float32, chunked along n, Blosc-LZ4 with bit shuffle + CRC32C
 
-Version 1 stores (one depth, counting convs) are upgraded in place by
+Version 2 stores differ in the codec only (Blosc-zstd level 3, byte shuffle): Zarr reads each
+array's codecs from its own metadata, so they are read as they are (:data:`READABLE_VERSIONS`).
+The codec was chosen by measurement (docs/benchmarks.md, "The store's codec").
+
+Version 1 stores (one depth, counting convs) are upgraded in place to version 3 by
 tools/upgrade_filter_stores.py: it recomputes both depths from the architecture on the ``meta``
-device and rewrites the attributes only, the filters untouched (:func:`upgraded_attrs`).
+device and rewrites the attributes only, the filters (and their codec) untouched
+(:func:`upgraded_attrs`).
 Switching the depth definition of an analysis is :func:`with_depth_definition`, in memory.
 
 The CRC32C codec makes a corrupted chunk fail loudly on read, and the NaN fill value makes a
@@ -24,23 +29,28 @@ reductions check the rest as they stream.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from filterlens.extract.layer_table import Layer
 from filterlens.io.atomic import atomic_output
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FORMAT = "filterlens-filters"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # the same layout; the filters' codec is in each array's metadata
 FILTERS = "filters"
 UPGRADE_COMMAND = "python tools/upgrade_filter_stores.py --configfile <the run's config> {path}"
 LAYER_COLUMNS = [f for f in Layer.__dataclass_fields__]
@@ -51,7 +61,9 @@ class FilterStoreError(ValueError):
 
 
 def _codecs() -> tuple:
-    return (BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle), Crc32cCodec())
+    # LZ4 with bit shuffle stores float32 weights as small as zstd-3 with byte shuffle and
+    # decodes in half the time or less; every pass pays the decode (docs/benchmarks.md).
+    return (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle), Crc32cCodec())
 
 
 class FilterStoreWriter:
@@ -114,12 +126,20 @@ class FilterStoreWriter:
 class FilterStore:
     path: Path
     filters: zarr.Array
-    layers: pd.DataFrame
+    table: dict[str, list]  # the layer table: LAYER_COLUMNS as lists, rows in layer_id order 0..n-1
     attrs: dict[str, Any]
 
     @property
     def model_id(self) -> str:
         return self.attrs.get("model_id", self.path.stem)
+
+    @functools.cached_property
+    def layers(self) -> pd.DataFrame:
+        """The layer table as a DataFrame. pandas is imported on first use: the reduction passes
+        read ``table`` and their jobs need not import it (docs/benchmarks.md)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table, columns=LAYER_COLUMNS)
 
 
 def open_filter_store(path: str | os.PathLike) -> FilterStore:
@@ -134,13 +154,13 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
         raise FilterStoreError(f"{path} is not a readable filter store ({error}). {fix}") from error
     if attrs.get("format") == FORMAT and attrs.get("format_version") == 1:
         raise FilterStoreError(
-            f"{path} has format version 1 (one depth per layer, counting convs); this filterlens reads version "
-            f"{FORMAT_VERSION} (depths under every definition). Fix: upgrade it in place, filters untouched: "
+            f"{path} has format version 1 (one depth per layer, counting convs); this filterlens reads versions "
+            f"{_versions()} (depths under every definition). Fix: upgrade it in place, filters untouched: "
             f"{UPGRADE_COMMAND.format(path=path)}")
-    if attrs.get("format") != FORMAT or attrs.get("format_version") != FORMAT_VERSION:
+    if attrs.get("format") != FORMAT or attrs.get("format_version") not in READABLE_VERSIONS:
         raise FilterStoreError(
             f"{path} has format {attrs.get('format')!r} version {attrs.get('format_version')!r}; "
-            f"this filterlens reads {FORMAT!r} version {FORMAT_VERSION}. {fix}"
+            f"this filterlens reads {FORMAT!r} versions {_versions()}. {fix}"
         )
     n = attrs.get("n_filters")
     if array.dtype != np.float32 or array.ndim != 2 or array.shape[1:] != (9,) or array.shape[0] != n:
@@ -154,7 +174,11 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
     table = _layer_table(path, attrs, fix)
     if problems := store_problems(attrs, table, n, array.chunks):
         raise FilterStoreError(_listed(path, problems, fix))
-    return FilterStore(path, array, pd.DataFrame(table, columns=LAYER_COLUMNS), attrs)
+    return FilterStore(path, array, table, attrs)
+
+
+def _versions() -> str:
+    return " and ".join(str(v) for v in READABLE_VERSIONS)
 
 
 def with_depth_definition(store: FilterStore, definition: str | None) -> FilterStore:
@@ -171,26 +195,33 @@ def with_depth_definition(store: FilterStore, definition: str | None) -> FilterS
     check_depth_definition(definition)
     column = f"conv_depth_{definition}"
     max_depth = (store.attrs.get("max_conv_depths") or {}).get(definition)
-    layers = store.layers
-    if column not in layers or max_depth is None or layers[column].isna().any():
+    depths = store.table.get(column)
+    if depths is None or max_depth is None or any(_is_missing(v) for v in depths):
         raise FilterStoreError(
             f"{store.path} (model {store.model_id}, depth by {store.attrs.get('depth_method')!r}) records no depth "
             f"under the definition {definition!r}, only {store.attrs.get('depth_definition')!r}. Fix: set "
             f"analysis.depth_definition: {store.attrs.get('depth_definition')} for it, or extract it from a "
             f"checkpoint.")
-    depth = layers[column].astype(int)
-    layers = layers.assign(conv_depth=depth, conv_depth_norm=depth / max_depth if max_depth else 0.0)
+    depth = [int(v) for v in depths]
+    table = {**store.table, "conv_depth": depth,
+             "conv_depth_norm": [d / max_depth if max_depth else 0.0 for d in depth]}
     attrs = {**store.attrs, "depth_definition": definition, "max_conv_depth": int(max_depth)}
-    return dataclasses.replace(store, layers=layers, attrs=attrs)
+    return FilterStore(store.path, store.filters, table, attrs)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def upgraded_attrs(attrs: dict[str, Any], plan_layers: list[Layer] | None, max_conv_depths: dict[str, int | None],
                    what: str) -> dict[str, Any]:
-    """Version-2 attributes of a version-1 store whose attributes are ``attrs``, from the layer
+    """Current-version attributes of a version-1 store whose attributes are ``attrs``, from the layer
     table the architecture gives (``plan_layers``, any definition: both depths are in it) or, for
     a filter database import (``plan_layers`` None), from the recorded depth, which is the
     authors' graph level. Shapes, names and row ranges must agree with the store's; max |W| and
     the folding flags are kept. Raise :class:`FilterStoreError` naming ``what`` on a mismatch."""
+    import pandas as pd
+
     old = pd.DataFrame(attrs["layers"])
     if plan_layers is None:
         new = old.assign(conv_depth_graph_level=old.conv_depth, conv_depth_conv_count=None)
@@ -283,35 +314,34 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
     layer ids 0..n-1 in order, row ranges that tile the rows (contiguous, non-overlapping),
     c_out x c_in/groups rows per layer, groups >= 1 dividing c_in and c_out, a non-empty table,
     depths within the model's maximum, a finite max |W|, chunks of whole filter rows."""
-    layers = pd.DataFrame({c: pd.Series(table[c], dtype=object) for c in LAYER_COLUMNS})  # values as stored
+    layers = {c: _objects(table[c]) for c in LAYER_COLUMNS}  # values as stored
     problems: list[str] = []
     if not _is_int(n_filters) or n_filters < 0:
         return [f"attribute n_filters is {n_filters!r}, not a count of filters"]
     if len(chunks) != 2 or chunks[1] != 9 or not chunks[0] >= 1:
         problems.append(f"the filters' chunk shape {tuple(chunks)} is not (rows, 9)")
-    if len(layers) == 0:
+    if len(layers["layer_id"]) == 0:
         return problems + ["the layer table is empty (a store holds at least one 3x3 layer)"]
     for column in INTEGER_COLUMNS:
         bad = [_plain(v) for v in layers[column] if not _is_int(v)]
         if bad:
             problems.append(f"layer table column {column} holds non-integers {bad[:3]}")
-    bad_bool = [_plain(v) for v in layers.bn_folded if not isinstance(v, (bool, np.bool_))]
+    bad_bool = [_plain(v) for v in layers["bn_folded"] if not isinstance(v, (bool, np.bool_))]
     if bad_bool:
         problems.append(f"layer table column bn_folded holds non-booleans {bad_bool[:3]}")
-    bad_names = [v for v in layers.name if not isinstance(v, str) or not v]
+    bad_names = [v for v in layers["name"] if not isinstance(v, str) or not v]
     if bad_names:
         problems.append(f"layer table column name holds empty or non-text names {bad_names[:3]}")
-    elif duplicated := sorted(set(layers.name[layers.name.duplicated()])):
+    elif duplicated := sorted(name for name, count in Counter(layers["name"]).items() if count > 1):
         problems.append(f"layer table column name repeats {duplicated[:3]}")
     if problems:
         return problems  # the checks below need integer columns
-    ids = layers.layer_id.to_numpy(dtype=object)
-    if not np.array_equal(ids, np.arange(len(layers))):
-        problems.append(f"layer table column layer_id is {_preview(ids)}, expected 0..{len(layers) - 1} in order")
+    ids = layers["layer_id"]
+    if not np.array_equal(ids, np.arange(len(ids))):
+        problems.append(f"layer table column layer_id is {_preview(ids)}, expected 0..{len(ids) - 1} in order")
     # Python integers: products of the columns never overflow
-    start, stop = layers.row_start.to_numpy(dtype=object), layers.row_stop.to_numpy(dtype=object)
-    c_in, c_out = layers.c_in.to_numpy(dtype=object), layers.c_out.to_numpy(dtype=object)
-    groups = layers.groups.to_numpy(dtype=object)
+    start, stop = layers["row_start"], layers["row_stop"]
+    c_in, c_out, groups = layers["c_in"], layers["c_out"], layers["groups"]
     if start[0] != 0:
         problems.append(f"layer table column row_start begins at {start[0]}, not 0")
     if stop[-1] != n_filters:
@@ -338,7 +368,7 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
             i = int(bad[0])
             problems.append(f"layer table columns c_out x c_in/groups = {c_out[i]} x {c_in[i]}/{groups[i]} = "
                             f"{rows[i]} rows in layer {ids[i]}, but its row range holds {stop[i] - start[i]}")
-    depth = layers.conv_depth.to_numpy(dtype=object)
+    depth = layers["conv_depth"]
     if (bad := np.flatnonzero(depth < 0)).size:
         problems.append(f"layer table column conv_depth is {depth[bad[0]]} in layer {ids[bad[0]]}; must be >= 0")
     if "max_conv_depth" in attrs:
@@ -351,13 +381,21 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
     if depth.max() > MAX_DEPTH:
         problems.append(f"layer table column conv_depth reaches {depth.max()}, beyond any model's ({MAX_DEPTH})")
     for column, low, high in (("conv_depth_norm", 0.0, 1.0), ("max_abs", 0.0, np.inf)):
-        values = layers[column].to_numpy()
+        values = layers[column]
         ok = np.array([_finite_in(v, low, high) for v in values])
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             problems.append(f"layer table column {column} is {_plain(values[i])!r} in layer {ids[i]}; "
                             f"must be a finite number in [{low}, {high}]")
     return problems
+
+
+def _objects(values: list) -> np.ndarray:
+    """``values`` as a 1-d object array: each value as stored (a list in it stays one item)."""
+    array = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # one by one: a slice assignment would unpack nested lists
+        array[i] = value
+    return array
 
 
 def _plain(value: Any) -> Any:

@@ -3,8 +3,12 @@ the per-depth tables add "all" (every layer) before them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd  # the reduction passes use depth_group only and import no pandas
 
 DECILES = [f"{k / 10:.1f}-{(k + 1) / 10:.1f}" for k in range(10)]
 DEPTH_GROUPS = ["first", *DECILES]
@@ -26,6 +30,8 @@ def depth_group(conv_depth: np.ndarray, max_conv_depth: int) -> np.ndarray:
 
 def with_all_group(layers: pd.DataFrame) -> pd.DataFrame:
     """The rows of a per-layer table twice: first as depth group 'all', then in their own groups."""
+    import pandas as pd
+
     return pd.concat([layers.assign(depth_group="all"), layers], ignore_index=True)
 
 

@@ -16,9 +16,9 @@ Each pass reads the store once through :mod:`filterlens.reduce.streaming`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from filterlens.extract.store import FilterStore, FilterStoreError
 from filterlens.method.depth_groups import depth_group
@@ -27,6 +27,9 @@ from filterlens.method.filters import row_peaks, scale_filters, sparse_mask
 from filterlens.method.orthogonality import blocked_orthogonality
 from filterlens.method.pca import N_COMPONENTS, Basis, Moments, pca, variance_entropy
 from filterlens.reduce.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
+
+if TYPE_CHECKING:
+    import pandas as pd  # pass 1's table only: passes 2 and 3 import no pandas (docs/benchmarks.md)
 
 # Rows per block in passes 2 and 3: their float64 temporaries (a few times 9 x 8192 x 8 bytes)
 # stay in cache. Blocks start at the piece's start, so both passes see the same coefficients.
@@ -46,9 +49,9 @@ class _Layout:
 
     @classmethod
     def of(cls, store: FilterStore) -> "_Layout":
-        t = store.layers.sort_values("layer_id")
-        return cls(store, t.max_abs.to_numpy(float), t.c_out.to_numpy(int), (t.c_in // t.groups).to_numpy(int),
-                   t.row_start.to_numpy(int), t.row_stop.to_numpy(int))
+        t = {c: np.asarray(store.table[c]) for c in ("max_abs", "c_out", "c_in", "groups", "row_start", "row_stop")}
+        return cls(store, t["max_abs"].astype(float), t["c_out"].astype(int), (t["c_in"] // t["groups"]).astype(int),
+                   t["row_start"].astype(int), t["row_stop"].astype(int))
 
     def piece_rows(self, rows: np.ndarray, segment: Segment, piece: Piece) -> np.ndarray:
         x = rows[piece.start - segment.start:piece.stop - segment.start]
@@ -74,7 +77,7 @@ def _compact(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def _segments(store: FilterStore, max_rows: int) -> list[Segment]:
-    return plan_segments(store.layers, store.filters.chunks[0], max_rows)
+    return plan_segments(store.table, store.filters.chunks[0], max_rows)
 
 
 # --- pass 1: layer summaries ---------------------------------------------------------------
@@ -126,7 +129,7 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
 
     segments = _segments(store, max_rows)
     results = map_segments(store, segments, task, threads)
-    n_layers = len(store.layers)
+    n_layers = len(store.table["layer_id"])
     count = np.zeros(n_layers, dtype=np.int64)
     sparse = np.zeros(n_layers, dtype=np.int64)
     seen_max = np.zeros(n_layers)
@@ -175,7 +178,7 @@ def _split_layer_orthogonality(store: FilterStore, layout: _Layout, lid: int, th
 def _check_layer_table(store: FilterStore, layout: _Layout, seen_max: np.ndarray) -> None:
     bad = np.flatnonzero(seen_max != layout.max_abs)
     if len(bad):
-        name = store.layers.set_index("layer_id").name[int(bad[0])]
+        name = store.table["name"][int(bad[0])]
         raise FilterStoreError(
             f"{store.path} (model {store.model_id}): layer {name} holds max |W| {seen_max[bad[0]]}, but its "
             f"layer table says {layout.max_abs[bad[0]]}: the store is inconsistent. "
@@ -276,8 +279,9 @@ def _histograms(store: FilterStore, basis: Basis, low: float, high: float, bins:
             out.append((piece.layer_id, counts, beyond))
         return out
 
-    counts = np.zeros((len(store.layers), N_COMPONENTS, bins), dtype=np.int64)
-    beyond = np.zeros((len(store.layers), N_COMPONENTS, 2), dtype=np.int64)
+    n_layers = len(store.table["layer_id"])
+    counts = np.zeros((n_layers, N_COMPONENTS, bins), dtype=np.int64)
+    beyond = np.zeros((n_layers, N_COMPONENTS, 2), dtype=np.int64)
     for result in map_segments(store, _segments(store, max_rows), task, threads):
         for layer_id, piece_counts, piece_beyond in result:
             counts[layer_id] += piece_counts

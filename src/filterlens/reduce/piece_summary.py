@@ -4,7 +4,7 @@ The same definitions as the numpy functions of :mod:`filterlens.method` and
 :mod:`filterlens.method.filter_measures` (row_peaks, sparse_mask, scale_filters, Moments.of,
 filter_measure_sums), which stay the reference the tests compare with. Through those, a
 piece takes about ten passes over float64 temporaries and holds the GIL between the numpy
-calls, so a second Dask thread gains little; this kernel reads each float32 row once and
+calls, so a second thread gains little; this kernel reads each float32 row once and
 releases the GIL (per-filter costs of both: docs/benchmarks.md).
 
 Every piece is summed in float64, by one thread, in blocks that start at the piece's start:

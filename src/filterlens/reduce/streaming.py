@@ -1,7 +1,7 @@
-"""Stream a filter store through Dask in bounded memory, with results that do not depend on
-how the work was split.
+"""Stream a filter store through a thread pool in bounded memory, with results that do not
+depend on how the work was split.
 
-The store's rows are read in *segments* (one Dask task each, sized from the job's memory):
+The store's rows are read in *segments* (one task each, sized from the job's memory):
 runs of whole layers, or parts of one layer too large for a segment. Inside a segment the
 work is done per *piece*: the rows of one layer within one store chunk. Pieces depend only on
 the store (its chunking and layer table), never on memory or threads, and their results are
@@ -11,13 +11,11 @@ threads or the scheduling (BLAS is held to one thread per task for the same reas
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import dask
-import dask.array as da
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from filterlens.extract.store import FilterStore, FilterStoreError
@@ -27,7 +25,7 @@ from filterlens.extract.store import FilterStore, FilterStoreError
 # other temporary is per piece (within one store chunk) or per block of rows: bounded by the
 # chunk, not by the segment.
 BYTES_PER_ROW_IN_FLIGHT = 36 + 72
-BASELINE_MB = 400  # interpreter, numpy, zarr, dask, numba, the layer table
+BASELINE_MB = 400  # interpreter, numpy, zarr, numba, pandas (pass 1), the layer table
 # Whole layers are grouped into segments of about this many rows, fewer than memory allows, so
 # that a store is enough tasks to keep every thread busy to its end. A layer is split only
 # where memory requires it: a split layer's orthogonality reads it from the store again.
@@ -55,15 +53,30 @@ def rows_per_segment(mem_mb: int, threads: int) -> int:
     return max(4096, int(budget // (max(threads, 1) * BYTES_PER_ROW_IN_FLIGHT)))
 
 
-def plan_segments(layers: pd.DataFrame, chunk_rows: int, max_rows: int,
-                  group_rows: int = GROUP_ROWS) -> list[Segment]:
+@dataclass(frozen=True)
+class _Rows:
+    layer_id: int
+    row_start: int
+    row_stop: int
+
+
+def _layer_rows(layers) -> list[_Rows]:
+    columns = (list(layers[c]) for c in ("layer_id", "row_start", "row_stop"))
+    return [_Rows(*values) for values in zip(*columns, strict=True)]
+
+
+def plan_segments(layers, chunk_rows: int, max_rows: int, group_rows: int = GROUP_ROWS) -> list[Segment]:
     """Group whole layers into segments of at most ``min(max_rows, group_rows)`` rows (a layer
     larger than that is a segment of its own; one larger than ``max_rows`` is split at
-    store-chunk boundaries), and cut each segment into pieces at chunk boundaries."""
+    store-chunk boundaries), and cut each segment into pieces at chunk boundaries.
+
+    ``layers``: columns layer_id, row_start and row_stop, rows in row order (a DataFrame or a
+    store's ``table``)."""
+    layers = _layer_rows(layers)
     group_limit = min(max_rows, group_rows)
     spans: list[tuple[int, int]] = []  # segment row ranges
     start = stop = None
-    for layer in layers.itertuples():
+    for layer in layers:
         if stop is not None and layer.row_stop - start > group_limit:
             if stop > start:  # nothing is left when a split ended at its layer's end
                 spans.append((start, stop))
@@ -85,9 +98,9 @@ def plan_segments(layers: pd.DataFrame, chunk_rows: int, max_rows: int,
     return [_segment(a, b, layers, chunk_rows) for a, b in spans]
 
 
-def _segment(start: int, stop: int, layers: pd.DataFrame, chunk_rows: int) -> Segment:
+def _segment(start: int, stop: int, layers: list[_Rows], chunk_rows: int) -> Segment:
     pieces, whole = [], []
-    for layer in layers.itertuples():
+    for layer in layers:
         a, b = max(start, layer.row_start), min(stop, layer.row_stop)
         if a >= b:
             continue
@@ -103,37 +116,45 @@ def _segment(start: int, stop: int, layers: pd.DataFrame, chunk_rows: int) -> Se
 
 def map_segments(store: FilterStore, segments: Sequence[Segment], task: Callable[[np.ndarray, Segment], Any],
                  threads: int) -> list[Any]:
-    """Run ``task(rows, segment)`` on every segment with Dask's thread pool; results in order.
+    """Run ``task(rows, segment)`` on every segment, ``threads`` at a time, each reading its
+    own rows (so at most ``threads`` segments are in memory); results in order.
 
     A segment that cannot be read (a corrupt or truncated chunk) is reported by layer.
     """
-    if not segments:
-        return []
-    # Segments tile the store (plan_segments covers every layer), so they are its Dask chunks.
-    array = da.from_zarr(store.filters, chunks=(tuple(s.stop - s.start for s in segments), (9,)))
-    tasks = [dask.delayed(task)(block, segment) for block, segment in zip(array.to_delayed().ravel(), segments)]
+    def run(segment: Segment) -> Any:
+        return task(store.filters[segment.start:segment.stop], segment)
+
     try:
-        return _compute(tasks, threads)
+        return map_threads(run, segments, threads)
     except FilterStoreError:
         raise
     except Exception as error:
         raise _locate_unreadable(store, segments, error) from error
 
 
-def map_threads(function: Callable[[Any], Any], items, threads: int) -> list[Any]:
-    """``function(item)`` for every item on Dask's thread pool, BLAS at one thread as in
-    :func:`map_segments`; results in order."""
-    return _compute([dask.delayed(function)(item) for item in items], threads)
+def sum_rows(store: FilterStore, threads: int, max_rows: int) -> float:
+    """Decompress and sum every row of ``store`` as the passes read it (their segments, their
+    thread pool) and do nothing else: the read floor the passes are measured against
+    (docs/benchmarks.md)."""
+    segments = plan_segments(store.table, store.filters.chunks[0], max_rows)
+    return float(sum(map_segments(store, segments, lambda rows, _: rows.sum(dtype=np.float64), threads)))
 
 
-def _compute(tasks: list, threads: int) -> list[Any]:
-    with threadpool_limits(1):
-        return list(dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads)))
+def map_threads(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
+    """``function(item)`` for every item on a pool of ``threads`` threads, BLAS at one thread per
+    task (results do not depend on the scheduling); results in order. The first error is raised
+    once the running calls end; calls not started are cancelled."""
+    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        with threadpool_limits(1):
+            return list(pool.map(function, items))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _locate_unreadable(store: FilterStore, segments: Sequence[Segment], error: Exception) -> Exception:
     """Find, piece by piece, the layers whose chunks cannot be read (only on the error path)."""
-    names = store.layers.set_index("layer_id").name
+    names = store.table["name"]  # by layer_id: the store's layer ids are 0..n-1 in order
     failed: dict[str, Exception] = {}
     for piece in (p for s in segments for p in s.pieces):
         try:
@@ -149,7 +170,7 @@ def _locate_unreadable(store: FilterStore, segments: Sequence[Segment], error: E
 
 def check_finite(rows: np.ndarray, store: FilterStore, layer_id: int) -> None:
     if not np.isfinite(rows).all():
-        name = store.layers.set_index("layer_id").name[layer_id]
+        name = store.table["name"][layer_id]
         raise FilterStoreError(
             f"{store.path} (model {store.model_id}): layer {name} holds NaN or Inf values (or a missing "
             f"chunk read as NaN). Fix: delete {store.path} and extract it again from a good checkpoint.")
