@@ -1,4 +1,4 @@
-# Per-model passes over a filter store (a thread pool over its segments, memory bounded by
+# Per-model passes over a filter store (Dask tasks over its segments, memory bounded by
 # resources.mem_mb), and the merges that only read their small outputs.
 
 

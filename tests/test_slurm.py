@@ -40,7 +40,7 @@ MARKER = "# Written by filterlens tests/test_slurm.py; removed when the test end
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 BINARIES = ["slurmctld", "slurmd", "munged", "sbatch", "squeue", "scontrol", "sinfo", "srun"]
 TARGET = "results/tables/models.tsv"
-# A reduction job too: the thread pool inside a SLURM job must size itself from that job's resources.
+# A reduction job too: Dask inside a SLURM job must size itself from that job's resources.
 SUMMARIES = [f"results/summaries/{model}/layers.tsv" for model in ("micro_normal", "micro_robust")]
 # The only things overridden on the command line: the local workflow profile (profiles/default
 # is picked up automatically and would override this profile's keys) and the plugin's first
@@ -357,9 +357,9 @@ def test_results_equal_a_local_run(micro_run, slurm_run):
 
 
 @pytest.mark.slurm
-def test_a_reduction_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm_run):
+def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm_run):
     """The summary job got its rule's threads and mem_mb from SLURM (--cpus-per-task, --mem),
-    and its pass used those threads and sized its segments from that memory."""
+    and its Dask pass used those threads and sized its segments from that memory."""
     from filterlens.reduce.streaming import rows_per_segment
 
     workdir, output = slurm_run

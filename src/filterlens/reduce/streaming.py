@@ -1,7 +1,7 @@
-"""Stream a filter store through a thread pool in bounded memory, with results that do not
-depend on how the work was split.
+"""Stream a filter store through Dask in bounded memory, with results that do not depend on
+how the work was split.
 
-The store's rows are read in *segments* (one task each, sized from the job's memory):
+The store's rows are read in *segments* (one Dask task each, sized from the job's memory):
 runs of whole layers, or parts of one layer too large for a segment. Inside a segment the
 work is done per *piece*: the rows of one layer within one store chunk. Pieces depend only on
 the store (its chunking and layer table), never on memory or threads, and their results are
@@ -11,10 +11,10 @@ threads or the scheduling (BLAS is held to one thread per task for the same reas
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import dask
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -134,22 +134,21 @@ def map_segments(store: FilterStore, segments: Sequence[Segment], task: Callable
 
 def sum_rows(store: FilterStore, threads: int, max_rows: int) -> float:
     """Decompress and sum every row of ``store`` as the passes read it (their segments, their
-    thread pool) and do nothing else: the read floor the passes are measured against
+    Dask tasks) and do nothing else: the read floor the passes are measured against
     (docs/benchmarks.md)."""
     segments = plan_segments(store.table, store.filters.chunks[0], max_rows)
     return float(sum(map_segments(store, segments, lambda rows, _: rows.sum(dtype=np.float64), threads)))
 
 
 def map_threads(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
-    """``function(item)`` for every item on a pool of ``threads`` threads, BLAS at one thread per
-    task (results do not depend on the scheduling); results in order. The first error is raised
-    once the running calls end; calls not started are cancelled."""
-    pool = ThreadPoolExecutor(max_workers=max(1, threads))
-    try:
-        with threadpool_limits(1):
-            return list(pool.map(function, items))
-    finally:
-        pool.shutdown(cancel_futures=True)
+    """``function(item)`` for every item on Dask's threaded scheduler with ``threads`` workers,
+    BLAS at one thread per task (results do not depend on the scheduling); results in order.
+
+    Tasks are plain ``dask.delayed`` calls, each reading its own rows from Zarr: the job imports
+    Dask's scheduler, not ``dask.array`` (docs/benchmarks.md, "Imports")."""
+    tasks = [dask.delayed(function, pure=False)(item) for item in items]
+    with threadpool_limits(1):
+        return list(dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads)))
 
 
 def _locate_unreadable(store: FilterStore, segments: Sequence[Segment], error: Exception) -> Exception:
