@@ -200,7 +200,7 @@ def test_a_version_2_store_reads_as_it_is_with_its_own_codec(tmp_path, rows, mon
     import filterlens.extract.store as store_module
 
     monkeypatch.setattr(store_module, "FORMAT_VERSION", 2)
-    monkeypatch.setattr(store_module, "_codecs", lambda: (BloscCodec(cname="zstd", clevel=3,
+    monkeypatch.setattr(store_module, "filter_codecs", lambda: (BloscCodec(cname="zstd", clevel=3,
                                                                       shuffle=BloscShuffle.shuffle), Crc32cCodec()))
     path = tmp_path / "toy.zarr"
     _write(path, rows)

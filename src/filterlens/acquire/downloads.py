@@ -499,7 +499,9 @@ def robustbench_checkpoint(model_id: str, entry: RobustBenchEntry, model: nn.Mod
     num_classes = dataset_info(entry.dataset).num_classes
     state_dict = _plain_state_dict(model)
     check_fits(state_dict, "robustbench", arch_kwargs, num_classes, model_id)
-    import robustbench
+    from filterlens.models.compat import import_robustbench
+
+    robustbench = import_robustbench()
 
     return Checkpoint(model_id=model_id, dataset=entry.dataset, num_classes=num_classes, architecture="robustbench",
                       arch_kwargs=arch_kwargs, normalization=None, source="robustbench", state_dict=state_dict,

@@ -60,7 +60,8 @@ class FilterStoreError(ValueError):
     """A filter store that cannot be used; the message names the store and the fix."""
 
 
-def _codecs() -> tuple:
+def filter_codecs() -> tuple:
+    """The filters array's codecs: Blosc, then a CRC32C checksum that makes a damaged chunk fail on read."""
     # LZ4 with bit shuffle stores float32 weights as small as zstd-3 with byte shuffle and
     # decodes in half the time or less; every pass pays the decode (docs/benchmarks.md).
     return (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle), Crc32cCodec())
@@ -79,7 +80,7 @@ class FilterStoreWriter:
                 shape=(n_filters, 9),
                 chunks=(max(1, min(chunk_rows, n_filters)), 9),
                 dtype="float32",
-                compressors=_codecs(),
+                compressors=filter_codecs(),
                 fill_value=np.nan,
             )
         except BaseException as error:

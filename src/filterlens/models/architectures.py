@@ -13,15 +13,16 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from filterlens.models.compat import import_robustbench
-from filterlens.models.user_code import build_user_model
+from filterlens.models.compat import import_robustbench_module
 from filterlens.models.robustbench_zoo import zoo_entry
+from filterlens.models.user_code import build_user_model
 
-import_robustbench()
-
-from robustbench.model_zoo.architectures.dm_wide_resnet import DMWideResNet, Swish  # noqa: E402
-from robustbench.model_zoo.architectures.resnet import PreActBlock, PreActResNet  # noqa: E402
-from robustbench.model_zoo.architectures.wide_resnet import WideResNet  # noqa: E402
+# The architecture modules alone, not robustbench's package (models/compat.py: ~3 s per job).
+_dm_wide_resnet = import_robustbench_module("robustbench.model_zoo.architectures.dm_wide_resnet")
+_resnet = import_robustbench_module("robustbench.model_zoo.architectures.resnet")
+DMWideResNet, Swish = _dm_wide_resnet.DMWideResNet, _dm_wide_resnet.Swish
+PreActBlock, PreActResNet = _resnet.PreActBlock, _resnet.PreActResNet
+WideResNet = import_robustbench_module("robustbench.model_zoo.architectures.wide_resnet").WideResNet
 
 
 class NarrowPreActResNet(PreActResNet):

@@ -11,13 +11,23 @@ robustbench 1.1.1 has two import-time problems, both handled here and nowhere el
 
 Every module of filterlens that needs robustbench calls :func:`import_robustbench` (or
 imports this module first) instead of ``import robustbench``.
+
+robustbench's package ``__init__`` files import its data loaders, its evaluation (AutoAttack)
+and its whole model zoo (timm, torchvision): about 3 s per process. Building an architecture
+class or looking up the registry needs none of it, so :func:`import_robustbench_module`
+imports one module inside robustbench with those two packages registered but their
+``__init__`` not yet run; :func:`import_robustbench` runs them when the full package is asked
+for (downloads), on the same module objects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
 import sys
 import warnings
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 _AUTOATTACK_SUBMODULES = ("autoattack", "state")  # the ones robustbench imports
@@ -53,13 +63,45 @@ def _check_pkg_resources() -> None:
             ) from error
 
 
-def import_robustbench() -> ModuleType:
-    """Import and return ``robustbench`` after applying both fixes."""
-    _alias_autoattack()
-    _check_pkg_resources()
+# Outermost first; robustbench's __init__ imports the model zoo, so the zoo's runs first.
+_DEFERRED_PACKAGES = ("robustbench", "robustbench.model_zoo")
+_deferred: dict[str, ModuleSpec] = {}
+
+
+@contextlib.contextmanager
+def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         warnings.simplefilter("ignore", category=FutureWarning)
+        yield
+
+
+def import_robustbench_module(name: str) -> ModuleType:
+    """Import and return ``name``, a module inside robustbench (an architecture module,
+    ``robustbench.model_zoo.models``, ``robustbench.model_zoo.enums``), without running the
+    ``__init__`` of ``robustbench`` and ``robustbench.model_zoo`` unless they already ran."""
+    for package in _DEFERRED_PACKAGES:
+        if package not in sys.modules:
+            spec = importlib.util.find_spec(package)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[package] = module
+            _deferred[package] = spec
+            parent, _, child = package.rpartition(".")
+            if parent:
+                setattr(sys.modules[parent], child, module)
+    with _quiet():
+        return importlib.import_module(name)
+
+
+def import_robustbench() -> ModuleType:
+    """Import and return the whole ``robustbench`` after applying both fixes."""
+    _alias_autoattack()
+    _check_pkg_resources()
+    with _quiet():
+        for package in reversed(_DEFERRED_PACKAGES):
+            spec = _deferred.pop(package, None)
+            if spec is not None:
+                spec.loader.exec_module(sys.modules[package])
         return importlib.import_module("robustbench")
 
 

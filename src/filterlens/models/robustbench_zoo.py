@@ -1,6 +1,6 @@
 """RobustBench's registry of leaderboard entries (``robustbench.model_zoo.model_dicts``), looked up
 here for every module that builds, checks or acquires a RobustBench model. robustbench is imported
-on the first look-up, through :func:`filterlens.models.compat.import_robustbench`."""
+on the first look-up, through :func:`filterlens.models.compat.import_robustbench_module`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ class UnknownRobustBenchEntry(ValueError):
 def zoo(dataset: str, threat_model: str = "Linf") -> dict[str, dict[str, Any]]:
     """RobustBench's entries of ``dataset`` (a BenchmarkDataset value: cifar10, cifar100, imagenet)
     and ``threat_model`` (a ThreatModel name: Linf, L2, corruptions), by key."""
-    from filterlens.models.compat import import_robustbench
+    from filterlens.models.compat import import_robustbench_module
 
-    import_robustbench()
-    from robustbench.model_zoo import model_dicts
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+    model_dicts = import_robustbench_module("robustbench.model_zoo.models").model_dicts
+    enums = import_robustbench_module("robustbench.model_zoo.enums")
+    BenchmarkDataset, ThreatModel = enums.BenchmarkDataset, enums.ThreatModel
 
     return model_dicts[BenchmarkDataset(dataset)][ThreatModel[threat_model]]
 

@@ -91,10 +91,10 @@ def _argument_problems(architecture: str, kwargs: dict[str, Any]) -> list[str]:
 
 
 def _robustbench_problems(row: dict[str, Any]) -> list[str]:
-    from filterlens.models.compat import import_robustbench
+    from filterlens.models.compat import import_robustbench_module
 
-    import_robustbench()
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+    enums = import_robustbench_module("robustbench.model_zoo.enums")
+    BenchmarkDataset, ThreatModel = enums.BenchmarkDataset, enums.ThreatModel
 
     from filterlens.models.robustbench_zoo import zoo
 
