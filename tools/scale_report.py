@@ -5,8 +5,8 @@ against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...
 
 The read floor is measured here, on the run's own stores: decompress and sum each store as
 the passes read it (filterlens.reduce.streaming.sum_rows, the reduction jobs' threads),
-in this one process. Each reduction job also starts a Python process and imports numpy and
-Zarr (docs/benchmarks.md, "Imports"), which weighs on small models: x_read_floor is over all
+in this one process. Each reduction job also starts a Python process and imports numpy, Zarr
+and Dask's scheduler (docs/benchmarks.md, "Imports"), which weighs on small models: x_read_floor is over all
 jobs, x_read_floor_10M over the jobs of stores of at least 10M filters, and x_job_floor
 compares every job with a job that only reads: a fresh process per store that imports what the
 reduction jobs import, then decompresses and sums the store (timed from its start to its exit,
