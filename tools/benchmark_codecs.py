@@ -38,7 +38,6 @@ import shutil
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +93,7 @@ def random_filters(key: str, seed: int) -> tuple[str, np.ndarray]:
     from filterlens.config.datasets import dataset_info
     from filterlens.config.sheet import read_sheet
     from filterlens.extract.weights import iter_layer_rows, plan_extraction
-    from filterlens.models.architectures import build_architecture
+    from filterlens.models.architectures import build_architecture, random_init_seed
 
     sheet = read_sheet(REPO / "config" / "models" / "scale.tsv")
     matches = sheet[sheet.source_key.astype(str).str.endswith(key) | (sheet.model_id == key)]
@@ -103,7 +102,7 @@ def random_filters(key: str, seed: int) -> tuple[str, np.ndarray]:
     row = matches.iloc[0]
     info = dataset_info(row.dataset)
     model = build_architecture(row.architecture, row.arch_kwargs, info.num_classes,
-                               seed=zlib.crc32(row.model_id.encode()) + seed)
+                               seed=random_init_seed(row.model_id, seed))
     example = torch.empty(1, 3, info.image_size, info.image_size, device="meta")
     plan = plan_extraction(model, example, fold_batchnorm=True)
     rows = np.concatenate([r for _, r in iter_layer_rows(model, plan)])

@@ -1,18 +1,14 @@
 """Rule random_init: a model's real architecture with seeded random weights (scale runs)."""
 
-import zlib
-
 from filterlens.acquire.checkpoint import Checkpoint, save_checkpoint
 from filterlens.config.datasets import dataset_info
 from filterlens.io.scripting import rule_script
-from filterlens.models.architectures import build_architecture
+from filterlens.models.architectures import build_architecture, random_init_seed
 
 with rule_script(snakemake) as log:
     row = snakemake.params.row
     info = dataset_info(row["dataset"])
-    # One seed per model: a robust model and its counterpart share an architecture and
-    # would otherwise get identical weights.
-    seed = zlib.crc32(row["model_id"].encode()) + snakemake.params.seed
+    seed = random_init_seed(row["model_id"], snakemake.params.seed)
     model = build_architecture(row["architecture"], row["arch_kwargs"], info.num_classes, seed=seed)
     log.info("%s: %s with %d parameters, seed %d", row["model_id"], row["architecture"],
              sum(p.numel() for p in model.parameters()), seed)

@@ -8,6 +8,7 @@ leaderboard entries and timm's models by key; ``python`` is a constructor in the
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable
 
 import torch
@@ -82,6 +83,12 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "timm": _timm_model,
     "python": build_user_model,  # the user's own constructor: runs the user's file (models/user_code.py)
 }
+
+
+def random_init_seed(model_id: str, seed: int) -> int:
+    """The seed of a model's random weights (rule random_init): one per model, since a robust
+    model and its counterpart share an architecture and would otherwise get identical weights."""
+    return zlib.crc32(model_id.encode()) + seed
 
 
 def build_architecture(

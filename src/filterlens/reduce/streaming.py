@@ -25,7 +25,7 @@ from filterlens.extract.store import FilterStore, FilterStoreError
 # other temporary is per piece (within one store chunk) or per block of rows: bounded by the
 # chunk, not by the segment.
 BYTES_PER_ROW_IN_FLIGHT = 36 + 72
-BASELINE_MB = 400  # interpreter, numpy, zarr, numba, pandas (pass 1), the layer table
+BASELINE_MB = 400  # interpreter, numpy, zarr, dask, numba and pandas (pass 1), the layer table
 # Whole layers are grouped into segments of about this many rows, fewer than memory allows, so
 # that a store is enough tasks to keep every thread busy to its end. A layer is split only
 # where memory requires it: a split layer's orthogonality reads it from the store again.
