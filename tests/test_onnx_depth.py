@@ -23,6 +23,13 @@ import pytest
 import torch
 from authors_oracle import node_levels
 from onnx import numpy_helper
+from torch import nn
+
+from filterlens.extract.weights import batchnorm_scale, iter_layer_rows, plan_extraction
+from filterlens.models.compat import import_robustbench
+
+import_robustbench()  # the whole package, with the import fixes of models/compat.py
+
 from robustbench.model_zoo import cifar10 as rb_cifar10
 from robustbench.model_zoo import cifar100 as rb_cifar100
 from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet
@@ -33,10 +40,6 @@ from robustbench.model_zoo.architectures.resnet import BasicBlock, PreActBlock, 
 from robustbench.model_zoo.architectures.robust_wide_resnet import RobustWideResNet
 from robustbench.model_zoo.architectures.utils_architectures import normalize_model
 from robustbench.model_zoo.architectures.wide_resnet import WideResNet
-from torch import nn
-
-import filterlens.models.architectures  # noqa: F401  (makes robustbench importable)
-from filterlens.extract.weights import batchnorm_scale, iter_layer_rows, plan_extraction
 
 # --- the authors' side: export and levels on the ONNX graph -----------------------------------
 

@@ -8,14 +8,16 @@ leaderboard entries and timm's models by key; ``python`` is a constructor in the
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from filterlens.models.compat import import_robustbench_module
-from filterlens.models.robustbench_zoo import zoo_entry
+from filterlens.models.robustbench_zoo import entry_constructor
 from filterlens.models.user_code import build_user_model
 
 # The architecture modules alone, not robustbench's package (models/compat.py: ~3 s per job).
@@ -65,8 +67,9 @@ def _preact_resnet(num_classes: int, num_blocks: list[int] | None = None, width:
 
 
 def _robustbench_entry(num_classes: int, dataset: str, key: str, threat_model: str = "Linf") -> nn.Module:
-    """A RobustBench leaderboard entry's architecture, freshly initialised."""
-    return zoo_entry(dataset, key, threat_model)["model"]()
+    """A RobustBench leaderboard entry's architecture, freshly initialised (the registry's own
+    constructor, without importing the whole registry: models/robustbench_zoo.py)."""
+    return entry_constructor(dataset, key, threat_model)()
 
 
 def _timm_model(num_classes: int, name: str) -> nn.Module:
@@ -91,6 +94,25 @@ def random_init_seed(model_id: str, seed: int) -> int:
     return zlib.crc32(model_id.encode()) + seed
 
 
+# In-place random (and fill) initialisers: on the meta device they have nothing to fill.
+_INITIALISERS = frozenset({
+    torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.zero_, torch.Tensor.fill_, torch.Tensor.random_,
+    torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.geometric_, torch.Tensor.log_normal_,
+    torch.Tensor.cauchy_,
+})
+
+
+class _SkipMetaInitialisers(TorchFunctionMode):
+    """Initialisers on meta tensors return at once. torch runs a meta ``normal_`` through its
+    Python reference, whose first call imports ``torch._dynamo``: 1.5-3 s of every job that
+    builds a model on the meta device (extraction, the sheet checks) for values that do not exist."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _INITIALISERS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def build_architecture(
     name: str, kwargs: dict[str, Any], num_classes: int, device: str | torch.device = "cpu",
     seed: int | None = None,
@@ -101,7 +123,8 @@ def build_architecture(
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    with torch.random.fork_rng(enabled=seed is not None), torch.device(device):
+    skip_initialisers = _SkipMetaInitialisers() if torch.device(device).type == "meta" else contextlib.nullcontext()
+    with torch.random.fork_rng(enabled=seed is not None), torch.device(device), skip_initialisers:
         if seed is not None:
             torch.manual_seed(seed)
         return ARCHITECTURES[name](num_classes=num_classes, **kwargs)

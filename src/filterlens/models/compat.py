@@ -76,10 +76,7 @@ def _quiet():
         yield
 
 
-def import_robustbench_module(name: str) -> ModuleType:
-    """Import and return ``name``, a module inside robustbench (an architecture module,
-    ``robustbench.model_zoo.models``, ``robustbench.model_zoo.enums``), without running the
-    ``__init__`` of ``robustbench`` and ``robustbench.model_zoo`` unless they already ran."""
+def _defer_package_inits() -> None:
     for package in _DEFERRED_PACKAGES:
         if package not in sys.modules:
             spec = importlib.util.find_spec(package)
@@ -89,7 +86,28 @@ def import_robustbench_module(name: str) -> ModuleType:
             parent, _, child = package.rpartition(".")
             if parent:
                 setattr(sys.modules[parent], child, module)
+
+
+@contextlib.contextmanager
+def robustbench_imports():
+    """Imports of modules inside robustbench in this block run without the ``__init__`` of
+    ``robustbench`` and ``robustbench.model_zoo`` (unless they already ran), warnings quiet."""
+    _defer_package_inits()
     with _quiet():
+        yield
+
+
+def robustbench_module_spec(name: str) -> ModuleSpec | None:
+    """The import spec of ``name`` inside robustbench (its file), found without running anything."""
+    _defer_package_inits()
+    return importlib.util.find_spec(name)
+
+
+def import_robustbench_module(name: str) -> ModuleType:
+    """Import and return ``name``, a module inside robustbench (an architecture module,
+    ``robustbench.model_zoo.models``, ``robustbench.model_zoo.enums``), without running the
+    ``__init__`` of ``robustbench`` and ``robustbench.model_zoo`` unless they already ran."""
+    with robustbench_imports():
         return importlib.import_module(name)
 
 
@@ -103,7 +121,3 @@ def import_robustbench() -> ModuleType:
             if spec is not None:
                 spec.loader.exec_module(sys.modules[package])
         return importlib.import_module("robustbench")
-
-
-_alias_autoattack()
-_check_pkg_resources()
