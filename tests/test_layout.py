@@ -90,3 +90,40 @@ def test_a_reduction_scripts_imports_load_only_what_it_uses(script):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
     assert result.stdout.split() == [], f"{script} imports {result.stdout.strip()}"
+
+
+# What the passes load while they run, beyond their imports: pass 1 loads numba (and through it
+# scipy.linalg) and pandas for its layer table; no pass may load torch.
+RUN_PROBE = """
+import sys
+from filterlens.extract.store import FilterStoreError, open_filter_store, with_depth_definition
+from filterlens.method.pca import pca
+from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize
+
+store = open_filter_store(sys.argv[1])
+try:
+    with_depth_definition(store, "conv_count")  # a definition the store lacks: checked, then refused
+except FilterStoreError:
+    pass
+loaded = {}
+_, moments = summarize(with_depth_definition(store, None), 1, 1000)
+loaded["summarize"] = [m for m in ("torch", "dask.array") if m in sys.modules]
+basis = pca(sum(moments.scaled[1:], moments.scaled[0]))
+low, high = coefficient_range(store, basis, 1, 1000)
+coefficient_histograms(store, basis, float(low.min()), float(high.max()), 10, 1, 1000)
+loaded["coefficients"] = [m for m in ("torch", "dask.array") if m in sys.modules]
+print(loaded)
+"""
+
+
+def test_the_passes_load_no_torch_while_they_run(tmp_path):
+    import numpy as np
+    from conftest import write_filter_store
+
+    rng = np.random.default_rng(0)
+    store = write_filter_store(tmp_path / "m.zarr", [(3, 4, 1), (4, 8, 1)],
+                               [rng.normal(size=(n, 9)).astype(np.float32) for n in (12, 32)], chunk_rows=16)
+    result = subprocess.run([sys.executable, "-c", RUN_PROBE, str(store)], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'summarize': [], 'coefficients': []}"

@@ -292,7 +292,10 @@ def slurm_run(micro_run, slurm_cluster, tmp_path_factory):
     """The micro config through the SLURM profile (after the local run, which would compete for CPUs)."""
     workdir = tmp_path_factory.mktemp("micro_slurm")
     started = time.monotonic()
-    result = run_with_profile(workdir, [TARGET, *SUMMARIES], "--configfile", str(MICRO_CONFIG))
+    # Two threads for the summaries (rules/summarize.smk gives one): the test below sees them
+    # arrive through SLURM.
+    result = run_with_profile(workdir, [TARGET, *SUMMARIES], "--configfile", str(MICRO_CONFIG),
+                              "--set-threads", "summarize_model=2")
     seconds = time.monotonic() - started
     assert result.returncode == 0, (
         f"snakemake on SLURM failed ({result.returncode}):\n{result.stdout[-6000:]}\n"
@@ -358,7 +361,7 @@ def test_results_equal_a_local_run(micro_run, slurm_run):
 
 @pytest.mark.slurm
 def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm_run):
-    """The summary job got its rule's threads and mem_mb from SLURM (--cpus-per-task, --mem),
+    """The summary job got its threads (--set-threads) and mem_mb from SLURM (--cpus-per-task, --mem),
     and its Dask pass used those threads and sized its segments from that memory."""
     from filterlens.reduce.streaming import rows_per_segment
 
@@ -368,7 +371,7 @@ def test_dask_in_a_slurm_job_uses_that_jobs_cpus_and_memory(slurm_cluster, slurm
         [record] = [records[j] for j in submitted_jobs(output)
                     if records[j]["Comment"] == f"rule_summarize_model_wildcards_{model}"]
         cpus, mem_mb = int(record["NumCPUs"]), int(record["MinMemoryNode"].rstrip("M"))
-        assert (cpus, mem_mb) == (2, 2000), record  # rules/summarize.smk: threads 2, mem_mb 2000
+        assert (cpus, mem_mb) == (2, 2000), record  # --set-threads summarize_model=2; the rule's mem_mb
         log = (workdir / "logs" / "summarize" / f"{model}.log").read_text()
         assert f"{cpus} threads, segments of at most {rows_per_segment(mem_mb, cpus)} rows" in log, log
 

@@ -1,7 +1,7 @@
 """The scale run's table: per stage the wall time, peak RSS per job, disk and throughput
 against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...).
 
-    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--threads 2] [--floor-only]
+    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--threads 1] [--floor-only]
 
 The read floor is measured here, on the run's own stores: decompress and sum each store as
 the passes read it (filterlens.reduce.streaming.sum_rows, the reduction jobs' threads),
@@ -11,9 +11,8 @@ jobs, x_read_floor_10M over the jobs of stores of at least 10M filters, and x_jo
 compares every job with a job that only reads: a fresh process per store that imports what the
 reduction jobs import, then decompresses and sums the store (timed from its start to its exit,
 as Snakemake times a job).
-Per-model stages run one job per model; their wall time is the sum over jobs (a 2-thread
-reduction job runs alone on 2 cores; the 1-thread acquisition jobs run two at a time, so
-their elapsed time is about half the sum).
+Per-model stages run one job per model; their wall time is the sum over jobs (their jobs take
+one thread each and run two at a time on 2 cores, so a stage's elapsed time is about half the sum).
 Writes results/benchmarks/scale.tsv and prints it with the run's elapsed time (tools/scale_run
 records start and end in logs/scale/) and its disk use (logs/scale/disk.tsv).
 """
@@ -159,7 +158,7 @@ def main() -> None:
     parser.add_argument("--stores", default="results/filters/*.zarr")
     parser.add_argument("--benchmarks", type=Path, default=REPO / "benchmarks")
     parser.add_argument("--logs", type=Path, default=REPO / "logs" / "scale")
-    parser.add_argument("--threads", type=int, default=2, help="the reduction jobs' threads")
+    parser.add_argument("--threads", type=int, default=1, help="the reduction jobs' threads (rules/summarize.smk)")
     parser.add_argument("--large", type=int, default=10**7,
                         help="stores at least this large get their own x read floor column (each job's process "
                              "start-up weighs on the small ones)")

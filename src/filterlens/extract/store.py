@@ -44,6 +44,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from filterlens.extract.layer_table import Layer
 from filterlens.io.atomic import atomic_output
+from filterlens.config.depth_definitions import check_depth_definition
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,8 +190,6 @@ def with_depth_definition(store: FilterStore, definition: str | None) -> FilterS
     ``None`` keeps the store's own. A definition the store does not record (a filter database
     import knows the authors' depth only) raises :class:`FilterStoreError`.
     """
-    from filterlens.models.convgraph import check_depth_definition
-
     if definition is None or store.attrs.get("depth_definition") == definition:
         return store
     check_depth_definition(definition)

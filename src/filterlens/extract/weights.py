@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from filterlens.config.depth_definitions import (DEFAULT_DEPTH_DEFINITION, DEPTH_DEFINITIONS, DepthDefinition,
+                                                check_depth_definition)
 from filterlens.extract.layer_table import Layer
-from filterlens.models.convgraph import (DEFAULT_DEPTH_DEFINITION, DEPTH_DEFINITIONS, ConvCall, DepthDefinition,
-                                         DepthMethod, check_depth_definition, executed_convs)
+from filterlens.models.convgraph import ConvCall, DepthMethod, executed_convs
 
 
 @dataclass(frozen=True)

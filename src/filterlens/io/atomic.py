@@ -117,7 +117,7 @@ def write_error(error: BaseException, final: Path, kept: str) -> OutputWriteErro
         fix = f"free space there (df -h {where}) or move the working directory, then rerun"
     elif code in _READ_ONLY:
         cause = f"{where} is on a read-only file system ({error.strerror})"
-        fix = f"remount it writable or run in a writable working directory, then rerun"
+        fix = "remount it writable or run in a writable working directory, then rerun"
     elif code in _PERMISSION and _is_about(error, final.parent):
         cause = f"no permission to write in {where} ({error.strerror})"
         fix = f"make {where} writable for this user (ls -ld {where}), then rerun"

@@ -34,10 +34,10 @@ from typing import Callable, Literal
 import torch
 from torch import fx, nn
 
+# The definitions' names live in config (no torch: the reduction jobs check them).
+from filterlens.config.depth_definitions import DepthDefinition, check_depth_definition
+
 DepthMethod = Literal["fx", "hooks"]
-DepthDefinition = Literal["graph_level", "conv_count"]
-DEPTH_DEFINITIONS: tuple[str, ...] = ("graph_level", "conv_count")
-DEFAULT_DEPTH_DEFINITION: DepthDefinition = "graph_level"
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,6 @@ class ConvCall:
     def depth(self, definition: DepthDefinition) -> int:
         check_depth_definition(definition)
         return self.depth_graph_level if definition == "graph_level" else self.depth_conv_count
-
-
-def check_depth_definition(definition: str) -> None:
-    if definition not in DEPTH_DEFINITIONS:
-        raise ValueError(f"unknown depth definition {definition!r}; use one of {', '.join(DEPTH_DEFINITIONS)} "
-                         f"(config key analysis.depth_definition)")
 
 
 class _ConvLeafTracer(fx.Tracer):
