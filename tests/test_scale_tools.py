@@ -41,10 +41,11 @@ def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_pa
     assert table.loc["read floor (decompress + sum)", "million_filters_per_s"] == pytest.approx(31 / 2.5)
 
 
-def test_read_floor_reads_every_store(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_read_floor_reads_every_store(tmp_path, jobs):
     report = load_tool("scale_report")
     stores = [_store(tmp_path / "a.zarr", 4096), _store(tmp_path / "b.zarr", 2048)]
-    floor = report.read_floor(stores, threads=2)
+    floor = report.read_floor(stores, threads=2, jobs=jobs)
     assert floor.job.tolist() == ["a", "b"] and floor.n_filters.tolist() == [4096, 2048]
     assert (floor.floor_s > 0).all()
     assert (floor.job_s > floor.floor_s).all()  # a job of its own also starts Python and imports

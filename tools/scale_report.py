@@ -10,7 +10,7 @@ and Dask's scheduler (docs/benchmarks.md, "Imports"), which weighs on small mode
 jobs, x_read_floor_10M over the jobs of stores of at least 10M filters, and x_job_floor
 compares every job with a job that only reads: a fresh process per store that imports what the
 reduction jobs import, then decompresses and sums the store (timed from its start to its exit,
-as Snakemake times a job).
+as Snakemake times a job; --jobs at a time, as the run's cores run the passes' jobs).
 Per-model stages run one job per model; their wall time is the sum over jobs (their jobs take
 one thread each and run two at a time on 2 cores, so a stage's elapsed time is about half the sum).
 Writes results/benchmarks/scale.tsv and prints it with the run's elapsed time (tools/scale_run
@@ -80,10 +80,13 @@ def read_store(path: str, threads: int, mem_mb: int = 2000) -> int:
     return store.filters.shape[0]
 
 
-def read_floor(stores: list[str], threads: int) -> pd.DataFrame:
+def read_floor(stores: list[str], threads: int, jobs: int = 1) -> pd.DataFrame:
     """Per store (model): seconds to decompress and sum it in this process (floor_s) and as a
     job of its own (job_s), and its filters. Each store is read once untimed first, so both
-    read it from the page cache, and the modules are imported before any timing."""
+    read it from the page cache, and the modules are imported before any timing. The read-only
+    jobs run ``jobs`` at a time, as Snakemake runs the passes' jobs on the run's cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import pandas as pd
 
     import filterlens.extract.store  # noqa: F401  (imported once, outside the in-process timings)
@@ -94,11 +97,16 @@ def read_floor(stores: list[str], threads: int) -> pd.DataFrame:
         read_store(path, threads)
         start = time.perf_counter()
         n_filters = read_store(path, threads)
-        floor_s = time.perf_counter() - start
+        rows.append({"job": Path(path).stem, "floor_s": time.perf_counter() - start, "n_filters": n_filters})
+
+    def read_only_job(path: str) -> float:
         start = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--read-one", path, "--threads", str(threads)], check=True)
-        rows.append({"job": Path(path).stem, "floor_s": floor_s, "job_s": time.perf_counter() - start,
-                     "n_filters": n_filters})
+        return time.perf_counter() - start
+
+    with ThreadPoolExecutor(jobs) as pool:
+        for row, seconds in zip(rows, pool.map(read_only_job, stores)):
+            row["job_s"] = seconds
     return pd.DataFrame(rows)
 
 
@@ -149,7 +157,7 @@ def run_facts(logs: Path) -> list[str]:
         disk = pd.read_csv(logs / "disk.tsv", sep="\t")
         lines.append(f"disk: stores {disk.stores_bytes.iloc[-1] / 1e9:.1f} GB at the end; temporary checkpoints "
                      f"at most {disk.checkpoints_bytes.max() / 1e9:.1f} GB at once; all outputs at most "
-                     f"{(disk.results_bytes + disk.checkpoints_bytes).max() / 1e9:.1f} GB")
+                     f"{(disk.stores_bytes + disk.results_bytes + disk.checkpoints_bytes).max() / 1e9:.1f} GB")
     return lines
 
 
@@ -159,6 +167,8 @@ def main() -> None:
     parser.add_argument("--benchmarks", type=Path, default=REPO / "benchmarks")
     parser.add_argument("--logs", type=Path, default=REPO / "logs" / "scale")
     parser.add_argument("--threads", type=int, default=1, help="the reduction jobs' threads (rules/summarize.smk)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="read-only jobs at a time: the run's --cores over the jobs' threads")
     parser.add_argument("--large", type=int, default=10**7,
                         help="stores at least this large get their own x read floor column (each job's process "
                              "start-up weighs on the small ones)")
@@ -173,7 +183,7 @@ def main() -> None:
     stores = sorted(glob.glob(str(REPO / args.stores)))
     if not stores:
         sys.exit(f"scale_report: no stores match {args.stores}. Fix: run tools/scale_run (make scale) first.")
-    floor = read_floor(stores, args.threads)
+    floor = read_floor(stores, args.threads, args.jobs)
     if args.floor_only:
         print(floor.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"\n{len(stores)} stores, {floor.n_filters.sum():,} filters: read floor {floor.floor_s.sum():.2f} s, "
