@@ -9,8 +9,9 @@ robustbench 1.1.1 has two import-time problems, both handled here and nowhere el
 2. ``robustbench.loaders`` imports ``pkg_resources``, which setuptools removed in version
    81; requirements.txt pins ``setuptools<81``. We fail with that fix named if it is gone.
 
-Every module of filterlens that needs robustbench calls :func:`import_robustbench` (or
-imports this module first) instead of ``import robustbench``.
+Every module of filterlens that needs the whole of robustbench calls :func:`import_robustbench`,
+which applies both fixes, instead of ``import robustbench``; modules inside it come through
+:func:`import_robustbench_module`, which needs neither fix.
 
 robustbench's package ``__init__`` files import its data loaders, its evaluation (AutoAttack)
 and its whole model zoo (timm, torchvision): about 3 s per process. Building an architecture
