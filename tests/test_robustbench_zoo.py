@@ -1,7 +1,6 @@
 """RobustBench entries built from the registry's source (models/robustbench_zoo.py) are the
 registry's own models, and cost neither timm nor torch._dynamo."""
 
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,6 @@ def sheet_entries():
     for sheet in ("paper.tsv", "scale.tsv"):
         rows = read_sheet(REPO / "config" / "models" / sheet)
         for kwargs in rows.loc[rows.architecture == "robustbench", "arch_kwargs"]:
-            kwargs = kwargs if isinstance(kwargs, dict) else json.loads(kwargs)
             entries.add((kwargs["dataset"], kwargs["key"], kwargs.get("threat_model", "Linf")))
     return sorted(entries)
 

@@ -154,8 +154,8 @@ def _constructor_from_source(dataset: str, key: str, threat_model: str) -> Calla
             continue
         needed.add(id(statement))
         pending.extend(_names_used(statement))
-    statements = [s for s in _unique(definitions.values()) if id(s) in needed]
-    statements.sort(key=lambda s: (s.lineno, s.col_offset))
+    by_id = {id(s): s for s in definitions.values() if id(s) in needed}  # an assignment may bind several names
+    statements = sorted(by_id.values(), key=lambda s: (s.lineno, s.col_offset))
     namespace: dict[str, Any] = {"__name__": module_name, "__file__": path, "__builtins__": builtins}
     try:
         with robustbench_imports():
@@ -164,9 +164,3 @@ def _constructor_from_source(dataset: str, key: str, threat_model: str) -> Calla
     except Exception as error:  # the registry's own import then shows the real problem, if any
         raise _NotResolved(key) from error
 
-
-def _unique(statements) -> list[ast.stmt]:
-    seen: dict[int, ast.stmt] = {}
-    for statement in statements:
-        seen.setdefault(id(statement), statement)
-    return list(seen.values())
