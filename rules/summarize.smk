@@ -1,5 +1,7 @@
 # Per-model passes over a filter store (Dask tasks over its segments, memory bounded by
-# resources.mem_mb), and the merges that only read their small outputs.
+# resources.mem_mb), and the merges that only read their small outputs. Each pass takes one
+# thread: it has a job per model, and jobs side by side overlap each other's start-up (imports
+# run on one core); Dask's tasks take what a job gets (--set-threads RULE=N).
 
 
 rule summarize_model:
@@ -14,8 +16,6 @@ rule summarize_model:
         "benchmarks/summarize/{model}.tsv"
     conda:
         "../envs/analysis.yaml"
-    # One thread: a pass has a job per model, and jobs side by side overlap each other's start-up
-    # (imports run on one core); Dask's tasks take what a job gets (--set-threads RULE=N).
     threads: 1
     resources:
         mem_mb=2000,
@@ -57,8 +57,6 @@ rule coefficient_range:
         "benchmarks/coefficient_range/{model}.tsv"
     conda:
         "../envs/analysis.yaml"
-    # One thread: a pass has a job per model, and jobs side by side overlap each other's start-up
-    # (imports run on one core); Dask's tasks take what a job gets (--set-threads RULE=N).
     threads: 1
     resources:
         mem_mb=2000,
@@ -102,8 +100,6 @@ rule coefficient_histograms:
         model=one_of(PAIRED_MODELS),
     conda:
         "../envs/analysis.yaml"
-    # One thread: a pass has a job per model, and jobs side by side overlap each other's start-up
-    # (imports run on one core); Dask's tasks take what a job gets (--set-threads RULE=N).
     threads: 1
     resources:
         mem_mb=2000,

@@ -42,9 +42,9 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
+from filterlens.config.depth_definitions import check_depth_definition
 from filterlens.extract.layer_table import Layer
 from filterlens.io.atomic import atomic_output
-from filterlens.config.depth_definitions import check_depth_definition
 
 if TYPE_CHECKING:
     import pandas as pd

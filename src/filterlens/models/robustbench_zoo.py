@@ -163,4 +163,3 @@ def _constructor_from_source(dataset: str, key: str, threat_model: str) -> Calla
             return eval(compile(ast.Expression(body=expression), path, "eval"), namespace)
     except Exception as error:  # the registry's own import then shows the real problem, if any
         raise _NotResolved(key) from error
-
