@@ -127,3 +127,17 @@ def test_the_passes_load_no_torch_while_they_run(tmp_path):
                             env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'summarize': [], 'coefficients': []}"
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "workflow_scripts").glob("*.py")), ids=lambda p: p.name)
+def test_a_rule_script_is_one_rule_script_block_after_its_imports(script):
+    """A finished job's process ends where the block ends (filterlens.io.scripting.end_job_process):
+    nothing of the script may follow it, and everything it does runs inside it."""
+    body = ast.parse(script.read_text()).body
+    *head, last = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert isinstance(last, ast.With) and any(
+        isinstance(item.context_expr, ast.Call) and getattr(item.context_expr.func, "id", None) == "rule_script"
+        for item in last.items), f"{script.name}: its last statement is not `with rule_script(snakemake)`"
+    allowed = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+    assert all(isinstance(node, allowed) for node in head), \
+        f"{script.name}: statements before the rule_script block do more than import and define"

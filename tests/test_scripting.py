@@ -1,0 +1,65 @@
+"""The rule-script prologue (filterlens.io.scripting): the log, failures, and the early end of a
+finished job's process."""
+
+import subprocess
+import sys
+import textwrap
+
+# A rule's script as Snakemake runs it: its preamble binds ``snakemake`` at the top of __main__.
+JOB = """
+import atexit, sys
+from types import SimpleNamespace
+from filterlens.io.scripting import rule_script
+
+snakemake = SimpleNamespace(log=[sys.argv[1]], rule="probe")
+atexit.register(lambda: open(sys.argv[2], "w").write("the interpreter's teardown ran"))
+with rule_script(snakemake) as log:
+    log.info("work done")
+    print("printed to the log")
+    if len(sys.argv) > 3:
+        raise ValueError("bad input")
+"""
+
+
+def _run_job(tmp_path, *extra):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(JOB))
+    log, teardown = tmp_path / "job.log", tmp_path / "teardown"
+    run = subprocess.run([sys.executable, str(script), str(log), str(teardown), *extra], capture_output=True,
+                         text=True)
+    return run, log.read_text(), teardown.exists()
+
+
+def test_a_finished_job_ends_without_the_teardown_and_keeps_its_log(tmp_path):
+    run, log, teardown_ran = _run_job(tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "work done" in log and "printed to the log" in log
+    assert not teardown_ran
+
+
+def test_a_failed_job_fails_with_its_traceback_in_the_log(tmp_path):
+    run, log, teardown_ran = _run_job(tmp_path, "fail")
+    assert run.returncode != 0
+    assert "ValueError: bad input" in log and "probe failed: bad input" in log
+    assert teardown_ran  # a failure leaves by the ordinary way
+
+
+def test_outside_a_rule_script_the_process_goes_on(tmp_path):
+    """Called from code that is not the rule's script (a test, a notebook), the block ends and the
+    process goes on (run apart, so that a broken check cannot end this test session)."""
+    probe = textwrap.dedent("""
+        import sys
+        from types import SimpleNamespace
+        from filterlens.io.scripting import rule_script
+
+        def work():
+            job = SimpleNamespace(log=[sys.argv[1]], rule="here")
+            with rule_script(job) as log:
+                log.info("in a function")
+        work()
+        print("went on")
+    """)
+    run = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "here.log")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "went on\n"
+    assert "in a function" in (tmp_path / "here.log").read_text()
