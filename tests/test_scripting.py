@@ -4,6 +4,9 @@ finished job's process."""
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+SRC = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"}
 
 # A rule's script as Snakemake runs it: its preamble binds ``snakemake`` at the top of __main__.
 JOB = """
@@ -11,12 +14,17 @@ import atexit, sys
 from types import SimpleNamespace
 from filterlens.io.scripting import rule_script
 
+class FreedAtTeardown:
+    def __del__(self):
+        open(sys.argv[2], "w").write("the interpreter's teardown ran")
+
 snakemake = SimpleNamespace(log=[sys.argv[1]], rule="probe")
-atexit.register(lambda: open(sys.argv[2], "w").write("the interpreter's teardown ran"))
+freed_at_teardown = FreedAtTeardown()
+atexit.register(lambda: open(sys.argv[3], "w").write("exit handlers ran"))
 with rule_script(snakemake) as log:
     log.info("work done")
     print("printed to the log")
-    if len(sys.argv) > 3:
+    if len(sys.argv) > 4:
         raise ValueError("bad input")
 """
 
@@ -24,24 +32,25 @@ with rule_script(snakemake) as log:
 def _run_job(tmp_path, *extra):
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(JOB))
-    log, teardown = tmp_path / "job.log", tmp_path / "teardown"
-    run = subprocess.run([sys.executable, str(script), str(log), str(teardown), *extra], capture_output=True,
-                         text=True)
-    return run, log.read_text(), teardown.exists()
+    log, teardown, handlers = tmp_path / "job.log", tmp_path / "teardown", tmp_path / "handlers"
+    run = subprocess.run([sys.executable, str(script), str(log), str(teardown), str(handlers), *extra],
+                         capture_output=True, text=True, env=SRC)
+    return run, log.read_text(), teardown.exists(), handlers.exists()
 
 
 def test_a_finished_job_ends_without_the_teardown_and_keeps_its_log(tmp_path):
-    run, log, teardown_ran = _run_job(tmp_path)
+    run, log, teardown_ran, handlers_ran = _run_job(tmp_path)
     assert run.returncode == 0, run.stderr
     assert "work done" in log and "printed to the log" in log
     assert not teardown_ran
+    assert handlers_ran  # atexit handlers run as at an ordinary exit
 
 
 def test_a_failed_job_fails_with_its_traceback_in_the_log(tmp_path):
-    run, log, teardown_ran = _run_job(tmp_path, "fail")
+    run, log, _, handlers_ran = _run_job(tmp_path, "fail")
     assert run.returncode != 0
     assert "ValueError: bad input" in log and "probe failed: bad input" in log
-    assert teardown_ran  # a failure leaves by the ordinary way
+    assert handlers_ran  # a failure leaves by the ordinary way
 
 
 def test_outside_a_rule_script_the_process_goes_on(tmp_path):
@@ -59,7 +68,8 @@ def test_outside_a_rule_script_the_process_goes_on(tmp_path):
         work()
         print("went on")
     """)
-    run = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "here.log")], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "here.log")], capture_output=True, text=True,
+                         env=SRC)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "went on\n"
     assert "in a function" in (tmp_path / "here.log").read_text()
