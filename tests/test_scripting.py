@@ -6,7 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-SRC = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"}
+ENV = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"}
 
 # A rule's script as Snakemake runs it: its preamble binds ``snakemake`` at the top of __main__.
 JOB = """
@@ -31,10 +31,10 @@ with rule_script(snakemake) as log:
 
 def _run_job(tmp_path, *extra):
     script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(JOB))
+    script.write_text(JOB)
     log, teardown, handlers = tmp_path / "job.log", tmp_path / "teardown", tmp_path / "handlers"
     run = subprocess.run([sys.executable, str(script), str(log), str(teardown), str(handlers), *extra],
-                         capture_output=True, text=True, env=SRC)
+                         capture_output=True, text=True, env=ENV)
     return run, log.read_text(), teardown.exists(), handlers.exists()
 
 
@@ -69,7 +69,7 @@ def test_outside_a_rule_script_the_process_goes_on(tmp_path):
         print("went on")
     """)
     run = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "here.log")], capture_output=True, text=True,
-                         env=SRC)
+                         env=ENV)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "went on\n"
     assert "in a function" in (tmp_path / "here.log").read_text()
