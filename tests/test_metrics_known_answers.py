@@ -83,6 +83,17 @@ def test_pca_matches_a_known_covariance_and_fixes_signs():
     assert basis.ratio.sum() == pytest.approx(1.0)
 
 
+def test_coefficients_of_scaled_filters_equal_projecting_the_scaled_filters():
+    rng = np.random.default_rng(3)
+    rows = (rng.standard_normal((5000, 9)) * rng.uniform(1e-3, 10, (5000, 1))).astype(np.float32)
+    rows[:3] = 0  # all-zero filters stay zero, so their coefficients are those of the zero filter
+    basis = pca(Moments.of(scale_filters(rows)))
+    peaks = np.abs(rows).max(axis=1)
+    coefficients = basis.project_scaled(rows, peaks)
+    np.testing.assert_allclose(coefficients, basis.project(scale_filters(rows)), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(coefficients[:, 0], -basis.components @ basis.mean, rtol=0, atol=1e-15)
+
+
 def test_sign_fix_makes_the_largest_entry_positive():
     flipped = fix_signs(np.array([[0.1, -0.9, 0.2], [0.5, 0.4, -0.3]]))
     np.testing.assert_array_equal(flipped, [[-0.1, 0.9, -0.2], [0.5, 0.4, -0.3]])

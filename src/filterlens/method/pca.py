@@ -56,6 +56,19 @@ class Basis:
         per row: (9, n), so that each component's values are contiguous."""
         return self.components @ (np.asarray(rows, dtype=np.float64) - self.mean).T
 
+    def project_scaled(self, rows: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+        """:meth:`project` of ``rows / peaks`` (filters scaled by their peaks; a zero peak leaves
+        its row as it is), (9, n), without making the scaled rows: the projection is linear,
+        C (x / p - mean) = (C x) / p - C mean, so each coefficient is divided instead of each
+        filter value, and the float32 rows go to the product as they are (numpy converts them
+        in its buffers). About half the time of the two steps; equal to them to rounding
+        (a few 1e-16)."""
+        peaks = np.asarray(peaks, dtype=np.float64)
+        coefficients = self.components @ np.asarray(rows).T
+        coefficients /= np.where(peaks == 0, 1.0, peaks)
+        coefficients -= (self.components @ self.mean)[:, None]
+        return coefficients
+
 
 def fix_signs(components: np.ndarray) -> np.ndarray:
     """Make each component's entry of largest magnitude positive (as scikit-learn's PCA does)."""

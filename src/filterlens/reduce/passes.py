@@ -23,7 +23,7 @@ import numpy as np
 from filterlens.extract.store import FilterStore, FilterStoreError
 from filterlens.method.depth_groups import depth_group
 from filterlens.method.distributions import EqualBins
-from filterlens.method.filters import row_peaks, scale_filters, sparse_mask
+from filterlens.method.filters import row_peaks, sparse_mask
 from filterlens.method.orthogonality import blocked_orthogonality
 from filterlens.method.pca import N_COMPONENTS, Basis, Moments, pca, variance_entropy
 from filterlens.reduce.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
@@ -58,14 +58,14 @@ class _Layout:
         check_finite(x, self.store, piece.layer_id)
         return x
 
-    def scaled_nonsparse(self, x: np.ndarray, layer_id: int) -> np.ndarray:
-        """The non-sparse rows of ``x`` divided by their peaks, float64."""
+    def nonsparse(self, x: np.ndarray, layer_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The non-sparse rows of ``x`` and their peaks."""
         peaks = row_peaks(x)
         sparse = sparse_mask(x, self.max_abs[layer_id], peaks)
         if sparse.any():
             keep = ~sparse
             x, peaks = _compact(x, keep), peaks[keep]
-        return scale_filters(x, peaks)
+        return x, peaks
 
 
 def _compact(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -220,9 +220,9 @@ def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment
     x = layout.piece_rows(rows, segment, piece)
     for start in range(0, len(x), COEFFICIENT_BLOCK_ROWS):
         block = x[start:start + COEFFICIENT_BLOCK_ROWS]
-        scaled = scale_filters(block) if with_sparse else layout.scaled_nonsparse(block, piece.layer_id)
-        if len(scaled):
-            yield basis.project(scaled)
+        block, peaks = (block, row_peaks(block)) if with_sparse else layout.nonsparse(block, piece.layer_id)
+        if len(block):
+            yield basis.project_scaled(block, peaks)
 
 
 def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
