@@ -44,3 +44,4 @@ rule all:
         "results/provenance/provenance.json",
         STATISTICS_TARGETS,
         PLACEMENT_TARGETS,
+        COPY_FLOOR_TARGETS,

@@ -203,6 +203,21 @@ FILTER_MEASURES = [
 SPECTRA_MODELS = CHECKPOINT_MODELS if config["analysis"]["spectra"] else []
 
 
+# --- Benchmarks (rules/extract.smk) ---------------------------------------------------------
+
+# Models whose extraction job is timed against a copy-floor job on the same checkpoint.
+COPY_FLOOR_MODELS = config["extraction"]["copy_floor_models"]
+if unknown := [m for m in COPY_FLOOR_MODELS if m not in CHECKPOINT_MODELS]:
+    raise WorkflowError(
+        f"config extraction.copy_floor_models: {', '.join(unknown)} "
+        f"{'is not a model' if len(unknown) == 1 else 'are not models'} of the sheet {SHEET_PATH} "
+        "extracted from a checkpoint. Fix: name models of the sheet whose source is not the filter database."
+    )
+COPY_FLOOR_TARGETS = expand(
+    "results/benchmarks/copy_floor/{model}.tsv", model=COPY_FLOOR_MODELS
+)
+
+
 # --- Figures and tables (rules/figures.smk, rules/tables.smk) -------------------------------
 
 try:

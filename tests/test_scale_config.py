@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
+
 from conftest import REPO, load_tool, run_snakemake
 
 from filterlens.config.sheet import pairs, read_sheet
@@ -42,7 +44,7 @@ def test_scale_config_plans_every_job_of_all_114_models_offline(tmp_path):
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
     expected = {"random_init": 114, "extract_filters": 114, "summarize_model": 114, "coefficient_range": 114,
                 "coefficient_histograms": 114, "pca_bases": 1, "kl_divergence": 1, "layer_quality": 1,
-                "model_table": 1, "all": 1}
+                "model_table": 1, "copy_floor": 8, "all": 1}
     assert {rule: counts.get(rule) for rule in expected} == expected, output
     for rule in ("acquire_robustbench", "acquire_timm", "train_cifar", "import_filterdb", "evaluate_model"):
         assert rule not in counts, output
@@ -55,9 +57,8 @@ def test_scale_config_leaves_out_the_costly_exact_spectra(tmp_path):
     assert "layer_spectra" not in result.stdout + result.stderr
 
 
-def test_random_checkpoints_are_temporary_and_left_out_of_provenance(tmp_path):
-    """A seeded random model's checkpoint is deleted once its store is extracted (at paper
-    scale they would take ~40 GB); the store keeps the checkpoint's sha256."""
+def _random_sheet_config(tmp_path, extra: str = "") -> str:
+    """A config of two seeded random WRN-10-1 models, r (robust) and n, plus ``extra`` YAML."""
     sheet = tmp_path / "random.tsv"
     kwargs = '{"depth": 10, "widen_factor": 1}'
     sheet.write_text(
@@ -65,10 +66,39 @@ def test_random_checkpoints_are_temporary_and_left_out_of_provenance(tmp_path):
         f"r\tcoloured_digits\twide_resnet\t{kwargs}\ttrue\trandom\t\tn\t\t\n"
         f"n\tcoloured_digits\twide_resnet\t{kwargs}\tfalse\trandom\t\t\t\t\n")
     config = tmp_path / "config.yaml"
-    config.write_text(f"sheet: {sheet}\n")
-    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2",
+    config.write_text(f"sheet: {sheet}\n{extra}")
+    return str(config)
+
+
+def test_random_checkpoints_are_temporary_and_left_out_of_provenance(tmp_path):
+    """A seeded random model's checkpoint is deleted once its store is extracted (at paper
+    scale they would take ~40 GB); the store keeps the checkpoint's sha256."""
+    run_snakemake(tmp_path, "--configfile", _random_sheet_config(tmp_path), "--cores", "2",
                   "results/filters/r.zarr", "results/filters/n.zarr", "results/provenance/provenance.json")
     assert not list((tmp_path / "data" / "models").glob("*.pt"))
     for model in ("r", "n"):
         assert len(open_filter_store(tmp_path / "results" / "filters" / f"{model}.zarr").attrs["checkpoint_sha256"]) == 64
     assert json.loads((tmp_path / "results" / "provenance" / "provenance.json").read_text())["models"] == []
+
+
+def test_a_copy_floor_job_writes_the_same_checkpoint_that_extraction_reads(tmp_path):
+    """Rule copy_floor runs on the temporary checkpoint beside extraction, is timed by its own
+    benchmark file and leaves only its table: its store and the checkpoint are deleted."""
+    config = _random_sheet_config(tmp_path, "extraction:\n  copy_floor_models: [r]\n")
+    run_snakemake(tmp_path, "--configfile", config, "--cores", "2", "results/filters/r.zarr",
+                  "results/benchmarks/copy_floor/r.tsv")
+    table = pd.read_csv(tmp_path / "results" / "benchmarks" / "copy_floor" / "r.tsv", sep="\t")
+    store = open_filter_store(tmp_path / "results" / "filters" / "r.zarr")
+    assert table.to_dict("records") == [{"model_id": "r", "n_filters": store.filters.shape[0]}]
+    assert sorted(p.name for p in (tmp_path / "results" / "benchmarks" / "copy_floor").iterdir()) == ["r.tsv"]
+    assert not list((tmp_path / "data" / "models").glob("*.pt"))
+    assert (tmp_path / "benchmarks" / "copy_floor" / "r.tsv").is_file()
+    assert not (tmp_path / "benchmarks" / "copy_floor" / "n.tsv").exists()  # n is not named
+
+
+def test_a_copy_floor_model_must_be_a_model_of_the_sheet(tmp_path):
+    config = _random_sheet_config(tmp_path, "extraction:\n  copy_floor_models: [r, nosuch]\n")
+    result = run_snakemake(tmp_path, "-n", "--configfile", config, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "config extraction.copy_floor_models: nosuch is not a model of the sheet" in output, output

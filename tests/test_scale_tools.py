@@ -41,6 +41,24 @@ def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_pa
     assert table.loc["read floor (decompress + sum)", "million_filters_per_s"] == pytest.approx(31 / 2.5)
 
 
+def test_extraction_jobs_are_compared_with_the_copy_floor_jobs_of_the_same_models(tmp_path):
+    report = load_tool("scale_report")
+    benchmarks = tmp_path / "benchmarks"
+    for job, seconds in (("small", 2.0), ("big", 6.0), ("other", 5.0)):
+        _benchmark(benchmarks, "extract", job, seconds, 2000)
+    for job, seconds in (("small", 1.0), ("big", 5.0)):  # "other" has no copy-floor job
+        _benchmark(benchmarks, "copy_floor", job, seconds, 1500)
+    jobs = report.job_table(benchmarks)
+    copies = report.copy_floor_table(jobs).set_index("model")
+    assert copies.x_copy_floor.to_dict() == {"big": pytest.approx(1.2), "small": pytest.approx(2.0)}
+    floor = pd.DataFrame({"job": ["small"], "floor_s": [0.5], "job_s": [1.5], "n_filters": [10**6]})
+    table = report.stage_table(jobs, floor, large=10**7).set_index("stage")
+    assert table.loc["extract", "jobs"] == 3
+    assert table.loc["extract", "x_copy_floor"] == pytest.approx(8.0 / 6.0)  # the two models with both jobs
+    assert table.loc["copy floor jobs (the extraction of 2 models)", ["jobs", "wall_s"]].tolist() == [2, 6.0]
+    assert "merges, statistics, figures, tables" not in table.index  # copy-floor jobs are no merge
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_read_floor_reads_every_store(tmp_path, jobs):
     report = load_tool("scale_report")

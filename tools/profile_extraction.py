@@ -8,8 +8,10 @@ saving its checkpoint (rule random_init's work), then each phase of rule extract
 work (load the checkpoint memory-mapped, build the model from it, plan the 3x3 layers, fold
 BatchNorm into rows, write the filter store, hash the checkpoint), and the **copy floor**:
 load the same checkpoint memory-mapped and write its 3x3 weights unprocessed into a Zarr array
-with the store's codec and chunks. Start-up (imports) is measured apart, with
-``tools/import_times.py workflow_scripts/extract_filters.py``. Prints a Markdown table; the
+with the store's codec and chunks (:mod:`filterlens.extract.copy_floor`, rule copy_floor's
+work). Start-up (imports) is measured apart, with
+``tools/import_times.py workflow_scripts/extract_filters.py``; the scale run times the jobs of
+both (tools/scale_report.py, x_copy_floor). Prints a Markdown table; the
 checkpoints and stores go to ``--out`` (a temporary folder by default) and are deleted.
 """
 
@@ -21,12 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import zarr
 
 from filterlens.acquire.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint
-from filterlens.extract.store import FILTERS, FilterStoreWriter, filter_codecs
+from filterlens.extract.copy_floor import write_copy_floor
+from filterlens.extract.store import FilterStoreWriter
 from filterlens.extract.weights import layer_rows, plan_extraction
 from filterlens.io.hashing import sha256_of
 from filterlens.models.architectures import build_architecture
@@ -69,15 +70,7 @@ def profile(key: str, dataset: str, folder: Path, chunk_rows: int) -> dict[str, 
     timed("sha256", sha256_of, checkpoint_path)
     times["extraction"] = sum(times[p] for p in PHASES[2:8])
 
-    def copy_floor():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
-        weights = [w.reshape(-1, 9).numpy() for w in state.values() if w.ndim == 4 and tuple(w.shape[-2:]) == (3, 3)]
-        n = sum(len(w) for w in weights)
-        array = zarr.create_array(str(folder / f"{key}.floor.zarr"), name=FILTERS, shape=(n, 9),
-                                  chunks=(min(chunk_rows, n), 9), dtype="float32", compressors=filter_codecs())
-        array[:] = np.concatenate(weights)
-
-    timed("copy floor", copy_floor)
+    timed("copy floor", write_copy_floor, checkpoint_path, folder / f"{key}.floor.zarr", chunk_rows)
     times["n_filters"] = plan.n_filters
     return times
 

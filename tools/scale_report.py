@@ -13,6 +13,9 @@ reduction jobs import, then decompresses and sums the store (timed from its star
 as Snakemake times a job; --jobs at a time, as the run's cores run the passes' jobs).
 Per-model stages run one job per model; their wall time is the sum over jobs (their jobs take
 one thread each and run two at a time on 2 cores, so a stage's elapsed time is about half the sum).
+The extraction jobs of the models of config extraction.copy_floor_models are compared with
+rule copy_floor's jobs on the same checkpoints (x_copy_floor; per model in
+results/benchmarks/scale_copy_floor.tsv).
 Writes results/benchmarks/scale.tsv and prints it with the run's elapsed time (tools/scale_run
 records start and end in logs/scale/) and its disk use (logs/scale/disk.tsv).
 """
@@ -43,6 +46,9 @@ STAGES = {
     "coefficient_histograms": "results/summaries/*/histograms.npz",
 }
 READ_PASSES = ["summarize", "coefficient_range", "coefficient_histograms"]
+# Rule copy_floor's jobs (config extraction.copy_floor_models): the floor of those models'
+# extraction jobs, the same checkpoint's 3x3 weights written unprocessed.
+COPY_FLOOR = "copy_floor"
 
 
 def job_table(benchmarks: Path) -> pd.DataFrame:
@@ -116,7 +122,7 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataF
     import pandas as pd
 
     per_model = jobs[jobs.stage.isin(STAGES)]
-    merges = jobs[~jobs.stage.isin(STAGES)].assign(stage="merges, statistics, figures, tables")
+    merges = jobs[~jobs.stage.isin([*STAGES, COPY_FLOOR])].assign(stage="merges, statistics, figures, tables")
     table = pd.concat([per_model, merges]).groupby("stage", sort=False).agg(
         jobs=("job", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"), longest_job_s=("wall_s", "max"),
         peak_rss_mb=("peak_rss_mb", "max"))
@@ -138,12 +144,28 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataF
     table["x_read_floor"] = [ratio(s, floor, "floor_s") for s in table.stage]
     table[large_column] = [ratio(s, big, "floor_s") for s in table.stage]
     table["x_job_floor"] = [ratio(s, floor, "job_s") for s in table.stage]
+    copies = copy_floor_table(jobs)
+    table["x_copy_floor"] = [copies.wall_s_extract.sum() / copies.wall_s_floor.sum() if s == "extract" and len(copies)
+                             else float("nan") for s in table.stage]
     floor_rows = [
+        {"stage": f"copy floor jobs (the extraction of {len(copies)} models)", "jobs": len(copies),
+         "wall_s": copies.wall_s_floor.sum(), "cpu_s": copies.cpu_s_floor.sum(),
+         "longest_job_s": copies.wall_s_floor.max(), "x_copy_floor": 1.0},
         {"stage": "read floor (decompress + sum)", "jobs": len(floor), "wall_s": floor.floor_s.sum(),
          "million_filters_per_s": n_filters / floor.floor_s.sum() / 1e6, "x_read_floor": 1.0, large_column: 1.0},
         {"stage": "read-only jobs (start, import, decompress + sum)", "jobs": len(floor), "wall_s": floor.job_s.sum(),
          "million_filters_per_s": n_filters / floor.job_s.sum() / 1e6, "x_job_floor": 1.0}]
     return pd.concat([table, pd.DataFrame(floor_rows)], ignore_index=True)
+
+
+def copy_floor_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per model with a copy-floor job: wall and CPU s of its extraction job and of its copy-floor
+    job, and their ratio (x_copy_floor)."""
+    def stage(name: str) -> pd.DataFrame:
+        return jobs[jobs.stage == name][["job", "wall_s", "cpu_s"]]
+
+    table = stage("extract").merge(stage(COPY_FLOOR), on="job", suffixes=("_extract", "_floor"))
+    return table.assign(x_copy_floor=table.wall_s_extract / table.wall_s_floor).rename(columns={"job": "model"})
 
 
 def run_facts(logs: Path) -> list[str]:
@@ -189,12 +211,17 @@ def main() -> None:
         print(f"\n{len(stores)} stores, {floor.n_filters.sum():,} filters: read floor {floor.floor_s.sum():.2f} s, "
               f"read-only jobs {floor.job_s.sum():.2f} s ({floor.job_s.sum() / floor.floor_s.sum():.2f}x)")
         return
-    table = stage_table(job_table(args.benchmarks), floor, args.large)
+    jobs = job_table(args.benchmarks)
+    table, copies = stage_table(jobs, floor, args.large), copy_floor_table(jobs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
+    copies.to_csv(args.out.with_name(f"{args.out.stem}_copy_floor.tsv"), sep="\t", index=False, float_format="%.4g")
     print(f"{len(stores)} stores, {floor.n_filters.sum():,} filters, {(floor.n_filters >= args.large).sum()} "
           f"of them with >= {args.large:,}\n")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if len(copies):
+        print("\nextraction jobs against their copy floor:")
+        print(copies.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for line in run_facts(args.logs):
         print(line)
 
