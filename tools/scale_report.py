@@ -88,9 +88,11 @@ def read_store(path: str, threads: int, mem_mb: int = 2000) -> int:
 
 def read_floor(stores: list[str], threads: int, jobs: int = 1) -> pd.DataFrame:
     """Per store (model): seconds to decompress and sum it in this process (floor_s) and as a
-    job of its own (job_s), and its filters. Each store is read once untimed first, so both
-    read it from the page cache, and the modules are imported before any timing. The read-only
-    jobs run ``jobs`` at a time, as Snakemake runs the passes' jobs on the run's cores."""
+    job of its own (job_s), and its filters. The read-only jobs run ``jobs`` at a time, as
+    Snakemake runs the passes' jobs on the run's cores. Stores are taken ``jobs`` at a time:
+    each is read once untimed, then timed in this process, then the group's read-only jobs run,
+    so that both timings read from the page cache even when the stores together exceed memory.
+    The modules are imported before any timing."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pandas as pd
@@ -98,21 +100,22 @@ def read_floor(stores: list[str], threads: int, jobs: int = 1) -> pd.DataFrame:
     import filterlens.extract.store  # noqa: F401  (imported once, outside the in-process timings)
     import filterlens.reduce.streaming  # noqa: F401
 
-    rows = []
-    for path in stores:
-        read_store(path, threads)
-        start = time.perf_counter()
-        n_filters = read_store(path, threads)
-        rows.append({"job": Path(path).stem, "floor_s": time.perf_counter() - start, "n_filters": n_filters})
-
     def read_only_job(path: str) -> float:
         start = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--read-one", path, "--threads", str(threads)], check=True)
         return time.perf_counter() - start
 
+    rows = []
     with ThreadPoolExecutor(jobs) as pool:
-        for row, seconds in zip(rows, pool.map(read_only_job, stores)):
-            row["job_s"] = seconds
+        for first in range(0, len(stores), jobs):
+            group = stores[first:first + jobs]
+            for path in group:
+                read_store(path, threads)
+                start = time.perf_counter()
+                n_filters = read_store(path, threads)
+                rows.append({"job": Path(path).stem, "floor_s": time.perf_counter() - start, "n_filters": n_filters})
+            for row, seconds in zip(rows[first:], pool.map(read_only_job, group)):
+                row["job_s"] = seconds
     return pd.DataFrame(rows)
 
 
