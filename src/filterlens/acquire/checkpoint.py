@@ -26,7 +26,7 @@ from torch import nn
 
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.io.atomic import atomic_output
-from filterlens.models.architectures import build_architecture
+from filterlens.models.architectures import build_architecture, build_with_weights
 
 FORMAT = "filterlens-checkpoint"
 FORMAT_VERSION = 1
@@ -112,11 +112,9 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> n
     model.load_state_dict(given, assign=True)
     if _has_meta_tensors(model):
         # A buffer outside the state dict (e.g. DMWideResNet's mean/std constants) needs the
-        # real constructor; its freshly initialised weights are then swapped for the file's
-        # (before the check below pages the file in: the two are never held at once).
-        model = build_architecture(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes)
-        model.load_state_dict(given, assign=True)
-    if bad := [k for k, v in given.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        # real constructor.
+        model = build_with_weights(checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes, given)
+    if bad := [k for k, v in given.items() if v.is_floating_point() and not _all_finite(v)]:
         raise CheckpointError(
             f"model {checkpoint.model_id}: weights with NaN or Inf in {_preview(bad)}. "
             "Fix: acquire or train the model again (a diverged training run?)."
@@ -137,6 +135,11 @@ def fit_problems(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> list[
                      for k in sorted(set(state_dict) & set(expected)) if state_dict[k].shape != expected[k].shape]:
         problems.append(f"mis-shaped tensors {_preview(misshaped)}")
     return problems
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """As filterlens.io.arrays.all_finite, for a tensor: one sum settles the usual case."""
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
 def _has_meta_tensors(model: nn.Module) -> bool:

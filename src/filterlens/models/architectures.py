@@ -94,7 +94,7 @@ def random_init_seed(model_id: str, seed: int) -> int:
     return zlib.crc32(model_id.encode()) + seed
 
 
-# In-place random (and fill) initialisers: on the meta device they have nothing to fill.
+# In-place random (and fill) initialisers; torch.nn.init's functions are matched by their module.
 _INITIALISERS = frozenset({
     torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.zero_, torch.Tensor.fill_, torch.Tensor.random_,
     torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.geometric_, torch.Tensor.log_normal_,
@@ -102,15 +102,26 @@ _INITIALISERS = frozenset({
 })
 
 
-class _SkipMetaInitialisers(TorchFunctionMode):
-    """Initialisers on meta tensors return at once. torch runs a meta ``normal_`` through its
-    Python reference, whose first call imports ``torch._dynamo``: 1.5-3 s of every job that
-    builds a model on the meta device (extraction, the sheet checks) for values that do not exist."""
+class _SkippedInitialisers(TorchFunctionMode):
+    """Initialisers return at once: on meta tensors (``every_tensor=False``), which have nothing
+    to fill (torch runs a meta ``normal_`` through its Python reference, whose first call imports
+    ``torch._dynamo``: 1.5-3 s of every job that builds a model on the meta device), or on every
+    tensor, whose values are about to be replaced. Records the storages it left as allocated."""
+
+    def __init__(self, every_tensor: bool) -> None:
+        super().__init__()
+        self.every_tensor = every_tensor
+        self.left_as_allocated: set[int] = set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _INITIALISERS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if func in _INITIALISERS or getattr(func, "__module__", None) == "torch.nn.init":
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and (self.every_tensor or tensor.is_meta):
+                if not tensor.is_meta:
+                    self.left_as_allocated.add(tensor.untyped_storage().data_ptr())
+                return tensor
+        return func(*args, **kwargs)
 
 
 def build_architecture(
@@ -123,8 +134,28 @@ def build_architecture(
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    skip_initialisers = _SkipMetaInitialisers() if torch.device(device).type == "meta" else contextlib.nullcontext()
+    skip_initialisers = (_SkippedInitialisers(every_tensor=False) if torch.device(device).type == "meta"
+                         else contextlib.nullcontext())
     with torch.random.fork_rng(enabled=seed is not None), torch.device(device), skip_initialisers:
         if seed is not None:
             torch.manual_seed(seed)
         return ARCHITECTURES[name](num_classes=num_classes, **kwargs)
+
+
+def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """Architecture ``name`` on the CPU with the tensors of ``state_dict`` as its weights
+    (``load_state_dict(..., assign=True)``, strict), for an architecture that needs its real
+    constructor: a buffer outside the state dict (DMWideResNet's mean and std) is made there.
+    The constructor's initialisers are skipped, since every weight is replaced right after
+    (WRN-106-16: 2 s of random initialisation); if a tensor they left as allocated is still in
+    the model (a buffer outside the state dict made by an initialiser), it is built again with them."""
+    skipped = _SkippedInitialisers(every_tensor=True)
+    with torch.device("cpu"), skipped:
+        model = ARCHITECTURES[name](num_classes=num_classes, **kwargs)
+    model.load_state_dict(state_dict, assign=True)
+    if any(t.untyped_storage().data_ptr() in skipped.left_as_allocated
+           for t in (*model.parameters(), *model.buffers()) if t.numel()):
+        model = build_architecture(name, kwargs, num_classes)
+        model.load_state_dict(state_dict, assign=True)
+    return model
+
