@@ -95,12 +95,20 @@ def test_weights_that_do_not_fit_name_the_keys():
         build_model(_checkpoint(state)[0])
 
 
-def test_non_finite_weights_are_refused():
+@pytest.mark.parametrize("values", [[float("nan")], [float("inf")], [float("inf"), float("-inf")]])
+def test_non_finite_weights_are_refused(values):
     _, model = _checkpoint()
     state = model.state_dict()
-    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    state["conv1.weight"].view(-1)[:len(values)] = torch.tensor(values)
     with pytest.raises(CheckpointError, match="NaN or Inf in conv1.weight"):
         build_model(_checkpoint(state)[0])
+
+
+def test_finite_weights_whose_sum_overflows_are_accepted():
+    _, model = _checkpoint()
+    state = model.state_dict()
+    state["conv1.weight"].view(-1)[:4] = 3e38  # their float32 sum is inf
+    assert build_model(_checkpoint(state)[0]).conv1.weight.max().item() == pytest.approx(3e38)
 
 
 @pytest.mark.parametrize("field, value", [("model_id", "other_model"), ("dataset", "cifar10")])
@@ -144,3 +152,53 @@ def test_the_copy_floor_writes_every_3x3_weight_unprocessed_with_the_stores_code
     np.testing.assert_array_equal(array[:], expected)
     store = open_filter_store(write_filter_store(tmp_path / "store.zarr", [(1, 1, 1)], [expected[:1]], 1024))
     assert array.metadata.codecs == store.filters.metadata.codecs
+
+
+# A non-persistent buffer: the real constructor makes it, the state dict does not hold it.
+BUFFERED_NETS = '''\
+import torch
+from torch import nn
+
+
+class Constant(nn.Module):  # as DMWideResNet's mean and std
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 3)
+        self.register_buffer("scale", torch.arange(1.0, 4.0).view(3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return self.conv(x * self.scale)
+
+
+class Drawn(Constant):  # a buffer made by an initialiser
+    def __init__(self, num_classes):
+        super().__init__(num_classes)
+        self.register_buffer("scale", torch.empty(3, 1, 1).normal_(), persistent=False)
+'''
+
+
+@pytest.mark.parametrize("cls", ["Constant", "Drawn"])
+def test_a_model_with_a_buffer_outside_the_state_dict_gets_the_constructors_buffer(tmp_path, monkeypatch, cls):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nets.py").write_text(BUFFERED_NETS)
+    kwargs = {"constructor": f"nets.py:{cls}"}
+    reference = build_architecture("python", kwargs, 4, seed=0)
+    checkpoint, _ = _checkpoint(state_dict=reference.state_dict(), architecture="python", arch_kwargs=kwargs,
+                                num_classes=4)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # as the reference's: Drawn's buffer is then the same draw
+        model = build_model(checkpoint)
+    assert torch.equal(model.scale, reference.scale) and torch.equal(model.conv.weight, reference.conv.weight)
+    x = torch.rand(1, 3, 5, 5)
+    assert torch.equal(model(x), reference.eval()(x))
+    assert not torch.equal(torch.nn.init.normal_(torch.zeros(3)), torch.zeros(3))  # initialisers work again after
+
+
+def test_a_robustbench_dm_model_is_built_with_its_checkpoints_weights_and_constants():
+    kwargs = {"dataset": "cifar10", "key": "Rebuffi2021Fixing_R18_ddpm", "threat_model": "Linf"}
+    reference = build_architecture("robustbench", kwargs, 10, seed=0).eval()
+    checkpoint, _ = _checkpoint(state_dict=reference.state_dict(), architecture="robustbench", arch_kwargs=kwargs)
+    model = build_model(checkpoint)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))

@@ -39,6 +39,7 @@ from filterlens.acquire.failed_downloads import data_file_problem, parse_checksu
 from filterlens.extract.layer_table import Layer
 from filterlens.extract.pandas_hdf5 import UnsafeTableError, read_fixed_frame
 from filterlens.extract.store import FilterStoreWriter
+from filterlens.io.arrays import all_finite
 
 REQUIRED_COLUMNS = ["filter_ids", "conv_depth", "conv_depth_norm", "layer_id"]
 CHANNEL_COLUMNS = [("c_in", "c_out", "groups"), ("in_channels", "out_channels", "groups")]
@@ -364,7 +365,7 @@ def iter_layer_rows(array: FilterArray, db_layers: list[DBLayer], layers: list[L
                     what: str) -> Iterator[tuple[Layer, np.ndarray]]:
     for db_layer, layer in zip(db_layers, layers):
         rows = array.rows(db_layer.start, db_layer.stop)
-        if not np.isfinite(rows).all():
+        if not all_finite(rows):
             raise FilterDBError(f"{what}, layer_id {db_layer.layer_id} (rows {db_layer.start}:{db_layer.stop - 1}): "
                                 "NaN or Inf filter values in the database")
         yield layer, rows

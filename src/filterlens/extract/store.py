@@ -44,6 +44,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from filterlens.config.depth_definitions import check_depth_definition
 from filterlens.extract.layer_table import Layer
+from filterlens.io.arrays import abs_max
 from filterlens.io.atomic import atomic_output
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class FilterStoreWriter:
         if rows.shape != (layer.n_filters, 9):
             raise ValueError(f"layer {layer.name}: rows of shape {rows.shape}, expected ({layer.n_filters}, 9)")
         self._array[layer.row_start : layer.row_stop] = rows
-        max_abs = float(np.abs(rows).max()) if len(rows) else 0.0
+        max_abs = abs_max(rows) if len(rows) else 0.0
         self._layers.append(dataclasses.replace(layer, max_abs=max_abs))
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from filterlens.extract.store import FilterStore, FilterStoreError
+from filterlens.io.arrays import all_finite
 
 # Bytes held per filter row of a segment while a task works on it: the float32 row (36) and, in
 # pass 1, orthogonality's unit rows of a whole layer (72 in float64, below 256 channels). Every
@@ -168,7 +169,7 @@ def _locate_unreadable(store: FilterStore, segments: Sequence[Segment], error: E
 
 
 def check_finite(rows: np.ndarray, store: FilterStore, layer_id: int) -> None:
-    if not np.isfinite(rows).all():
+    if not all_finite(rows):
         name = store.table["name"][layer_id]
         raise FilterStoreError(
             f"{store.path} (model {store.model_id}): layer {name} holds NaN or Inf values (or a missing "
