@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from filterlens.acquire.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint
-from filterlens.extract.copy_floor import write_copy_floor
-from filterlens.extract.store import FilterStoreWriter
-from filterlens.extract.weights import layer_rows, plan_extraction
-from filterlens.io.hashing import sha256_of
-from filterlens.models.architectures import build_architecture
-from filterlens.models.robustbench_zoo import zoo
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from filterlens.acquire.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint  # noqa: E402
+from filterlens.extract.copy_floor import write_copy_floor  # noqa: E402
+from filterlens.extract.store import FilterStoreWriter  # noqa: E402
+from filterlens.extract.weights import layer_rows, plan_extraction  # noqa: E402
+from filterlens.io.hashing import sha256_of  # noqa: E402
+from filterlens.models.architectures import build_architecture  # noqa: E402
+from filterlens.models.robustbench_zoo import zoo  # noqa: E402
 
 PHASES = ["random init", "save checkpoint", "load (mmap)", "build model", "plan", "fold + rows", "write store",
           "sha256", "extraction", "copy floor"]

@@ -142,7 +142,8 @@ def build_architecture(
         return ARCHITECTURES[name](num_classes=num_classes, **kwargs)
 
 
-def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
+                       state_dict: dict[str, torch.Tensor]) -> nn.Module:
     """Architecture ``name`` on the CPU with the tensors of ``state_dict`` as its weights
     (``load_state_dict(..., assign=True)``, strict), for an architecture that needs its real
     constructor: a buffer outside the state dict (DMWideResNet's mean and std) is made there.
@@ -158,4 +159,3 @@ def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int, stat
         model = build_architecture(name, kwargs, num_classes)
         model.load_state_dict(state_dict, assign=True)
     return model
-
