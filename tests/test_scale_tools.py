@@ -31,7 +31,8 @@ def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_pa
     _benchmark(benchmarks, "pca_bases", "pca_bases", 1.5, 150)
     floor = pd.DataFrame({"job": ["small", "big"], "floor_s": [0.5, 2.0], "job_s": [1.5, 3.0],
                           "n_filters": [10**6, 3 * 10**7]})
-    table = report.stage_table(report.job_table(benchmarks), floor, large=10**7).set_index("stage")
+    jobs = report.job_table(benchmarks)
+    table = report.stage_table(jobs, floor, 10**7, report.copy_floor_table(jobs)).set_index("stage")
     assert table.loc["summarize", ["jobs", "wall_s", "longest_job_s", "peak_rss_mb"]].tolist() == [2, 8.0, 6.0, 306.0]
     assert table.loc["summarize", "x_read_floor"] == pytest.approx(8.0 / 2.5)
     assert table.loc["summarize", "x_read_floor_10M"] == pytest.approx(6.0 / 2.0)  # the big store only
@@ -52,7 +53,7 @@ def test_extraction_jobs_are_compared_with_the_copy_floor_jobs_of_the_same_model
     copies = report.copy_floor_table(jobs).set_index("model")
     assert copies.x_copy_floor.to_dict() == {"big": pytest.approx(1.2), "small": pytest.approx(2.0)}
     floor = pd.DataFrame({"job": ["small"], "floor_s": [0.5], "job_s": [1.5], "n_filters": [10**6]})
-    table = report.stage_table(jobs, floor, large=10**7).set_index("stage")
+    table = report.stage_table(jobs, floor, 10**7, copies.reset_index()).set_index("stage")
     assert table.loc["extract", "jobs"] == 3
     assert table.loc["extract", "x_copy_floor"] == pytest.approx(8.0 / 6.0)  # the two models with both jobs
     assert table.loc["copy floor jobs (the extraction of 2 models)", ["jobs", "wall_s"]].tolist() == [2, 6.0]

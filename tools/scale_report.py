@@ -119,9 +119,10 @@ def read_floor(stores: list[str], threads: int, jobs: int = 1) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataFrame:
+def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int, copies: pd.DataFrame) -> pd.DataFrame:
     """Per stage: jobs, wall and CPU s, longest job, peak RSS, disk, throughput, x read floor
-    (all jobs, each with its process start; and jobs of stores of >= ``large`` filters only)."""
+    (all jobs, each with its process start; and jobs of stores of >= ``large`` filters only), and
+    extraction against the copy-floor jobs of :func:`copy_floor_table` (``copies``)."""
     import pandas as pd
 
     per_model = jobs[jobs.stage.isin(STAGES)]
@@ -147,7 +148,6 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int) -> pd.DataF
     table["x_read_floor"] = [ratio(s, floor, "floor_s") for s in table.stage]
     table[large_column] = [ratio(s, big, "floor_s") for s in table.stage]
     table["x_job_floor"] = [ratio(s, floor, "job_s") for s in table.stage]
-    copies = copy_floor_table(jobs)
     table["x_copy_floor"] = [copies.wall_s_extract.sum() / copies.wall_s_floor.sum() if s == "extract" and len(copies)
                              else float("nan") for s in table.stage]
     floor_rows = [
@@ -215,7 +215,8 @@ def main() -> None:
               f"read-only jobs {floor.job_s.sum():.2f} s ({floor.job_s.sum() / floor.floor_s.sum():.2f}x)")
         return
     jobs = job_table(args.benchmarks)
-    table, copies = stage_table(jobs, floor, args.large), copy_floor_table(jobs)
+    copies = copy_floor_table(jobs)
+    table = stage_table(jobs, floor, args.large, copies)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
     copies.to_csv(args.out.with_name(f"{args.out.stem}_copy_floor.tsv"), sep="\t", index=False, float_format="%.4g")
