@@ -30,6 +30,12 @@ from filterlens.report.figure_data import (
     resolve_pair,
 )
 from filterlens.models.local_sources import own_files
+from filterlens.reduce.jobs import (
+    PASS_MEM_MB,
+    PASS_RUNTIME_PER_MODEL,
+    PASS_THREADS,
+    model_batches,
+)
 from filterlens.report.provenance import run_facts
 
 # --- Config and sheet: checked before anything else -----------------------------------------
@@ -128,6 +134,22 @@ def sheet_dataset(wildcards):
 
 wildcard_constraints:
     model=one_of(MODELS),
+
+
+# --- The passes' jobs: a model each, or several (config analysis.models_per_job) -----------
+# (rules/summarize.smk; filterlens.reduce.jobs)
+
+MODELS_PER_JOB = config["analysis"]["models_per_job"]
+# Batches of models in sheet order; none when every model has a job of its own.
+SUMMARY_BATCHES = model_batches(MODELS, MODELS_PER_JOB)
+HISTOGRAM_BATCHES = model_batches(PAIRED_MODELS, MODELS_PER_JOB)
+# Models whose passes run in per-model jobs (all of them, or none).
+UNBATCHED_MODELS = [] if MODELS_PER_JOB > 1 else MODELS
+
+
+def sheet_datasets(models):
+    """The models' datasets in the sheet, in order (a pass job's params)."""
+    return [SHEET.loc[m, "dataset"] for m in models]
 
 
 # --- Where the filters come from: a checkpoint, or the authors' filter database -------------

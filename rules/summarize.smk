@@ -2,11 +2,16 @@
 # resources.mem_mb), and the merges that only read their small outputs. Each pass takes one
 # thread: it has a job per model, and jobs side by side overlap each other's start-up (imports
 # run on one core); Dask's tasks take what a job gets (--set-threads RULE=N).
+#
+# With config analysis.models_per_job above 1, the three passes run as batch rules instead
+# (summarize_batch_N, ...; one rule per batch, since a rule's outputs cannot depend on a
+# wildcard's value): a job reads its batch's stores one after another, with the same scripts,
+# which take their models from params.models (filterlens.reduce.jobs).
 
 
 rule summarize_model:
     input:
-        "results/filters/{model}.zarr",
+        store="results/filters/{model}.zarr",
     output:
         layers="results/summaries/{model}/layers.tsv",
         moments="results/summaries/{model}/moments.npz",
@@ -14,17 +19,48 @@ rule summarize_model:
         "logs/summarize/{model}.log",
     benchmark:
         "benchmarks/summarize/{model}.tsv"
+    wildcard_constraints:
+        model=one_of(UNBATCHED_MODELS),
     conda:
         "../envs/analysis.yaml"
-    threads: 1
+    threads: PASS_THREADS
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=PASS_MEM_MB,
+        runtime=PASS_RUNTIME_PER_MODEL,
     params:
         depth_definition=config["analysis"]["depth_definition"],
-        dataset=sheet_dataset,
+        models=lambda wildcards: [wildcards.model],
+        datasets=lambda wildcards: sheet_datasets([wildcards.model]),
     script:
         "../workflow_scripts/summarize_model.py"
+
+
+for batch, batch_models in enumerate(SUMMARY_BATCHES):
+
+    rule:
+        name:
+            f"summarize_batch_{batch}"
+        input:
+            store=expand("results/filters/{model}.zarr", model=batch_models),
+        output:
+            layers=expand("results/summaries/{model}/layers.tsv", model=batch_models),
+            moments=expand("results/summaries/{model}/moments.npz", model=batch_models),
+        log:
+            f"logs/summarize/batches/{batch}.log",
+        benchmark:
+            f"benchmarks/summarize/batches/{batch}.tsv"
+        conda:
+            "../envs/analysis.yaml"
+        threads: PASS_THREADS
+        resources:
+            mem_mb=PASS_MEM_MB,
+            runtime=PASS_RUNTIME_PER_MODEL * len(batch_models),
+        params:
+            depth_definition=config["analysis"]["depth_definition"],
+            models=batch_models,
+            datasets=sheet_datasets(batch_models),
+        script:
+            "../workflow_scripts/summarize_model.py"
 
 
 rule pca_bases:
@@ -50,21 +86,53 @@ rule coefficient_range:
         store="results/filters/{model}.zarr",
         basis="results/analysis/basis_full.npz",
     output:
-        "results/summaries/{model}/coefficient_range.tsv",
+        range="results/summaries/{model}/coefficient_range.tsv",
     log:
         "logs/coefficient_range/{model}.log",
     benchmark:
         "benchmarks/coefficient_range/{model}.tsv"
+    wildcard_constraints:
+        model=one_of(UNBATCHED_MODELS),
     conda:
         "../envs/analysis.yaml"
-    threads: 1
+    threads: PASS_THREADS
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=PASS_MEM_MB,
+        runtime=PASS_RUNTIME_PER_MODEL,
     params:
-        dataset=sheet_dataset,
+        models=lambda wildcards: [wildcards.model],
+        datasets=lambda wildcards: sheet_datasets([wildcards.model]),
     script:
         "../workflow_scripts/coefficient_range.py"
+
+
+for batch, batch_models in enumerate(SUMMARY_BATCHES):
+
+    rule:
+        name:
+            f"coefficient_range_batch_{batch}"
+        input:
+            store=expand("results/filters/{model}.zarr", model=batch_models),
+            basis="results/analysis/basis_full.npz",
+        output:
+            range=expand(
+                "results/summaries/{model}/coefficient_range.tsv", model=batch_models
+            ),
+        log:
+            f"logs/coefficient_range/batches/{batch}.log",
+        benchmark:
+            f"benchmarks/coefficient_range/batches/{batch}.tsv"
+        conda:
+            "../envs/analysis.yaml"
+        threads: PASS_THREADS
+        resources:
+            mem_mb=PASS_MEM_MB,
+            runtime=PASS_RUNTIME_PER_MODEL * len(batch_models),
+        params:
+            models=batch_models,
+            datasets=sheet_datasets(batch_models),
+        script:
+            "../workflow_scripts/coefficient_range.py"
 
 
 # The histogram range runs over every model of the sheet and all its scaled filters, sparse
@@ -91,24 +159,56 @@ rule coefficient_histograms:
         basis="results/analysis/basis_full.npz",
         range="results/analysis/coefficient_range.tsv",
     output:
-        "results/summaries/{model}/histograms.npz",
+        histograms="results/summaries/{model}/histograms.npz",
     log:
         "logs/coefficient_histograms/{model}.log",
     benchmark:
         "benchmarks/coefficient_histograms/{model}.tsv"
     wildcard_constraints:
-        model=one_of(PAIRED_MODELS),
+        model=one_of([m for m in PAIRED_MODELS if m in UNBATCHED_MODELS]),
     conda:
         "../envs/analysis.yaml"
-    threads: 1
+    threads: PASS_THREADS
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=PASS_MEM_MB,
+        runtime=PASS_RUNTIME_PER_MODEL,
     params:
         bins=config["analysis"]["bins"],
-        dataset=sheet_dataset,
+        models=lambda wildcards: [wildcards.model],
+        datasets=lambda wildcards: sheet_datasets([wildcards.model]),
     script:
         "../workflow_scripts/coefficient_histograms.py"
+
+
+for batch, batch_models in enumerate(HISTOGRAM_BATCHES):
+
+    rule:
+        name:
+            f"coefficient_histograms_batch_{batch}"
+        input:
+            store=expand("results/filters/{model}.zarr", model=batch_models),
+            basis="results/analysis/basis_full.npz",
+            range="results/analysis/coefficient_range.tsv",
+        output:
+            histograms=expand(
+                "results/summaries/{model}/histograms.npz", model=batch_models
+            ),
+        log:
+            f"logs/coefficient_histograms/batches/{batch}.log",
+        benchmark:
+            f"benchmarks/coefficient_histograms/batches/{batch}.tsv"
+        conda:
+            "../envs/analysis.yaml"
+        threads: PASS_THREADS
+        resources:
+            mem_mb=PASS_MEM_MB,
+            runtime=PASS_RUNTIME_PER_MODEL * len(batch_models),
+        params:
+            bins=config["analysis"]["bins"],
+            models=batch_models,
+            datasets=sheet_datasets(batch_models),
+        script:
+            "../workflow_scripts/coefficient_histograms.py"
 
 
 rule kl_divergence:

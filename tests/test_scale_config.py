@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from conftest import REPO, load_tool, run_snakemake
@@ -42,10 +45,14 @@ def test_scale_config_plans_every_job_of_all_114_models_offline(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "scale.yaml"), "--quiet", "rules")
     output = result.stdout + result.stderr
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
-    expected = {"random_init": 114, "extract_filters": 114, "summarize_model": 114, "coefficient_range": 114,
-                "coefficient_histograms": 114, "pca_bases": 1, "kl_divergence": 1, "layer_quality": 1,
+    expected = {"random_init": 114, "extract_filters": 114, "pca_bases": 1, "kl_divergence": 1, "layer_quality": 1,
                 "model_table": 1, "copy_floor": 8, "all": 1}
+    # analysis.models_per_job 8: each pass over the stores in 15 jobs, the last of 2 models
+    expected |= {f"{rule}_batch_{batch}": 1 for rule in ("summarize", "coefficient_range", "coefficient_histograms")
+                 for batch in range(15)}
     assert {rule: counts.get(rule) for rule in expected} == expected, output
+    for rule in ("summarize_model", "coefficient_range", "coefficient_histograms"):
+        assert rule not in counts, output
     for rule in ("acquire_robustbench", "acquire_timm", "train_cifar", "import_filterdb", "evaluate_model"):
         assert rule not in counts, output
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
@@ -57,14 +64,16 @@ def test_scale_config_leaves_out_the_costly_exact_spectra(tmp_path):
     assert "layer_spectra" not in result.stdout + result.stderr
 
 
-def _random_sheet_config(tmp_path, extra: str = "") -> str:
-    """A config of two seeded random WRN-10-1 models, r (robust) and n, plus ``extra`` YAML."""
+def _random_sheet_config(tmp_path, extra: str = "", unpaired: tuple[str, ...] = ()) -> str:
+    """A config of seeded random WRN-10-1 models, r (robust) and n, and normal models without a
+    counterpart (``unpaired``), plus ``extra`` YAML."""
     sheet = tmp_path / "random.tsv"
     kwargs = '{"depth": 10, "widen_factor": 1}'
     sheet.write_text(
         "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc\n"
         f"r\tcoloured_digits\twide_resnet\t{kwargs}\ttrue\trandom\t\tn\t\t\n"
-        f"n\tcoloured_digits\twide_resnet\t{kwargs}\tfalse\trandom\t\t\t\t\n")
+        f"n\tcoloured_digits\twide_resnet\t{kwargs}\tfalse\trandom\t\t\t\t\n"
+        + "".join(f"{m}\tcoloured_digits\twide_resnet\t{kwargs}\tfalse\trandom\t\t\t\t\n" for m in unpaired))
     config = tmp_path / "config.yaml"
     config.write_text(f"sheet: {sheet}\n{extra}")
     return str(config)
@@ -102,3 +111,49 @@ def test_a_copy_floor_model_must_be_a_model_of_the_sheet(tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "config extraction.copy_floor_models: nosuch is not a model of the sheet" in output, output
+
+
+def test_several_models_per_job_write_what_a_job_per_model_writes(tmp_path):
+    """analysis.models_per_job 2: the passes over three stores run as batch jobs (summaries and
+    ranges of r and n, then of s; the histograms of the pair r and n), each model's outputs the
+    same as from its own jobs; one log and one benchmark file per batch job."""
+    config = _random_sheet_config(tmp_path, unpaired=("s",))
+    outputs = [f"results/summaries/{m}/{name}" for m in ("r", "n", "s")
+               for name in ("layers.tsv", "moments.npz", "coefficient_range.tsv")]
+    outputs += [f"results/summaries/{m}/histograms.npz" for m in ("r", "n")]
+    run_snakemake(tmp_path, *outputs, "--cores", "2", "--configfile", config)
+    per_model = {o: _output_contents(tmp_path / o) for o in outputs}
+    shutil.rmtree(tmp_path / "results" / "summaries")
+    Path(config).write_text(Path(config).read_text() + "analysis:\n  models_per_job: 2\n")
+
+    plan = run_snakemake(tmp_path, *outputs, "-n", "--quiet", "rules", "--configfile", config)
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", plan.stdout + plan.stderr, re.MULTILINE)}
+    assert counts == {"summarize_batch_0": 1, "summarize_batch_1": 1, "pca_bases": 1, "coefficient_range_batch_0": 1,
+                      "coefficient_range_batch_1": 1, "global_coefficient_range": 1,
+                      "coefficient_histograms_batch_0": 1, "total": 7}, plan.stdout + plan.stderr
+    run_snakemake(tmp_path, *outputs, "--cores", "2", "--configfile", config)
+    for output in outputs:
+        assert _output_contents(tmp_path / output) == per_model[output], output
+    log = (tmp_path / "logs" / "summarize" / "batches" / "0.log").read_text()
+    assert "r: " in log and "n: " in log and "s: " not in log
+    assert sorted(p.name for p in (tmp_path / "benchmarks" / "coefficient_histograms" / "batches").iterdir()) == ["0.tsv"]
+
+    # A bad store fails its batch job, which names it; the other batch's job runs and keeps its outputs.
+    (tmp_path / "results" / "filters" / "n.zarr" / "filters" / "c" / "0" / "0").write_bytes(b"garbage")
+    failed = run_snakemake(tmp_path, "results/summaries/s/layers.tsv", "results/summaries/n/layers.tsv", "--cores",
+                           "2", "--keep-going", "--forcerun", "summarize_batch_0", "summarize_batch_1",
+                           "--configfile", config, check=False)
+    assert failed.returncode != 0 and "Error in rule summarize_batch_0" in failed.stdout + failed.stderr
+    log = (tmp_path / "logs" / "summarize" / "batches" / "0.log").read_text()
+    assert "results/filters/n.zarr (model n)" in log and "extract it again" in log, log
+    assert not (tmp_path / "results" / "summaries" / "r" / "layers.tsv").exists()  # the batch's outputs go together
+    assert _output_contents(tmp_path / "results" / "summaries" / "s" / "layers.tsv") == per_model[
+        "results/summaries/s/layers.tsv"]
+
+
+def _output_contents(path: Path):
+    """A TSV's text; an npz's arrays as lists (its zip members carry the time they were written)."""
+    if path.suffix == ".npz":
+        with np.load(path) as arrays:
+            return {name: arrays[name].tolist() for name in arrays.files}
+    return path.read_text()

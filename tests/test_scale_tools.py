@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_tool, write_filter_store
+from conftest import REPO, load_tool, write_filter_store
+
+from filterlens.config.sheet import read_sheet
 
 
 def _store(path, n_rows: int, c_out: int = 4):
@@ -22,6 +24,9 @@ def _benchmark(folder, stage: str, job: str, seconds: float, rss: float):
         folder / stage / f"{job}.tsv", sep="\t", index=False)
 
 
+NO_BATCHES = {"summarize": [], "coefficient_range": [], "coefficient_histograms": []}
+
+
 def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_path):
     report = load_tool("scale_report")
     benchmarks = tmp_path / "benchmarks"
@@ -29,10 +34,12 @@ def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_pa
         _benchmark(benchmarks, "summarize", job, seconds, 300 + seconds)
         _benchmark(benchmarks, "extract", job, 10 * seconds, 2000)
     _benchmark(benchmarks, "pca_bases", "pca_bases", 1.5, 150)
-    floor = pd.DataFrame({"job": ["small", "big"], "floor_s": [0.5, 2.0], "job_s": [1.5, 3.0],
-                          "n_filters": [10**6, 3 * 10**7]})
+    floor = pd.DataFrame({"job": ["small", "big"], "floor_s": [0.5, 2.0], "n_filters": [10**6, 3 * 10**7]})
+    read_jobs = pd.DataFrame({"models": [("small",), ("big",)], "job_s": [1.5, 3.0], "job_s_alone": [1.0, 2.5],
+                              "floor_side_s": [0.75, 2.25]})
     jobs = report.job_table(benchmarks)
-    table = report.stage_table(jobs, floor, 10**7, report.copy_floor_table(jobs)).set_index("stage")
+    reading = report.job_stores(jobs, NO_BATCHES)
+    table = report.stage_table(jobs, floor, read_jobs, reading, 10**7, report.copy_floor_table(jobs)).set_index("stage")
     assert table.loc["summarize", ["jobs", "wall_s", "longest_job_s", "peak_rss_mb"]].tolist() == [2, 8.0, 6.0, 306.0]
     assert table.loc["summarize", "x_read_floor"] == pytest.approx(8.0 / 2.5)
     assert table.loc["summarize", "x_read_floor_10M"] == pytest.approx(6.0 / 2.0)  # the big store only
@@ -40,6 +47,59 @@ def test_stage_table_sums_jobs_and_compares_reading_passes_with_the_floor(tmp_pa
     assert np.isnan(table.loc["extract", "x_read_floor"])  # extraction does not read stores
     assert table.loc["merges, statistics, figures, tables", "jobs"] == 1
     assert table.loc["read floor (decompress + sum)", "million_filters_per_s"] == pytest.approx(31 / 2.5)
+    assert table.loc["read-only jobs alone (start, import, decompress + sum)", "x_read_floor"] == pytest.approx(3.5 / 2.5)
+    assert table.loc["read-only jobs side by side, as the passes ran", "x_read_floor"] == pytest.approx(4.5 / 2.5)
+    assert table.loc["read floor side by side (this process, a thread per job)", "x_read_floor"] == pytest.approx(
+        3.0 / 2.5)
+
+
+def test_a_batch_job_is_compared_with_the_read_of_its_stores(tmp_path):
+    """Jobs of batch rules (benchmarks/<stage>/batches/N.tsv) against the read floor of their
+    models and a read-only job of the same stores."""
+    report = load_tool("scale_report")
+    benchmarks = tmp_path / "benchmarks"
+    _benchmark(benchmarks, "summarize/batches", "0", 9.0, 400)  # small + big
+    _benchmark(benchmarks, "summarize/batches", "1", 1.0, 300)  # other
+    batches = {**NO_BATCHES, "summarize": [["small", "big"], ["other"]]}
+    floor = pd.DataFrame({"job": ["small", "big", "other"], "floor_s": [0.5, 2.0, 0.25],
+                          "n_filters": [10**6, 3 * 10**7, 2 * 10**7]})
+    read_jobs = pd.DataFrame({"models": [("small", "big"), ("other",)], "job_s": [3.0, 0.75], "job_s_alone": [2.75, 0.5],
+                              "floor_side_s": [2.5, 0.5]})
+    jobs = report.job_table(benchmarks)
+    assert sorted(zip(jobs.stage, jobs.job)) == [("summarize", "batches/0"), ("summarize", "batches/1")]
+    reading = report.job_stores(jobs, batches)
+    assert reading.models.tolist() == [("small", "big"), ("other",)]
+    table = report.stage_table(jobs, floor, read_jobs, reading, 10**7, report.copy_floor_table(jobs)).set_index("stage")
+    assert table.loc["summarize", "jobs"] == 2
+    assert table.loc["summarize", "x_read_floor"] == pytest.approx(10.0 / 2.75)
+    assert table.loc["summarize", "x_read_floor_10M"] == pytest.approx(1.0 / 0.25)  # every store of the job >= 10M
+    assert table.loc["summarize", "x_job_floor"] == pytest.approx(10.0 / 3.75)
+    assert table.loc["read-only jobs side by side, as the passes ran", "jobs"] == 2
+
+
+def test_benchmark_files_of_the_other_job_layout_are_left_out(tmp_path):
+    """A run with another analysis.models_per_job leaves its reading passes' benchmark files."""
+    report = load_tool("scale_report")
+    benchmarks = tmp_path / "benchmarks"
+    _benchmark(benchmarks, "summarize", "small", 2.0, 300)  # a job per model, from an earlier run
+    _benchmark(benchmarks, "summarize/batches", "0", 3.0, 300)
+    _benchmark(benchmarks, "summarize/batches", "1", 3.0, 300)  # a batch the config no longer makes
+    _benchmark(benchmarks, "extract", "small", 5.0, 2000)
+    batches = {**NO_BATCHES, "summarize": [["small", "big"]]}
+    jobs = report.of_this_layout(report.job_table(benchmarks), batches)
+    assert sorted(zip(jobs.stage, jobs.job)) == [("extract", "small"), ("summarize", "batches/0")]
+    jobs = report.of_this_layout(report.job_table(benchmarks), NO_BATCHES)
+    assert sorted(zip(jobs.stage, jobs.job)) == [("extract", "small"), ("summarize", "small")]
+
+
+def test_batches_are_those_the_scale_config_gives_the_workflow():
+    report = load_tool("scale_report")
+    batches = report.run_batches(REPO / "config" / "scale.yaml")
+    models = list(read_sheet(REPO / "config" / "models" / "scale.tsv").model_id)
+    assert [len(b) for b in batches["summarize"]] == [8] * 14 + [2]
+    assert [m for batch in batches["summarize"] for m in batch] == models
+    assert batches["coefficient_range"] == batches["summarize"]
+    assert report.run_batches(REPO / "config" / "paper.yaml") == NO_BATCHES  # a job per model
 
 
 def test_extraction_jobs_are_compared_with_the_copy_floor_jobs_of_the_same_models(tmp_path):
@@ -52,8 +112,10 @@ def test_extraction_jobs_are_compared_with_the_copy_floor_jobs_of_the_same_model
     jobs = report.job_table(benchmarks)
     copies = report.copy_floor_table(jobs).set_index("model")
     assert copies.x_copy_floor.to_dict() == {"big": pytest.approx(1.2), "small": pytest.approx(2.0)}
-    floor = pd.DataFrame({"job": ["small"], "floor_s": [0.5], "job_s": [1.5], "n_filters": [10**6]})
-    table = report.stage_table(jobs, floor, 10**7, copies.reset_index()).set_index("stage")
+    floor = pd.DataFrame({"job": ["small"], "floor_s": [0.5], "n_filters": [10**6]})
+    read_jobs = pd.DataFrame({"models": [("small",)], "job_s": [1.5], "job_s_alone": [1.5], "floor_side_s": [0.5]})
+    table = report.stage_table(jobs, floor, read_jobs, report.job_stores(jobs, NO_BATCHES), 10**7,
+                               copies.reset_index()).set_index("stage")
     assert table.loc["extract", "jobs"] == 3
     assert table.loc["extract", "x_copy_floor"] == pytest.approx(8.0 / 6.0)  # the two models with both jobs
     assert table.loc["copy floor jobs (the extraction of 2 models)", ["jobs", "wall_s"]].tolist() == [2, 6.0]
@@ -63,11 +125,15 @@ def test_extraction_jobs_are_compared_with_the_copy_floor_jobs_of_the_same_model
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_read_floor_reads_every_store(tmp_path, jobs):
     report = load_tool("scale_report")
-    stores = [_store(tmp_path / "a.zarr", 4096), _store(tmp_path / "b.zarr", 2048)]
-    floor = report.read_floor(stores, threads=2, jobs=jobs)
-    assert floor.job.tolist() == ["a", "b"] and floor.n_filters.tolist() == [4096, 2048]
+    stores = [_store(tmp_path / "a.zarr", 4096), _store(tmp_path / "b.zarr", 2048), _store(tmp_path / "c.zarr", 1024)]
+    floor, read_jobs = report.read_floor([stores[:2], stores[2:]], threads=2, jobs=jobs)
+    assert floor.job.tolist() == ["a", "b", "c"] and floor.n_filters.tolist() == [4096, 2048, 1024]
     assert (floor.floor_s > 0).all()
-    assert (floor.job_s > floor.floor_s).all()  # a job of its own also starts Python and imports
+    assert read_jobs.models.tolist() == [("a", "b"), ("c",)]
+    # a job of its own also starts Python and imports
+    assert (read_jobs.floor_side_s > 0).all()
+    for column in ("job_s", "job_s_alone"):
+        assert read_jobs[column].iloc[0] > floor.floor_s.iloc[:2].sum() and read_jobs[column].iloc[1] > floor.floor_s.iloc[2]
 
 
 def test_in_memory_loads_at_least_or_at_most_a_size_in_whole_stores(tmp_path):

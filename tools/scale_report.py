@@ -1,18 +1,25 @@
 """The scale run's table: per stage the wall time, peak RSS per job, disk and throughput
 against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...).
 
-    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--threads 1] [--floor-only]
+    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--configfile config/scale.yaml]
+                                 [--threads 1] [--floor-only [--models-per-job N]]
 
 The read floor is measured here, on the run's own stores: decompress and sum each store as
 the passes read it (filterlens.reduce.streaming.sum_rows, the reduction jobs' threads),
 in this one process. Each reduction job also starts a Python process and imports numpy, Zarr
-and Dask's scheduler (docs/benchmarks.md, "Imports"), which weighs on small models: x_read_floor is over all
-jobs, x_read_floor_10M over the jobs of stores of at least 10M filters, and x_job_floor
-compares every job with a job that only reads: a fresh process per store that imports what the
-reduction jobs import, then decompresses and sums the store (timed from its start to its exit,
-as Snakemake times a job; --jobs at a time, as the run's cores run the passes' jobs).
-Per-model stages run one job per model; their wall time is the sum over jobs (their jobs take
-one thread each and run two at a time on 2 cores, so a stage's elapsed time is about half the sum).
+and Dask's scheduler (docs/benchmarks.md, "Imports"), once for the stores it reads (one, or a
+batch of the config's analysis.models_per_job): x_read_floor is over all jobs,
+x_read_floor_10M over the jobs whose every store holds at least 10M filters, and x_job_floor
+compares every job with a job that only reads the same stores: a fresh process that imports
+what the reduction jobs import, then decompresses and sums the stores (timed from its start to
+its exit, as Snakemake times a job; --jobs at a time, as the run's cores run the passes' jobs).
+The read-only jobs run once alone (their x_read_floor: what a job's start-up adds to the read)
+and once --jobs at a time, as the passes ran; reads side by side also slow each other on the
+machine's cores, which the read floor side by side (the same reads in this process, a thread
+per job) measures without any start-up.
+Per-model stages run one job per model or batch; their wall time is the sum over jobs (their
+jobs take one thread each and run two at a time on 2 cores, so a stage's elapsed time is about
+half the sum).
 The extraction jobs of the models of config extraction.copy_floor_models are compared with
 rule copy_floor's jobs on the same checkpoints (x_copy_floor; per model in
 results/benchmarks/scale_copy_floor.tsv).
@@ -36,6 +43,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from filterlens.reduce.jobs import PASS_MEM_MB, PASS_THREADS, model_batches  # noqa: E402  (plain Python: a read-only job loads nothing more)
+
 # Per-model stages in workflow order, with the outputs whose disk use they account for
 # (random_init's are temporary: logs/scale/disk.tsv has their peak).
 STAGES = {
@@ -52,17 +61,67 @@ COPY_FLOOR = "copy_floor"
 
 
 def job_table(benchmarks: Path) -> pd.DataFrame:
-    """One row per job: stage, wall s, CPU s (user + system; unlike wall time, hardly changed by
-    other load on the machine), peak RSS MB (Snakemake's max_rss)."""
+    """One row per job: stage, job (a model id, or batches/N for a batch rule's job), wall s, CPU
+    s (user + system; unlike wall time, hardly changed by other load on the machine), peak RSS MB
+    (Snakemake's max_rss)."""
     import pandas as pd
 
     rows = []
     for path in sorted(benchmarks.rglob("*.tsv")):
-        stage = path.parent.name if path.parent != benchmarks else path.stem
+        relative = path.relative_to(benchmarks).with_suffix("")
+        stage = relative.parts[0] if len(relative.parts) > 1 else relative.stem
         b = pd.read_csv(path, sep="\t").iloc[-1]
-        rows.append({"stage": stage, "job": path.stem, "wall_s": float(b.s), "cpu_s": float(b.cpu_time),
-                     "peak_rss_mb": float(b.max_rss)})
+        rows.append({"stage": stage, "job": "/".join(relative.parts[1:]) or relative.stem, "wall_s": float(b.s),
+                     "cpu_s": float(b.cpu_time), "peak_rss_mb": float(b.max_rss)})
     return pd.DataFrame(rows)
+
+
+def run_batches(configfile: Path) -> dict[str, list[list[str]]]:
+    """Per reading pass, the models of each of its batch jobs (batches/N), as the workflow makes
+    them from ``configfile`` over config/config.yaml (rules/common.smk); no batches when each
+    model has a job of its own."""
+    import yaml
+
+    from filterlens.config.sheet import pairs, read_sheet
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    overrides = yaml.safe_load(configfile.read_text()) or {}
+    for key, value in overrides.items():  # the config's sections are one level deep where this reads them
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    sheet = read_sheet(REPO / config["sheet"])
+    per_job = config.get("analysis", {}).get("models_per_job", 1)
+    models = list(sheet.model_id)
+    paired = set(pairs(sheet).robust) | set(pairs(sheet).normal)
+    batches = model_batches(models, per_job)
+    return {"summarize": batches, "coefficient_range": batches,
+            "coefficient_histograms": model_batches([m for m in models if m in paired], per_job)}
+
+
+def of_this_layout(jobs: pd.DataFrame, batches: dict[str, list[list[str]]]) -> pd.DataFrame:
+    """``jobs`` without the reading passes' benchmark files that a run with another
+    analysis.models_per_job left (per-model files where the config makes batches, or the
+    other way round)."""
+    def fits(stage: str, job: str) -> bool:
+        if stage not in READ_PASSES:
+            return True
+        if job.startswith("batches/"):
+            return int(job.split("/")[1]) < len(batches[stage])
+        return not batches[stage]
+
+    return jobs[[fits(stage, job) for stage, job in zip(jobs.stage, jobs.job)]]
+
+
+def job_stores(jobs: pd.DataFrame, batches: dict[str, list[list[str]]]) -> pd.DataFrame:
+    """The reading passes' jobs (of :func:`of_this_layout`) with the models each one reads
+    (column models, a tuple)."""
+    def models(stage: str, job: str) -> tuple[str, ...]:
+        if job.startswith("batches/"):
+            return tuple(batches[stage][int(job.split("/")[1])])
+        return (job,)
+
+    reading = jobs[jobs.stage.isin(READ_PASSES)].copy()
+    reading["models"] = [models(stage, job) for stage, job in zip(reading.stage, reading.job)]
+    return reading
 
 
 def disk_bytes(patterns: str) -> int:
@@ -74,25 +133,32 @@ def disk_bytes(patterns: str) -> int:
     return total
 
 
-def read_store(path: str, threads: int, mem_mb: int = 2000) -> int:
-    """Decompress and sum the store at ``path`` as the passes read it (rules/summarize.smk's
-    threads and mem_mb); returns its filters. A read-only job imports this and the store only,
-    as the coefficient jobs import little more (tests/test_layout.py)."""
+def read_stores(paths: list[str], threads: int, mem_mb: int = PASS_MEM_MB) -> list[int]:
+    """Decompress and sum the stores at ``paths`` one after another, as the passes read them
+    (with their jobs' mem_mb, filterlens.reduce.jobs); returns their filters. A read-only job imports
+    this and the store only, as the coefficient jobs import little more (tests/test_layout.py)."""
     from filterlens.extract.store import open_filter_store
     from filterlens.reduce.streaming import rows_per_segment, sum_rows
 
-    store = open_filter_store(path)
-    sum_rows(store, threads, rows_per_segment(mem_mb, threads))
-    return store.filters.shape[0]
+    counts = []
+    for path in paths:
+        store = open_filter_store(path)
+        sum_rows(store, threads, rows_per_segment(mem_mb, threads))
+        counts.append(store.filters.shape[0])
+    return counts
 
 
-def read_floor(stores: list[str], threads: int, jobs: int = 1) -> pd.DataFrame:
-    """Per store (model): seconds to decompress and sum it in this process (floor_s) and as a
-    job of its own (job_s), and its filters. The read-only jobs run ``jobs`` at a time, as
-    Snakemake runs the passes' jobs on the run's cores. Stores are taken ``jobs`` at a time:
-    each is read once untimed, then timed in this process, then the group's read-only jobs run,
-    so that both timings read from the page cache even when the stores together exceed memory.
-    The modules are imported before any timing."""
+def read_floor(groups: list[list[str]], threads: int, jobs: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The read floor per store: seconds to decompress and sum it in this process (floor_s), and
+    its filters; and per group of stores (the stores a job reads) the seconds of a read-only job
+    of its own, ``jobs`` at a time as Snakemake runs the passes' jobs on the run's cores (job_s),
+    and alone (job_s_alone: only its start-up beyond the read), and of the same reads in this
+    process, ``jobs`` groups at a time in as many threads (floor_side_s: what reads side by side
+    cost each other on the machine's cores, without any start-up). Groups are taken ``jobs`` at a
+    time: each of their stores is read once untimed, then (the first time it is met) timed in
+    this process, then the groups are read side by side in this process, then as read-only jobs
+    together and one by one, so that every timing reads from the page cache even when the
+    stores together exceed memory. The modules are imported before any timing."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pandas as pd
@@ -100,29 +166,43 @@ def read_floor(stores: list[str], threads: int, jobs: int = 1) -> pd.DataFrame:
     import filterlens.extract.store  # noqa: F401  (imported once, outside the in-process timings)
     import filterlens.reduce.streaming  # noqa: F401
 
-    def read_only_job(path: str) -> float:
+    def read_in_process(paths: list[str]) -> float:
         start = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--read-one", path, "--threads", str(threads)], check=True)
+        read_stores(paths, threads)
         return time.perf_counter() - start
 
-    rows = []
+    def read_only_job(paths: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--threads", str(threads), "--read", *paths], check=True)
+        return time.perf_counter() - start
+
+    stores: dict[str, dict] = {}
+    read_jobs = []
     with ThreadPoolExecutor(jobs) as pool:
-        for first in range(0, len(stores), jobs):
-            group = stores[first:first + jobs]
-            for path in group:
-                read_store(path, threads)
-                start = time.perf_counter()
-                n_filters = read_store(path, threads)
-                rows.append({"job": Path(path).stem, "floor_s": time.perf_counter() - start, "n_filters": n_filters})
-            for row, seconds in zip(rows[first:], pool.map(read_only_job, group)):
-                row["job_s"] = seconds
-    return pd.DataFrame(rows)
+        for first in range(0, len(groups), jobs):
+            chunk = groups[first:first + jobs]
+            for path in dict.fromkeys(p for group in chunk for p in group):
+                read_stores([path], threads)
+                if path not in stores:
+                    start = time.perf_counter()
+                    n_filters = read_stores([path], threads)[0]
+                    stores[path] = {"job": Path(path).stem, "floor_s": time.perf_counter() - start,
+                                    "n_filters": n_filters}
+            side_by_side = list(pool.map(read_in_process, chunk))
+            together = list(pool.map(read_only_job, chunk))
+            for group, floor_side, seconds in zip(chunk, side_by_side, together):
+                read_jobs.append({"models": tuple(Path(p).stem for p in group), "job_s": seconds,
+                                  "job_s_alone": read_only_job(group), "floor_side_s": floor_side})
+    return pd.DataFrame(list(stores.values())), pd.DataFrame(read_jobs)
 
 
-def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int, copies: pd.DataFrame) -> pd.DataFrame:
+def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, read_jobs: pd.DataFrame, reading: pd.DataFrame,
+                large: int, copies: pd.DataFrame) -> pd.DataFrame:
     """Per stage: jobs, wall and CPU s, longest job, peak RSS, disk, throughput, x read floor
-    (all jobs, each with its process start; and jobs of stores of >= ``large`` filters only), and
-    extraction against the copy-floor jobs of :func:`copy_floor_table` (``copies``)."""
+    (all jobs, each with its process start; and jobs whose stores all hold >= ``large`` filters),
+    x the read-only jobs of the same stores (``read_jobs``; ``reading``: the reading passes' jobs
+    with their models, :func:`job_stores`), and extraction against the copy-floor jobs of
+    :func:`copy_floor_table` (``copies``)."""
     import pandas as pd
 
     per_model = jobs[jobs.stage.isin(STAGES)]
@@ -136,28 +216,47 @@ def stage_table(jobs: pd.DataFrame, floor: pd.DataFrame, large: int, copies: pd.
     n_filters = floor.n_filters.sum()
     table["million_filters_per_s"] = [n_filters / w / 1e6 if s in STAGES else float("nan")
                                       for s, w in zip(table.stage, table.wall_s)]
-    big = floor[floor.n_filters >= large]
+    floor_s = dict(zip(floor.job, floor.floor_s))
+    filters = dict(zip(floor.job, floor.n_filters))
+    job_s = dict(zip(read_jobs.models, read_jobs.job_s))
 
-    def ratio(stage: str, stores: pd.DataFrame, floor_column: str) -> float:
-        if stage not in READ_PASSES:
+    def ratio(stage: str, over, only_large: bool = False) -> float:
+        timed = reading[(reading.stage == stage) & reading.models.map(lambda ms: all(m in floor_s for m in ms))]
+        if only_large:
+            timed = timed[timed.models.map(lambda ms: all(filters[m] >= large for m in ms))]
+        if stage not in READ_PASSES or timed.empty:
             return float("nan")
-        timed = stores.merge(per_model[per_model.stage == stage], on="job")
-        return timed.wall_s.sum() / timed[floor_column].sum()
+        return timed.wall_s.sum() / sum(over(models) for models in timed.models)
+
+    def read_floor_of(models) -> float:
+        return sum(floor_s[m] for m in models)
 
     large_column = f"x_read_floor_{large // 10**6}M"
-    table["x_read_floor"] = [ratio(s, floor, "floor_s") for s in table.stage]
-    table[large_column] = [ratio(s, big, "floor_s") for s in table.stage]
-    table["x_job_floor"] = [ratio(s, floor, "job_s") for s in table.stage]
+    table["x_read_floor"] = [ratio(s, read_floor_of) for s in table.stage]
+    table[large_column] = [ratio(s, read_floor_of, only_large=True) for s in table.stage]
+    table["x_job_floor"] = [ratio(s, lambda models: job_s[models]) for s in table.stage]
     table["x_copy_floor"] = [copies.wall_s_extract.sum() / copies.wall_s_floor.sum() if s == "extract" and len(copies)
                              else float("nan") for s in table.stage]
+    # The read-only jobs of the first pass's stores: what its job start-up adds to the read.
+    wanted = set(reading[reading.stage == READ_PASSES[0]].models)
+    first = read_jobs[read_jobs.models.map(lambda models: models in wanted)]
+    first = first if len(first) else read_jobs
     floor_rows = [
         {"stage": f"copy floor jobs (the extraction of {len(copies)} models)", "jobs": len(copies),
          "wall_s": copies.wall_s_floor.sum(), "cpu_s": copies.cpu_s_floor.sum(),
          "longest_job_s": copies.wall_s_floor.max(), "x_copy_floor": 1.0},
         {"stage": "read floor (decompress + sum)", "jobs": len(floor), "wall_s": floor.floor_s.sum(),
          "million_filters_per_s": n_filters / floor.floor_s.sum() / 1e6, "x_read_floor": 1.0, large_column: 1.0},
-        {"stage": "read-only jobs (start, import, decompress + sum)", "jobs": len(floor), "wall_s": floor.job_s.sum(),
-         "million_filters_per_s": n_filters / floor.job_s.sum() / 1e6, "x_job_floor": 1.0}]
+        {"stage": "read floor side by side (this process, a thread per job)", "jobs": len(first),
+         "wall_s": first.floor_side_s.sum(), "million_filters_per_s": n_filters / first.floor_side_s.sum() / 1e6,
+         "x_read_floor": first.floor_side_s.sum() / sum(read_floor_of(models) for models in first.models)},
+        {"stage": "read-only jobs alone (start, import, decompress + sum)", "jobs": len(first),
+         "wall_s": first.job_s_alone.sum(), "million_filters_per_s": n_filters / first.job_s_alone.sum() / 1e6,
+         "x_read_floor": first.job_s_alone.sum() / sum(read_floor_of(models) for models in first.models)},
+        {"stage": "read-only jobs side by side, as the passes ran", "jobs": len(first), "wall_s": first.job_s.sum(),
+         "million_filters_per_s": n_filters / first.job_s.sum() / 1e6,
+         "x_read_floor": first.job_s.sum() / sum(read_floor_of(models) for models in first.models),
+         "x_job_floor": 1.0}]
     return pd.concat([table, pd.DataFrame(floor_rows)], ignore_index=True)
 
 
@@ -191,7 +290,8 @@ def main() -> None:
     parser.add_argument("--stores", default="results/filters/*.zarr")
     parser.add_argument("--benchmarks", type=Path, default=REPO / "benchmarks")
     parser.add_argument("--logs", type=Path, default=REPO / "logs" / "scale")
-    parser.add_argument("--threads", type=int, default=1, help="the reduction jobs' threads (rules/summarize.smk)")
+    parser.add_argument("--threads", type=int, default=PASS_THREADS,
+                        help="the reduction jobs' threads (filterlens.reduce.jobs)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="read-only jobs at a time: the run's --cores over the jobs' threads")
     parser.add_argument("--large", type=int, default=10**7,
@@ -200,28 +300,44 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.tsv")
     parser.add_argument("--floor-only", action="store_true",
                         help="only the read floor and the read-only jobs of --stores (any stores, no run needed)")
-    parser.add_argument("--read-one", help=argparse.SUPPRESS)  # the read-only job of one store
+    parser.add_argument("--models-per-job", type=int, default=1,
+                        help="with --floor-only: stores per read-only job (config analysis.models_per_job)")
+    parser.add_argument("--configfile", type=Path, default=REPO / "config" / "scale.yaml",
+                        help="the run's config (over config/config.yaml): which models each batch job read")
+    parser.add_argument("--read", nargs="+", help=argparse.SUPPRESS)  # the read-only job of these stores
     args = parser.parse_args()
-    if args.read_one:
-        read_store(args.read_one, args.threads)
+    if args.read:
+        read_stores(args.read, args.threads)
         return
     stores = sorted(glob.glob(str(REPO / args.stores)))
     if not stores:
         sys.exit(f"scale_report: no stores match {args.stores}. Fix: run tools/scale_run (make scale) first.")
-    floor = read_floor(stores, args.threads, args.jobs)
     if args.floor_only:
+        floor, read_jobs = read_floor(model_batches(stores, args.models_per_job) or [[p] for p in stores],
+                                      args.threads, args.jobs)
         print(floor.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"\n{len(stores)} stores, {floor.n_filters.sum():,} filters: read floor {floor.floor_s.sum():.2f} s, "
-              f"read-only jobs {floor.job_s.sum():.2f} s ({floor.job_s.sum() / floor.floor_s.sum():.2f}x)")
+              f"{len(read_jobs)} read-only jobs {read_jobs.job_s_alone.sum():.2f} s one at a time "
+              f"({read_jobs.job_s_alone.sum() / floor.floor_s.sum():.2f}x), {read_jobs.job_s.sum():.2f} s "
+              f"{args.jobs} at a time ({read_jobs.job_s.sum() / floor.floor_s.sum():.2f}x; the same reads "
+              f"{args.jobs} at a time in this process {read_jobs.floor_side_s.sum():.2f} s)")
         return
-    jobs = job_table(args.benchmarks)
+    batches = run_batches(args.configfile)
+    jobs = of_this_layout(job_table(args.benchmarks), batches)
+    reading = job_stores(jobs, batches)
+    by_model = {Path(p).stem: p for p in stores}
+    groups = [[by_model[m] for m in models] for models in dict.fromkeys(reading.models)
+              if all(m in by_model for m in models)]
+    grouped = {p for group in groups for p in group}
+    groups += [[p] for p in stores if p not in grouped]  # every store has its read floor
+    floor, read_jobs = read_floor(groups, args.threads, args.jobs)
     copies = copy_floor_table(jobs)
-    table = stage_table(jobs, floor, args.large, copies)
+    table = stage_table(jobs, floor, read_jobs, reading, args.large, copies)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
     copies.to_csv(args.out.with_name(f"{args.out.stem}_copy_floor.tsv"), sep="\t", index=False, float_format="%.4g")
-    print(f"{len(stores)} stores, {floor.n_filters.sum():,} filters, {(floor.n_filters >= args.large).sum()} "
-          f"of them with >= {args.large:,}\n")
+    print(f"{len(floor)} stores, {floor.n_filters.sum():,} filters, {(floor.n_filters >= args.large).sum()} "
+          f"of them with >= {args.large:,}; {len(read_jobs)} read-only jobs\n")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if len(copies):
         print("\nextraction jobs against their copy floor:")

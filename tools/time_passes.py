@@ -4,7 +4,8 @@ nanoseconds per filter, against the read (decompress and sum) of the same store.
     python tools/time_passes.py results/filters/<model>.zarr [...] [--repeat 5] [--bins 70]
 
 The basis is the store's own (pass 1's scaled moments), the histogram range its own
-coefficient range (pass 2). The passes run in rounds (read, pass 1, pass 2, pass 3), --repeat
+coefficient range (pass 2). Pass 1 is also timed without its orthogonality column (the Gram
+products). The passes run in rounds (read, pass 1, pass 2, pass 3), --repeat
 times, and the shortest time of each counts: the run least disturbed by other work. Prints a
 Markdown table; the store is read from the page cache after the first round.
 """
@@ -20,23 +21,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from filterlens.extract.store import open_filter_store  # noqa: E402
 from filterlens.method.pca import Moments, pca  # noqa: E402
+from filterlens.reduce.jobs import PASS_MEM_MB, PASS_THREADS  # noqa: E402  (the passes' jobs')
 from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize  # noqa: E402
 from filterlens.reduce.streaming import rows_per_segment, sum_rows  # noqa: E402
-
-THREADS = 1  # as rules/summarize.smk's passes
-MEM_MB = 2000  # as their resources.mem_mb
 
 
 def time_passes(path: str, repeat: int, bins: int) -> dict[str, float]:
     store = open_filter_store(path)
-    max_rows = rows_per_segment(MEM_MB, THREADS)
-    basis = pca(Moments.sum(summarize(store, THREADS, max_rows)[1].scaled))
-    low, high = coefficient_range(store, basis, THREADS, max_rows)
+    max_rows = rows_per_segment(PASS_MEM_MB, PASS_THREADS)
+    basis = pca(Moments.sum(summarize(store, PASS_THREADS, max_rows)[1].scaled))
+    low, high = coefficient_range(store, basis, PASS_THREADS, max_rows)
     passes = {
-        "read": lambda: sum_rows(store, THREADS, max_rows),
-        "pass 1 (summary)": lambda: summarize(store, THREADS, max_rows),
-        "pass 2 (coefficient range)": lambda: coefficient_range(store, basis, THREADS, max_rows),
-        "pass 3 (histograms)": lambda: coefficient_histograms(store, basis, low.min(), high.max(), bins, THREADS,
+        "read": lambda: sum_rows(store, PASS_THREADS, max_rows),
+        "pass 1 (summary)": lambda: summarize(store, PASS_THREADS, max_rows),
+        # the Gram products of orthogonality are compute that no read does: pass 1 without them
+        "pass 1 without orthogonality": lambda: summarize(store, PASS_THREADS, max_rows, with_orthogonality=False),
+        "pass 2 (coefficient range)": lambda: coefficient_range(store, basis, PASS_THREADS, max_rows),
+        "pass 3 (histograms)": lambda: coefficient_histograms(store, basis, low.min(), high.max(), bins, PASS_THREADS,
                                                               max_rows),
     }
     best = {name: float("inf") for name in passes}
