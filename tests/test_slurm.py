@@ -416,6 +416,29 @@ def test_a_failing_job_is_reported_as_failed_with_a_nonzero_exit(slurm_cluster, 
     assert not (workdir / "data" / "models" / "micro_bad_depth.pt").exists()
 
 
+@pytest.mark.slurm
+def test_a_batch_of_models_is_one_slurm_job(slurm_cluster, slurm_run, tmp_path):
+    """analysis.models_per_job 2: both micro models' summaries are one SLURM job (rule
+    summarize_batch_0) with the rule's memory and twice its runtime, and write the same tables
+    as their own jobs did."""
+    workdir, _ = slurm_run
+    batched = tmp_path / "batched"
+    shutil.copytree(workdir, batched, symlinks=True)  # the stores and their records, not the summaries
+    shutil.rmtree(batched / "results" / "summaries")
+    config = tmp_path / "batches.yaml"
+    config.write_text("analysis:\n  models_per_job: 2\n")
+    result = run_with_profile(batched, SUMMARIES, "--configfile", str(MICRO_CONFIG), str(config))
+    assert result.returncode == 0, f"{result.stdout[-5000:]}\n{failed_job_logs(batched)}"
+    submitted = submitted_jobs(result.stdout)
+    records = slurm_cluster.jobs()
+    assert [records[j]["Comment"] for j in submitted] == ["rule_summarize_batch_0"], result.stdout[-3000:]
+    (record,) = (records[j] for j in submitted)
+    assert record["JobState"] == "COMPLETED" and record["MinMemoryNode"] == "2000M", record
+    assert record["TimeLimit"] == "02:00:00", record  # runtime 60 min per model
+    for table in SUMMARIES:
+        assert (batched / table).read_text() == (workdir / table).read_text(), table
+
+
 # ---------------------------------------------------------------------------------------------
 # The profile itself (no cluster needed)
 # ---------------------------------------------------------------------------------------------
