@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from conftest import REPO, load_tool, run_snakemake
 
 from filterlens.config.sheet import pairs, read_sheet

@@ -6,8 +6,9 @@ Dask, about 0.3-0.7 s (docs/benchmarks.md, "Imports"); a job of several models p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 # Each job of the passes (rules/summarize.smk): one thread (jobs side by side overlap each other's
 # start-up), the memory its segments are sized from, and its wall time per model (SLURM's -t).
