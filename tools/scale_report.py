@@ -10,10 +10,10 @@ in this one process. Each reduction job also starts a Python process and imports
 and Dask's scheduler (docs/benchmarks.md, "Imports"), once for the stores it reads (one, or a
 batch of the config's analysis.models_per_job): x_read_floor is over all jobs,
 x_read_floor_10M over the jobs whose stores hold at least 10M filters on average (a job of
-one store: that store), and x_job_floor
-compares every job with a job that only reads the same stores: a fresh process that imports
-what the reduction jobs import, then decompresses and sums the stores (timed from its start to
-its exit, as Snakemake times a job; --jobs at a time, as the run's cores run the passes' jobs).
+one store: that store), and x_job_floor compares every job with a job that only reads the
+same stores: a fresh process that imports what the reduction jobs import, then decompresses
+and sums the stores (timed from its start to its exit, as Snakemake times a job; --jobs at a
+time, as the run's cores run the passes' jobs).
 The read-only jobs run once alone (their x_read_floor: what a job's start-up adds to the read)
 and once --jobs at a time, as the passes ran; reads side by side also slow each other on the
 machine's cores, which the read floor side by side (the same reads in this process, a thread
