@@ -5,7 +5,7 @@ import pytest
 
 from filterlens.method import orthogonality as orthogonality_module
 from filterlens.method.depth_groups import depth_group
-from filterlens.method.distributions import (EMPTY_BIN, bin_edges, distribution, histogram_counts, histogram_edges,
+from filterlens.method.distributions import (EMPTY_BIN, EqualBins, bin_edges, distribution, histogram_counts, histogram_edges,
                                              symmetric_kl, weighted_kl)
 from filterlens.method.filters import scale_filters, sparse_mask
 from filterlens.method.orthogonality import orthogonality
@@ -169,7 +169,8 @@ def _ulps_around(values, n):
 
 
 @pytest.mark.parametrize("low, high, bins", [(-1.0, 1.0, 70), (-2.7182818, 3.14159, 70), (0.1, 0.7, 3),
-                                             (-0.3, 0.9, 7), (1e5, 1e5 + 1e-3, 70), (-3.0, 5.0, 1)])
+                                             (-0.3, 0.9, 7), (1e5, 1e5 + 1e-3, 70), (-3.0, 5.0, 1),
+                                             (0.0, 1e-3, 1000), (1e5, 1e5 + 1e-8, 70)])
 def test_histogram_counts_equal_numpy_within_two_ulps_of_every_edge(low, high, bins):
     edges = bin_edges(low, high, bins)
     values = _ulps_around(edges, 2)
@@ -179,15 +180,28 @@ def test_histogram_counts_equal_numpy_within_two_ulps_of_every_edge(low, high, b
         np.testing.assert_array_equal(counts[c], np.histogram(values[:, c], bins, (low, high))[0])
 
 
-def test_the_edge_values_need_numpys_corrections_both_ways():
-    """The values above are the hard ones: numpy's first estimate of their bin is off, down
-    and up, so the corrections are exercised."""
+def test_the_edge_values_need_numpys_corrections_both_ways_and_only_they_are_tested():
+    """The values above are the hard ones: numpy's first estimate of their bin, and the
+    multiply that EqualBins estimates with, are off, down and up, so the corrections are
+    exercised; every value whose estimate is off lies within the margin of a whole number,
+    where EqualBins tests it, and a value half a bin from an edge is not tested."""
     low, high, bins = -2.7182818, 3.14159, 70
     values = _ulps_around(bin_edges(low, high, bins), 2)
     values = values[(values >= low) & (values <= high)]
-    estimate = np.minimum(((values - low) / (high - low) * bins).astype(np.intp), bins - 1)
     final = np.minimum(np.searchsorted(bin_edges(low, high, bins), values, side="right") - 1, bins - 1)
+    numpy_estimate = np.minimum(((values - low) / (high - low) * bins).astype(np.intp), bins - 1)
+    assert (numpy_estimate > final).any() and (numpy_estimate < final).any()
+    equal_bins = EqualBins(low, high, bins)
+    position = (values - low) * equal_bins.scale
+    estimate = np.minimum(np.floor(position).astype(np.intp), bins - 1)
     assert (estimate > final).any() and (estimate < final).any()
+    fraction = position - np.floor(position)
+    tested = (fraction < equal_bins.margin) | (fraction > 1 - equal_bins.margin)
+    assert tested[estimate != final].all()
+    assert 0 < equal_bins.margin < 1e-11
+    middles = (bin_edges(low, high, bins)[:-1] + bin_edges(low, high, bins)[1:]) / 2
+    middle_fraction = (middles - low) * equal_bins.scale % 1
+    assert ((middle_fraction > equal_bins.margin) & (middle_fraction < 1 - equal_bins.margin)).all()
 
 
 def test_histogram_of_an_empty_range_widens_it_as_numpy_does():
