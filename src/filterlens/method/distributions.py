@@ -52,9 +52,8 @@ class EqualBins:
         # roundings (at most a few eps x bins, in bins), and an edge of linspace off its own by
         # a few roundings of the range's magnitude (a few eps x max(|low|, |high|) / width x
         # bins). A value whose estimate is farther than both from a whole number lies in the
-        # bin of its estimate.
-        # A range so narrow against its magnitude that the margin reaches half a bin (bins a few
-        # roundings wide) is binned by np.histogram itself.
+        # bin of its estimate. A range so narrow against its magnitude that the margin reaches
+        # half a bin (bins a few roundings wide) is binned by np.histogram itself.
         eps = np.finfo(np.float64).eps
         self.margin = 64 * eps * bins * (1 + max(abs(low), abs(high)) / self.width)
 
