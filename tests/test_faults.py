@@ -56,10 +56,13 @@ _real_replace = os.replace
 
 def _pause(where):
     import time
+    # Written under another name and renamed, so that the test's glob for paused.<pid> never
+    # sees a marker being written.
     marker = os.path.join(_DIR, "paused.%d" % os.getpid())
-    with open(marker + ".tmp", "w") as handle:
+    partial = os.path.join(_DIR, "writing.%d" % os.getpid())
+    with open(partial, "w") as handle:
         handle.write(where)
-    _real_replace(marker + ".tmp", marker)
+    _real_replace(partial, marker)
     while True:
         time.sleep(0.5)
 
