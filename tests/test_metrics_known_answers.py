@@ -5,8 +5,8 @@ import pytest
 
 from filterlens.method import orthogonality as orthogonality_module
 from filterlens.method.depth_groups import depth_group
-from filterlens.method.distributions import (EMPTY_BIN, EqualBins, bin_edges, distribution, histogram_counts, histogram_edges,
-                                             symmetric_kl, weighted_kl)
+from filterlens.method.distributions import (EMPTY_BIN, EqualBins, bin_edges, distribution, histogram_counts,
+                                             histogram_edges, symmetric_kl, weighted_kl)
 from filterlens.method.filters import scale_filters, sparse_mask
 from filterlens.method.orthogonality import orthogonality
 from filterlens.method.pca import Moments, fix_signs, pca, variance_entropy
