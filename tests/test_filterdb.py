@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import REPO, CodeRunningPayload, run_snakemake
 
-from filterlens.extract.filterdb import FilterDBError, import_model, parse_meta, read_meta, sheet_id
+from filterlens.extract.filterdb import FilterArray, FilterDBError, import_model, parse_meta, read_meta, sheet_id
 from filterlens.extract.store import open_filter_store
 
 ROBUST_10 = "robustbench_Addepalli2021Towards_RN18_cifar10_linf_13"
@@ -547,3 +547,62 @@ def test_an_interrupted_download_is_deleted_and_fetched_again(tmp_path):
     assert (source / "retrievals").read_text() == "2"
     store = open_filter_store(tmp_path / target)
     np.testing.assert_array_equal(store.filters[:], np.concatenate(layers_of[ROBUST_10]))
+
+
+def _crafted_filters(path, kind, secret):
+    """dataset.h5 whose ``filters`` node reads something other than the file's own bytes, or
+    declares more rows than the file stores."""
+    with h5py.File(path, "w") as handle:
+        if kind == "external storage":
+            handle.create_dataset("filters", shape=(4, 9), dtype="<f4", external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+        elif kind == "external link":
+            with h5py.File(secret.with_suffix(".h5"), "w") as other:
+                other.create_dataset("filters", data=np.ones((4, 9), np.float32))
+            handle["filters"] = h5py.ExternalLink(str(secret.with_suffix(".h5")), "filters")
+        elif kind == "virtual dataset":
+            with h5py.File(secret.with_suffix(".h5"), "w") as other:
+                other.create_dataset("filters", data=np.ones((4, 9), np.float32))
+            layout = h5py.VirtualLayout(shape=(4, 9), dtype="<f4")
+            layout[:] = h5py.VirtualSource(str(secret.with_suffix(".h5")), "filters", shape=(4, 9))
+            handle.create_virtual_dataset("filters", layout)
+        elif kind == "soft link loop":
+            handle["filters"] = h5py.SoftLink("/loop")
+            handle["loop"] = h5py.SoftLink("/filters")
+        elif kind == "declared, not stored (chunked)":
+            handle.create_dataset("filters", shape=(2**40, 9), chunks=(1024, 9), dtype="<f4", compression="gzip")
+            handle["filters"][:1024] = 1.0
+        elif kind == "declared, not stored (contiguous)":
+            handle.create_dataset("filters", shape=(2**20, 9), dtype="<f4")  # never written: no storage
+        elif kind == "huge chunks":
+            handle.create_dataset("filters", shape=(2**26, 9), chunks=(2**26, 9), dtype="<f4", compression="gzip")
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("external storage", "keeps its values in external files"),
+    ("external link", "is an external link"),
+    ("virtual dataset", "is a virtual dataset"),
+    ("soft link loop", "is a soft link"),
+    ("declared, not stored (chunked)", "declares shape .* the file stores 1 of them"),
+    ("declared, not stored (contiguous)", "declares shape .* the file stores 0 bytes"),
+    ("huge chunks", "above the .* bytes a reader decodes at once"),
+])
+def test_a_database_file_is_read_from_itself_alone_and_within_what_it_stores(tmp_path, kind, expected):
+    secret = tmp_path / "secret"
+    secret.write_bytes(np.arange(36, dtype=np.float32).tobytes())  # another file of the machine
+    path = tmp_path / "dataset.h5"
+    _crafted_filters(path, kind, secret)
+    with pytest.raises(FilterDBError) as error:
+        FilterArray(path)
+    message = str(error.value)
+    assert str(path) in message and "'filters'" in message and re.search(expected, message), message
+    assert "Fix:" in message
+
+
+def test_a_meta_table_behind_a_link_is_refused(tmp_path):
+    write_authors_dataset_h5(tmp_path / "db")
+    path = tmp_path / "db" / "dataset.h5"
+    with h5py.File(path, "a") as handle:
+        handle.move("meta", "real_meta")
+        handle["meta"] = h5py.SoftLink("/real_meta")
+    with pytest.raises(FilterDBError, match=r"node 'meta' is a soft link"):
+        read_meta(path)

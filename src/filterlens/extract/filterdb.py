@@ -40,6 +40,7 @@ from filterlens.extract.layer_table import Layer
 from filterlens.extract.pandas_hdf5 import UnsafeTableError, read_fixed_frame
 from filterlens.extract.store import FilterStoreWriter
 from filterlens.io.arrays import all_finite
+from filterlens.io.hdf5 import UnsafeHDF5Error, plain_node
 
 REQUIRED_COLUMNS = ["filter_ids", "conv_depth", "conv_depth_norm", "layer_id"]
 CHANNEL_COLUMNS = [("c_in", "c_out", "groups"), ("in_channels", "out_channels", "groups")]
@@ -312,11 +313,17 @@ class FilterArray:
                 raise FilterDBError(f"{self.path} cannot be opened as HDF5 ({error}). Fix: delete {self.path} and "
                                     "download it again") from None
             self._close = handle.close
-            if key not in handle:
+            try:
+                self._array = plain_node(handle, key, str(self.path))
+            except KeyError:
+                names = list(handle)
                 handle.close()
-                raise FilterDBError(f"{self.path} has no dataset {key!r} (it has {list(handle)}). "
-                                    "Fix: set filterdb.filters_key")
-            self._array = handle[key]
+                raise FilterDBError(f"{self.path} has no dataset {key!r} (it has {names}). "
+                                    "Fix: set filterdb.filters_key") from None
+            except UnsafeHDF5Error as error:
+                handle.close()
+                raise FilterDBError(f"{error}. Fix: use the published dataset.h5 (check its md5 against the Zenodo "
+                                    "record), or a database file that holds its filters itself") from None
             if not isinstance(self._array, h5py.Dataset) or self._array.dtype.kind != "f":
                 handle.close()
                 raise FilterDBError(f"{self.path}: {key!r} is not an array of floating-point filters "

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from filterlens.io.hdf5 import UnsafeHDF5Error, plain_node
+
 
 class UnsafeTableError(ValueError):
     """The table cannot be read without running code from the file, or is not a pandas table."""
@@ -99,9 +101,7 @@ def read_fixed_frame(path: str | os.PathLike, key: str) -> pd.DataFrame:
 
     where = f"{path} (table {key!r})"
     with h5py.File(path, "r") as handle:
-        if key not in handle:
-            raise KeyError(key)
-        group = handle[key]
+        group = _node(handle, key, where, missing=KeyError)
         if not isinstance(group, h5py.Group):
             raise UnsafeTableError(f"{where} is an HDF5 dataset, not a pandas table")
         kind = _text(group.attrs.get("pandas_type"))
@@ -130,10 +130,14 @@ def read_fixed_frame(path: str | os.PathLike, key: str) -> pd.DataFrame:
     return frame
 
 
-def _node(group: Any, name: str, where: str) -> Any:
-    if name not in group:
-        raise UnsafeTableError(f"{where}: node {name!r} is missing")
-    return group[name]
+def _node(group: Any, name: str, where: str, missing: type[Exception] = UnsafeTableError) -> Any:
+    """A node of the table, read from this file alone (:func:`filterlens.io.hdf5.plain_node`)."""
+    try:
+        return plain_node(group, name, where)
+    except KeyError:
+        raise missing(name if missing is KeyError else f"{where}: node {name!r} is missing") from None
+    except UnsafeHDF5Error as error:
+        raise UnsafeTableError(str(error)) from None
 
 
 def _read_block(group: Any, name: str, where: str) -> np.ndarray:
