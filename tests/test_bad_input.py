@@ -90,3 +90,15 @@ def test_ids_differing_only_in_case_stop_the_plan(tmp_path):
 def test_a_seed_beyond_what_the_generators_take_stops_the_plan(tmp_path):
     _fails_with(_plan(tmp_path, [NORMAL, ROBUST], training__seed=2**70),
                 "config key training.seed: 1180591620717411303424 is greater than the maximum of 4294967295")
+
+
+def test_a_yaml_alias_bomb_in_a_config_value_stops_at_once(tmp_path):
+    # About 600 bytes under a known key that stand for 9^9 strings once expanded ("billion laughs")
+    levels = ["&a0 [" + ", ".join(["lol"] * 9) + "]"]
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text(f"figures:\n  pair: [{', '.join(levels)}]\n")
+    (tmp_path / "sheet.tsv").write_text("\n".join([HEADER, NORMAL, ROBUST]) + "\n")
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "micro.yaml"),
+                           str(tmp_path / "bomb.yaml"), "--config", f"sheet={tmp_path / 'sheet.tsv'}", "--cores", "1",
+                           check=False)
+    _fails_with(result, "config key figures.pair.", "(a YAML alias, *name)", "Fix: write the value out in full")

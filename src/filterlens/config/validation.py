@@ -47,7 +47,41 @@ def _allowed(schema: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+# A config is a few hundred values; these bound what a crafted file can make a check walk.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 32
+
+
+def shape_problems(config: Any) -> list[str]:
+    """Why ``config`` cannot be checked value by value: a list or mapping that appears twice
+    (a YAML alias, which can stand for exponentially many values: an alias bomb), nesting beyond
+    MAX_CONFIG_DEPTH, or more than MAX_CONFIG_VALUES values. Walks each container once."""
+    seen: dict[int, str] = {}
+    stack: list[tuple[Any, str, int]] = [(config, "", 0)]
+    count = 0
+    while stack:
+        value, key, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            return [f"the config holds more than {MAX_CONFIG_VALUES} values. Fix: give a config of settings "
+                    "(config/README.md lists them), not data"]
+        if not isinstance(value, (dict, list)):
+            continue
+        if id(value) in seen:
+            return [f"config key {key or '(top level)'}: the value repeats {seen[id(value)] or 'the top level'} "
+                    "(a YAML alias, *name); configs are read without aliases. Fix: write the value out in full"]
+        seen[id(value)] = key
+        if depth >= MAX_CONFIG_DEPTH:
+            return [f"config key {key}: nested more than {MAX_CONFIG_DEPTH} levels deep. Fix: give the value as "
+                    "config/README.md describes it"]
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend((item, f"{key}.{name}" if key else str(name), depth + 1) for name, item in items)
+    return []
+
+
 def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> list[str]:
+    if problems := shape_problems(config):
+        return problems
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
