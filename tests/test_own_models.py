@@ -271,3 +271,57 @@ def test_a_missing_weights_file_stops_the_plan_naming_the_row_and_the_fix(tmp_pa
     assert f"model 'own_rb': the weights file rb.pt (relative to the working directory {tmp_path}) does not exist" \
         in output, output
     assert "model 'own_py': the constructor file nets.py defines no 'small_net' at its top level" in output, output
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("folder", "is a folder, not a regular file"),
+    ("named pipe", "is a named pipe, not a regular file"),
+    ("looping symlink", "cannot be reached"),
+    ("dangling symlink", "is a symlink to a file that does not exist"),
+    ("compressed zip entry", "holds compressed zip entries"),
+])
+def test_a_weights_path_that_is_not_a_plain_file_is_named_for_what_it_is(in_tmp, kind, message):
+    import os
+    import zipfile
+
+    path = in_tmp / "weights.pt"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "named pipe":
+        os.mkfifo(path)
+    elif kind == "looping symlink":
+        path.symlink_to(in_tmp / "loop.pt")
+        (in_tmp / "loop.pt").symlink_to(path)
+    elif kind == "dangling symlink":
+        path.symlink_to(in_tmp / "gone.pt")
+    else:  # torch.save's archive with its entries deflated: what a zip bomb needs
+        torch.save(_net_state(), in_tmp / "plain.pt")
+        with zipfile.ZipFile(in_tmp / "plain.pt") as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+            for entry in source.infolist():
+                out.writestr(entry.filename, source.read(entry))
+    with pytest.raises(CheckpointError) as raised:
+        read_state_dict(path)
+    assert f"weights file {path} {message}" in str(raised.value) and "Fix:" in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update({"0.weight": s["0.weight"].to(torch.int8)}), "non-floating dtype .*0.weight \\(int8\\)"),
+    (lambda s: s.update({"1.weight": s["1.weight"] > 0}), "non-floating dtype .*1.weight \\(bool\\)"),
+    (lambda s: s["0.bias"].__setitem__(0, float("nan")), "NaN or infinite values in 0.bias"),
+    (lambda s: s["1.running_var"].__setitem__(0, -1.0), "negative BatchNorm variances in 1.running_var"),
+], ids=["int8", "bool", "nan", "negative variance"])
+def test_weights_the_analysis_cannot_use_are_refused_before_they_become_a_checkpoint(in_tmp, change, message):
+    state = _net_state()
+    change(state)
+    torch.save(state, "weights.pt")
+    with pytest.raises(CheckpointError, match=f"own: weights file weights.pt: .*{message}"):
+        local_checkpoint(_row(), "weights.pt")
+
+
+def test_half_precision_weights_are_cast_to_the_models_dtype(in_tmp):
+    state = _net_state()
+    torch.save({key: value.half() if value.is_floating_point() else value for key, value in state.items()},
+               "weights.pt")
+    checkpoint = local_checkpoint(_row(), "weights.pt")
+    assert checkpoint.state_dict["0.weight"].dtype == torch.float32
+    torch.testing.assert_close(checkpoint.state_dict["0.weight"], state["0.weight"], atol=1e-2, rtol=1e-3)

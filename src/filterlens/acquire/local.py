@@ -11,6 +11,8 @@ checkpoint records the file's sha256 (and that of a constructor file) in ``extra
 from __future__ import annotations
 
 import os
+import stat
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,36 @@ LFS_POINTER = b"version https://git-lfs"
 
 
 def _file_problem(path: Path) -> str | None:
-    if not path.is_file():
-        return "does not exist"
+    try:
+        mode = path.stat().st_mode  # follows a symlink to the file it names
+    except FileNotFoundError:
+        return "is a symlink to a file that does not exist" if path.is_symlink() else "does not exist"
+    except OSError as error:  # a symlink loop, a folder without permission
+        return f"cannot be reached ({error.strerror})"
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        return f"is {kind}, not a regular file"
     if problem := failed_download_problem(path):
         return problem
     with open(path, "rb") as handle:
         if handle.read(len(LFS_POINTER)) == LFS_POINTER:
             return "is a Git LFS pointer, not the weights (run 'git lfs pull' where the file comes from)"
+    return _zip_problem(path)
+
+
+def _zip_problem(path: Path) -> str | None:
+    """torch.save's zip archive stores every entry uncompressed, so what torch.load reads is
+    bounded by the file's size; a compressed entry could inflate far beyond it (a zip bomb)."""
+    if not zipfile.is_zipfile(path):
+        return None  # safetensors, or torch's legacy format: read within the file's size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"is a damaged zip archive ({error})"
+    if packed := [entry.filename for entry in entries if entry.compress_type != zipfile.ZIP_STORED]:
+        return (f"holds compressed zip entries ({', '.join(packed[:3])}), which torch.save never writes and which "
+                "could inflate beyond the file's size; save it again with torch.save")
     return None
 
 
@@ -70,6 +95,41 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {str(k): v.detach().cpu() for k, v in data.items()}
 
 
+def usable_tensors(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                   what: str) -> dict[str, torch.Tensor]:
+    """The tensors as the analysis needs them: a floating tensor where the model holds one
+    (half precision cast to the model's dtype, integers and booleans refused), every value
+    finite, and BatchNorm variances that a fold can take (not negative). Raises
+    :class:`CheckpointError` naming the keys and the fix."""
+    usable, wrong_dtype, not_finite, negative_var = {}, [], [], []
+    for key, tensor in state_dict.items():
+        model_dtype = expected[key].dtype if key in expected else tensor.dtype
+        if model_dtype.is_floating_point:
+            if not tensor.dtype.is_floating_point:
+                wrong_dtype.append(f"{key} ({str(tensor.dtype).removeprefix('torch.')})")
+                continue
+            tensor = tensor.to(model_dtype)
+            if not bool(torch.isfinite(tensor).all()):
+                not_finite.append(key)
+            elif key.endswith("running_var") and bool((tensor < 0).any()):
+                negative_var.append(key)
+        usable[key] = tensor
+    problems = []
+    if wrong_dtype:
+        problems.append(f"tensors of a non-floating dtype where the model holds floating ones: "
+                        f"{', '.join(wrong_dtype[:5])}. Fix: save the weights in float32 (or float16/bfloat16, "
+                        "which are cast); quantised weights are not analysed")
+    if not_finite:
+        problems.append(f"NaN or infinite values in {', '.join(not_finite[:5])}. Fix: save the weights of a "
+                        "finished training run, not of one that diverged")
+    if negative_var:
+        problems.append(f"negative BatchNorm variances in {', '.join(negative_var[:5])}, which no fold can take. "
+                        "Fix: save the model's state_dict() as it trained")
+    if problems:
+        raise CheckpointError(f"{what}: " + "; ".join(problems))
+    return usable
+
+
 def _normalization(architecture: str, arch_kwargs: dict[str, Any], num_classes: int) -> dict | None:
     """A timm architecture's pretrained mean/std (as acquire_timm records them); every other
     model takes [0, 1] images (RobustBench's normalise inside; a user model must do the same)."""
@@ -86,6 +146,8 @@ def local_checkpoint(row: dict[str, Any], weights: str | os.PathLike) -> Checkpo
     architecture, arch_kwargs = row["architecture"], row["arch_kwargs"]
     num_classes = dataset_info(row["dataset"]).num_classes
     check_fits(state_dict, architecture, arch_kwargs, num_classes, row["model_id"])
+    expected = build_architecture(architecture, arch_kwargs, num_classes, device="meta").state_dict()
+    state_dict = usable_tensors(state_dict, expected, f"{row['model_id']}: weights file {weights}")
     extra: dict[str, Any] = {"file": str(weights), "sha256": sha256_of(weights),
                              "format": "safetensors" if Path(weights).suffix == ".safetensors" else "torch"}
     if architecture == "python":
