@@ -219,3 +219,73 @@ def test_an_unknown_version_is_refused_naming_the_versions_read(tmp_path, rows):
     with pytest.raises(FilterStoreError,
                        match=r"version 99; this filterlens reads 'filterlens-filters' versions 2 and 3"):
         open_filter_store(path)
+
+
+# --- a store is read from its own files, within its declared sizes ----------------------------
+
+def _store_with(path, rows, codecs):
+    """A store of the writer's layout whose filters use ``codecs`` (compressors)."""
+    import filterlens.extract.store as store_module
+
+    original = store_module.filter_codecs
+    store_module.filter_codecs = lambda: codecs
+    try:
+        _write(path, rows)
+    finally:
+        store_module.filter_codecs = original
+
+
+def test_a_store_with_another_codec_is_refused_before_a_chunk_is_decoded(tmp_path, rows):
+    from zarr.codecs import GzipCodec
+
+    path = tmp_path / "toy.zarr"
+    _store_with(path, rows, (GzipCodec(level=9),))
+    with pytest.raises(FilterStoreError, match=r"toy.zarr: the filters' codecs are BytesCodec, GzipCodec; a store's "
+                                               r"are BytesCodec, BloscCodec, Crc32cCodec\. Fix: "):
+        open_filter_store(path)
+
+
+def test_a_chunk_whose_header_announces_more_than_its_shape_is_refused(tmp_path, rows):
+    import struct
+
+    path = tmp_path / "toy.zarr"
+    _write(path, rows)
+    chunk = path / "filters" / "c" / "2" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[4:8] = struct.pack("<I", 2**31 - 1)  # Blosc would allocate 2 GB to decode it
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(FilterStoreError, match=r"chunk 2 \(filters/c/2/0, \d+ bytes\) announces 2147483647 bytes "
+                                               r"decoded, above the 288 of the array's chunk shape"):
+        open_filter_store(path)
+
+
+@pytest.mark.parametrize("kind", ["symlinked chunk", "named pipe", "symlinked metadata"])
+def test_a_store_is_read_from_its_own_regular_files_alone(tmp_path, rows, kind):
+    import os
+
+    path = tmp_path / "toy.zarr"
+    _write(path, rows)
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"not yours" * 100)
+    target = path / "filters" / "c" / "1" / "0" if kind != "symlinked metadata" else path / "zarr.json"
+    target.unlink()
+    if kind == "named pipe":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(outside)
+    name = str(target.relative_to(path))
+    expected = f"{name} is a symlink; a store is read from its own files alone" if "symlink" in kind \
+        else f"{name} is not a regular file"
+    with pytest.raises(FilterStoreError) as error:
+        open_filter_store(path)
+    assert expected in str(error.value) and "not yours" not in str(error.value), error.value
+
+
+def test_oversized_metadata_is_refused_unread(tmp_path, rows, monkeypatch):
+    import filterlens.extract.store as store_module
+
+    path = tmp_path / "toy.zarr"
+    _write(path, rows)
+    monkeypatch.setattr(store_module, "MAX_METADATA_BYTES", 100)
+    with pytest.raises(FilterStoreError, match=r"zarr.json holds \d+ bytes, above 100"):
+        open_filter_store(path)

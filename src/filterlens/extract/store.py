@@ -33,6 +33,8 @@ import functools
 import json
 import math
 import os
+import stat
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
+from zarr.codecs import BloscCodec, BloscShuffle, BytesCodec, Crc32cCodec
 
 from filterlens.config.depth_definitions import check_depth_definition
 from filterlens.extract.layer_table import Layer
@@ -56,6 +58,16 @@ READABLE_VERSIONS = (2, 3)  # the same layout; the filters' codec is in each arr
 FILTERS = "filters"
 UPGRADE_COMMAND = "python tools/upgrade_filter_stores.py --configfile <the run's config> {path}"
 LAYER_COLUMNS = [f for f in Layer.__dataclass_fields__]
+
+
+# What a store may hold before any of it is decoded (docs/faults.md, "Damaged filter stores"):
+# metadata documents of at most this size (a layer table of thousands of layers is a few MB)...
+MAX_METADATA_BYTES = 64 * 2**20
+# ...and chunks of at most this size once decoded: a reader holds a few chunks at once.
+MAX_CHUNK_BYTES = 256 * 2**20
+# The codecs the writer uses (Blosc's compressor and shuffle vary with the format version).
+STORE_CODECS = (BytesCodec, BloscCodec, Crc32cCodec)
+BLOSC_HEADER = struct.Struct("<4xIII")  # version, versionlz, flags, typesize; nbytes, blocksize, cbytes
 
 
 class FilterStoreError(ValueError):
@@ -149,6 +161,8 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
     """Open and check a filter store; raise :class:`FilterStoreError` naming the problem and fix."""
     path = Path(path)
     fix = f"Fix: delete {path} and extract it again (snakemake --forcerun extract_filters {path})."
+    if problem := _file_problem(path):
+        raise FilterStoreError(f"{path}: {problem}. {fix}")
     try:
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
@@ -170,6 +184,8 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
         raise FilterStoreError(
             f"{path}: filters are {array.dtype} of shape {array.shape}, expected float32 of shape ({n}, 9). {fix}"
         )
+    if problem := _codec_problem(array) or _chunk_problem(path, array):
+        raise FilterStoreError(f"{path}: {problem}. {fix}")
     if array.nchunks_initialized != array.nchunks:
         raise FilterStoreError(
             f"{path}: {array.nchunks - array.nchunks_initialized} of {array.nchunks} chunks are missing. {fix}"
@@ -178,6 +194,60 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
     if problems := store_problems(attrs, table, n, array.chunks):
         raise FilterStoreError(_listed(path, problems, fix))
     return FilterStore(path, array, table, attrs)
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why the store's folder holds something other than its own folders and regular files, or
+    metadata beyond MAX_METADATA_BYTES: a symlink (which could lead anywhere), a special file."""
+    if not path.is_dir() or path.is_symlink():
+        return "is not a readable filter store (not a folder: a store is a folder of files)"
+    for folder, folders, files in os.walk(path):
+        for name in folders + files:
+            entry = Path(folder) / name
+            mode = entry.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                return f"{entry.relative_to(path)} is a symlink; a store is read from its own files alone"
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                return f"{entry.relative_to(path)} is not a regular file"
+            if name == "zarr.json" and entry.stat().st_size > MAX_METADATA_BYTES:
+                return f"{entry.relative_to(path)} holds {entry.stat().st_size} bytes, above {MAX_METADATA_BYTES}"
+    return None
+
+
+def _codec_problem(array: zarr.Array) -> str | None:
+    """Why the filters are not stored as the writer stores them: Zarr v3, Blosc then CRC32C."""
+    metadata = array.metadata
+    if getattr(metadata, "zarr_format", None) != 3:
+        return f"the filters are a Zarr v{getattr(metadata, 'zarr_format', '?')} array; stores are Zarr v3"
+    kinds = tuple(type(codec) for codec in metadata.codecs)
+    if kinds != STORE_CODECS:
+        names = ", ".join(kind.__name__ for kind in kinds)
+        return f"the filters' codecs are {names}; a store's are {', '.join(k.__name__ for k in STORE_CODECS)}"
+    if array.chunks[0] * 9 * 4 > MAX_CHUNK_BYTES:
+        return f"the filters' chunks of {array.chunks[0]} rows decode to more than {MAX_CHUNK_BYTES} bytes"
+    return None
+
+
+def _chunk_problem(path: Path, array: zarr.Array) -> str | None:
+    """Why a chunk file would decode to more than its declared shape: Blosc allocates what a
+    chunk's header announces, so a crafted header is a decompression bomb. A chunk that is
+    short or damaged otherwise fails its checksum on read, naming its layers."""
+    expected = array.chunks[0] * 9 * 4
+    encode = array.metadata.chunk_key_encoding.encode_chunk_key
+    for index in range(array.nchunks):
+        chunk = path / FILTERS / encode((index, 0))
+        if not chunk.is_file():
+            continue  # a missing chunk is reported with the count of them
+        size = chunk.stat().st_size
+        with open(chunk, "rb") as handle:
+            header = handle.read(BLOSC_HEADER.size)
+        if len(header) < BLOSC_HEADER.size:
+            continue
+        decoded, _, packed = BLOSC_HEADER.unpack(header)
+        if decoded > expected:
+            return (f"chunk {index} ({FILTERS}/{encode((index, 0))}, {size} bytes) announces {decoded} bytes "
+                    f"decoded, above the {expected} of the array's chunk shape")
+    return None
 
 
 def _versions() -> str:
