@@ -102,3 +102,20 @@ def test_a_yaml_alias_bomb_in_a_config_value_stops_at_once(tmp_path):
                            str(tmp_path / "bomb.yaml"), "--config", f"sheet={tmp_path / 'sheet.tsv'}", "--cores", "1",
                            check=False)
     _fails_with(result, "config key figures.pair.", "(a YAML alias, *name)", "Fix: write the value out in full")
+
+
+def test_a_sheet_is_read_in_its_declared_encoding_and_named_by_line_otherwise(tmp_path):
+    import pytest
+
+    from filterlens.config.sheet import SheetError, read_sheet
+
+    text = "\n".join([HEADER, NORMAL, ROBUST]) + "\n"
+    (tmp_path / "utf16.tsv").write_text(text, encoding="utf-16")  # a spreadsheet's "Unicode text"
+    assert list(read_sheet(tmp_path / "utf16.tsv").model_id) == ["a_normal", "a_robust"]
+    (tmp_path / "latin1.tsv").write_bytes((text + "# Gr\u00f6\u00dfe\n").encode("latin-1"))
+    with pytest.raises(SheetError, match=r"latin1.tsv, line 4: byte 0xf6 is not UTF-8 text .*Fix: save the sheet as "
+                                         r"UTF-8 text"):
+        read_sheet(tmp_path / "latin1.tsv")
+    for path in (tmp_path, "/dev/zero"):
+        with pytest.raises(SheetError, match=r"is not a regular file \(a folder or a device\)\. Fix: set 'sheet'"):
+            read_sheet(path)

@@ -55,7 +55,7 @@ def _zip_problem(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:  # ValueError: a name not UTF-8
         return f"is a damaged zip archive ({error})"
     if packed := [entry.filename for entry in entries if entry.compress_type != zipfile.ZIP_STORED]:
         return (f"holds compressed zip entries ({', '.join(packed[:3])}), which torch.save never writes and which "

@@ -6,6 +6,7 @@ allowed, so a user fixes the sheet in one pass before any job starts.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -44,6 +45,20 @@ def _cell_to_json(column: str, value: Any) -> Any:
     return "" if value is None else str(value)
 
 
+def _sheet_text(path: Path) -> str:
+    """The sheet's text: UTF-8 (a byte order mark allowed), or UTF-16 where a byte order mark
+    declares it, as spreadsheets export "Unicode text". Anything else is named by line."""
+    data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise SheetError(f"model sheet {path}, line {line}: byte {data[error.start]:#04x} is not "
+                         f"{'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text (saved in another encoding, such as "
+                         "Latin-1?). Fix: save the sheet as UTF-8 text") from None
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list[str]]:
     """The header, the data rows with the line each starts on, and problems of the layout.
 
@@ -51,7 +66,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list
     its cell (a comment after data would silently cut the cell). Blank lines are skipped.
     Cells may be quoted ("..."), as spreadsheets write them.
     """
-    text = path.read_text(encoding="utf-8-sig")
+    text = _sheet_text(path)
     lines = [("" if line.startswith("#") else line) for line in text.splitlines(keepends=True)]
     reader = csv.reader(lines, delimiter="\t", quotechar='"', strict=True)
     header: list[str] | None = None
@@ -84,6 +99,9 @@ def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise SheetError(f"model sheet {path} does not exist. Fix: set 'sheet' in the config to an existing TSV.")
+    if not path.is_file():
+        raise SheetError(f"model sheet {path} is not a regular file (a folder or a device). Fix: set 'sheet' in the "
+                         "config to a TSV file.")
     header, rows, problems = _read_rows(path)
     if unknown := [c for c in header if c not in COLUMNS]:
         problems.append(f"unknown columns {unknown}; allowed: {COLUMNS}")
