@@ -75,7 +75,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list
     try:
         for cells in reader:
             first_line, line = line, reader.line_num + 1
-            if not cells or all(not c.strip() for c in cells):
+            if not "".join(cells).strip():  # a blank line, or cells of blanks only
                 continue
             if header is None:
                 header = cells
@@ -94,6 +94,45 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list
     return header or [], rows, problems
 
 
+class RowValidator:
+    """The row schema's problems, as ``column: message`` with jsonschema's own messages, split
+    so that a sheet is validated by its distinct values: a cell against its column's schema
+    (:meth:`cell_problems`), and the row-level parts (required columns, no other columns, the
+    conditionals between columns) against the values of the columns the conditionals read
+    (:meth:`row_problems`). A sheet of 10^6 rows repeats most cells (datasets, sources,
+    architectures), so each distinct one is validated once."""
+
+    def __init__(self, schema: dict[str, Any]):
+        properties = schema["properties"]
+        self._cells = {column: jsonschema.Draft202012Validator(sub) for column, sub in properties.items()}
+        self._row = jsonschema.Draft202012Validator({**schema, "properties": dict.fromkeys(properties, True)})
+        self.conditional = sorted(_named_properties([schema.get(k) for k in ("if", "then", "else")]))
+
+    def cell_problems(self, column: str, value: Any) -> list[str]:
+        if (cell := self._cells.get(column)) is None:
+            return []  # an unknown column: the row-level check names it
+        return [f"{'/'.join(map(str, [column, *e.absolute_path]))}: {e.message}" for e in cell.iter_errors(value)]
+
+    def row_problems(self, columns: list[str], conditional_values: tuple) -> list[str]:
+        """The row-level problems of a row of ``columns`` whose conditional columns (in
+        :attr:`conditional` order, those present) hold ``conditional_values``."""
+        values = dict(zip([c for c in self.conditional if c in columns], conditional_values))
+        shape = {column: values.get(column) for column in columns}
+        return [f"{'/'.join(map(str, e.absolute_path)) or 'row'}: {e.message}" for e in self._row.iter_errors(shape)]
+
+
+def _named_properties(schemas: list[Any]) -> set[str]:
+    """The property names that (nested) schemas constrain or require."""
+    names: set[str] = set()
+    for schema in schemas:
+        if isinstance(schema, dict):
+            names |= set(schema.get("properties", {})) | set(schema.get("required", []))
+            names |= _named_properties([schema.get(k) for k in ("if", "then", "else", "not")]
+                                       + list(schema.get("allOf", [])) + list(schema.get("anyOf", []))
+                                       + list(schema.get("oneOf", [])))
+    return names
+
+
 def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate ``path``; raise :class:`SheetError` listing every problem."""
     path = Path(path)
@@ -107,39 +146,69 @@ def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
         problems.append(f"unknown columns {unknown}; allowed: {COLUMNS}")
     if repeated := sorted({c for c in header if header.count(c) > 1}):
         problems.append(f"columns {repeated} appear more than once in the header")
-    schema = yaml.safe_load(SCHEMA.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    records, lines = [], []
-    for line, cells in rows:
-        row = dict(zip(header, cells))
-        record = {c: _cell_to_json(c, v) for c, v in row.items() if c in COLUMNS}
-        for column in OPTIONAL_TEXT + OPTIONAL_NUMBERS:
-            record.setdefault(column, None if column in OPTIONAL_NUMBERS else "")
-        label = f"{path}, line {line} (model_id {record.get('model_id', '?')!r})"
-        for error in validator.iter_errors(record):
-            where = "/".join(str(p) for p in error.absolute_path) or "row"
-            problems.append(f"{label}: {where}: {error.message}")
-        if record.get("architecture") and record["architecture"] not in ARCHITECTURE_NAMES:
-            problems.append(f"{label}: unknown architecture {record['architecture']!r}; "
-                            f"allowed: {', '.join(ARCHITECTURE_NAMES)}")
-        try:
-            kwargs = json.loads(record.get("arch_kwargs") or "{}")
-            if not isinstance(kwargs, dict):
-                raise ValueError("not a JSON object")
-            record["arch_kwargs"] = kwargs
-        except ValueError as error:
-            problems.append(f"{label}: arch_kwargs is not a JSON object ({error}), e.g. {{\"depth\": 10}}")
-        if any("#" in str(v) for v in row.values()) and any(p.startswith(label) for p in problems):
-            problems.append(f"{label}: a cell holds '#': it starts a comment only at the start of a line, "
-                            "inside a row it is part of the cell")
-        records.append(record)
-        lines.append(line)
-    sheet = pd.DataFrame(records, columns=COLUMNS)
-    sheet["line"] = lines
+    sheet, row_problems = _validated_columns(path, header, rows)
+    problems += [problem for found in row_problems for problem in found]
     problems += _cross_row_problems(sheet, path)
     if problems:
         raise SheetError(f"the model sheet {path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     return sheet.drop(columns="line").set_index("model_id", drop=False)
+
+
+def _validated_columns(path: Path, header: list[str], rows: list[tuple[int, list[str]]]
+                       ) -> tuple[pd.DataFrame, list[list[str]]]:
+    """The sheet's values (cells as JSON types, arch_kwargs parsed, a ``line`` column) and each
+    row's problems, computed column by column over distinct values (:class:`RowValidator`)."""
+    validator = RowValidator(yaml.safe_load(SCHEMA.read_text()))
+    position = {column: index for index, column in enumerate(header) if column in COLUMNS}  # the last of a repeat
+    lines = [line for line, _ in rows]
+    raw = {column: [cells[index] for _, cells in rows] for column, index in position.items()}
+    found: list[list[str]] = [[] for _ in rows]
+
+    def flag(column_values: list, problems_of: dict) -> None:
+        if any(problems_of.values()):
+            for row, value in enumerate(column_values):
+                found[row] += problems_of[value]
+
+    values: dict[str, list] = {}
+    for column, cells in raw.items():
+        converted = {cell: _cell_to_json(column, cell) for cell in dict.fromkeys(cells)}
+        values[column] = [converted[cell] for cell in cells]
+        flag(cells, {cell: validator.cell_problems(column, value) for cell, value in converted.items()})
+    for column in OPTIONAL_TEXT + OPTIONAL_NUMBERS:
+        values.setdefault(column, [None if column in OPTIONAL_NUMBERS else ""] * len(rows))
+    present = list(values)
+    conditional = list(zip(*(values[c] for c in validator.conditional if c in values))) or [()] * len(rows)
+    flag(conditional, {key: validator.row_problems(present, key) for key in dict.fromkeys(conditional)})
+    if "architecture" in values:
+        flag(values["architecture"], {name: [] if not name or name in ARCHITECTURE_NAMES else [
+            f"unknown architecture {name!r}; allowed: {', '.join(ARCHITECTURE_NAMES)}"]
+            for name in dict.fromkeys(values["architecture"])})
+    if "arch_kwargs" in values:
+        parsed = {text: _json_object(text) for text in dict.fromkeys(values["arch_kwargs"])}
+        flag(values["arch_kwargs"], {text: [] if isinstance(kwargs, dict) else [
+            f"arch_kwargs is not a JSON object ({kwargs}), e.g. {{\"depth\": 10}}"] for text, kwargs in parsed.items()})
+        values["arch_kwargs"] = [dict(kwargs) if isinstance(kwargs, dict) else text  # a row's own dict
+                                 for text, kwargs in ((text, parsed[text]) for text in values["arch_kwargs"])]
+    ids = values.get("model_id", ["?"] * len(rows))
+    for row, problems in enumerate(found):
+        if problems:
+            label = f"{path}, line {lines[row]} (model_id {ids[row]!r})"
+            problems[:] = [f"{label}: {problem}" for problem in problems]
+            if any("#" in cell for cell in rows[row][1]):
+                problems.append(f"{label}: a cell holds '#': it starts a comment only at the start of a line, "
+                                "inside a row it is part of the cell")
+    sheet = pd.DataFrame({column: values.get(column, [None] * len(rows)) for column in COLUMNS}, columns=COLUMNS)
+    sheet["line"] = lines
+    return sheet, found
+
+
+def _json_object(text: str) -> dict | str:
+    """``text`` parsed as a JSON object, or why it is not one."""
+    try:
+        kwargs = json.loads(text or "{}")
+    except ValueError as error:
+        return str(error)
+    return kwargs if isinstance(kwargs, dict) else "not a JSON object"
 
 
 def _cross_row_problems(sheet: pd.DataFrame, path: Path) -> list[str]:
