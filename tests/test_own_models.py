@@ -325,3 +325,18 @@ def test_half_precision_weights_are_cast_to_the_models_dtype(in_tmp):
     checkpoint = local_checkpoint(_row(), "weights.pt")
     assert checkpoint.state_dict["0.weight"].dtype == torch.float32
     torch.testing.assert_close(checkpoint.state_dict["0.weight"], state["0.weight"], atol=1e-2, rtol=1e-3)
+
+
+def test_a_source_key_that_is_not_a_regular_file_is_named_for_what_it_is_at_parse_time(in_tmp):
+    import os
+
+    os.mkfifo("pipe.pt")
+    os.mkdir("folder.pt")
+    os.symlink("loop.pt", "loop2.pt")
+    os.symlink("loop2.pt", "loop.pt")
+    rows = [_row(model_id=name.split(".")[0], source_key=name) for name in ("pipe.pt", "folder.pt", "loop.pt")]
+    problems = sheet_problems(rows)
+    assert "model 'pipe': the weights file pipe.pt (relative to" in problems[0] and "is a named pipe" in problems[0]
+    assert "is a folder, not a regular file. Fix: correct source_key" in problems[1]
+    assert "cannot be reached" in problems[2]
+    assert not any("does not exist" in problem for problem in problems)

@@ -11,7 +11,6 @@ checkpoint records the file's sha256 (and that of a constructor file) in ``extra
 from __future__ import annotations
 
 import os
-import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from filterlens.acquire.downloads import check_fits
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.config.datasets import dataset_info
 from filterlens.io.hashing import sha256_of
+from filterlens.io.paths import regular_file_problem
 from filterlens.models.architectures import build_architecture
 from filterlens.models.user_code import constructor_file
 
@@ -30,15 +30,8 @@ LFS_POINTER = b"version https://git-lfs"
 
 
 def _file_problem(path: Path) -> str | None:
-    try:
-        mode = path.stat().st_mode  # follows a symlink to the file it names
-    except FileNotFoundError:
-        return "is a symlink to a file that does not exist" if path.is_symlink() else "does not exist"
-    except OSError as error:  # a symlink loop, a folder without permission
-        return f"cannot be reached ({error.strerror})"
-    if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
-        return f"is {kind}, not a regular file"
+    if problem := regular_file_problem(path):
+        return problem
     if problem := failed_download_problem(path):
         return problem
     with open(path, "rb") as handle:

@@ -19,6 +19,7 @@ import yaml
 
 from filterlens.config.architecture_names import ARCHITECTURE_NAMES
 from filterlens.config.validation import MODELS_SCHEMA
+from filterlens.io.paths import regular_file_problem
 
 SCHEMA = MODELS_SCHEMA
 COLUMNS = ["model_id", "dataset", "architecture", "arch_kwargs", "robust", "source", "source_key",
@@ -136,11 +137,8 @@ def _named_properties(schemas: list[Any]) -> set[str]:
 def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate ``path``; raise :class:`SheetError` listing every problem."""
     path = Path(path)
-    if not path.exists():
-        raise SheetError(f"model sheet {path} does not exist. Fix: set 'sheet' in the config to an existing TSV.")
-    if not path.is_file():
-        raise SheetError(f"model sheet {path} is not a regular file (a folder or a device). Fix: set 'sheet' in the "
-                         "config to a TSV file.")
+    if problem := regular_file_problem(path):
+        raise SheetError(f"model sheet {path} {problem}. Fix: set 'sheet' in the config to an existing TSV file.")
     header, rows, problems = _read_rows(path)
     if unknown := [c for c in header if c not in COLUMNS]:
         problems.append(f"unknown columns {unknown}; allowed: {COLUMNS}")

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from filterlens.io.paths import regular_file_problem
 from filterlens.models.user_code import constructor_file, constructor_problem
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
@@ -32,9 +33,9 @@ def weights_file_problem(source_key: Any) -> str | None:
     if path.suffix not in WEIGHT_SUFFIXES:
         return (f"source_key {source_key!r} is not a state dict file of a known kind; allowed: "
                 f"{', '.join(WEIGHT_SUFFIXES)} (torch.save of a dict of tensors, or safetensors)")
-    if not path.is_file():
+    if problem := regular_file_problem(path):
         base = "" if path.is_absolute() else f" (relative to the working directory {os.getcwd()})"
-        return (f"the weights file {source_key}{base} does not exist. Fix: correct source_key, or run "
+        return (f"the weights file {source_key}{base} {problem}. Fix: correct source_key, or run "
                 "snakemake in the directory the path is relative to")
     return None
 
