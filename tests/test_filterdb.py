@@ -606,3 +606,33 @@ def test_a_meta_table_behind_a_link_is_refused(tmp_path):
         handle["meta"] = h5py.SoftLink("/real_meta")
     with pytest.raises(FilterDBError, match=r"node 'meta' is a soft link"):
         read_meta(path)
+
+
+def test_a_zarr_database_array_is_read_with_blosc_alone_and_within_its_chunks(tmp_path):
+    import struct
+
+    import zarr
+    from zarr.codecs import BloscCodec, GzipCodec
+
+    rows = np.random.default_rng(0).standard_normal((32, 9)).astype(np.float32)
+    good = zarr.create_array(str(tmp_path / "good.zarr"), data=rows, chunks=(8, 9), compressors=(BloscCodec(),))
+    assert FilterArray(tmp_path / "good.zarr").rows(0, 32).tolist() == rows.tolist()
+    zarr.create_array(str(tmp_path / "gzip.zarr"), data=rows, chunks=(8, 9), compressors=(GzipCodec(),))
+    with pytest.raises(FilterDBError, match=r"gzip.zarr: the filter array's codecs are BytesCodec, GzipCodec; a Zarr "
+                                            r"database is read with Blosc \(and CRC32C\) only\. Fix: "):
+        FilterArray(tmp_path / "gzip.zarr")
+    chunk = tmp_path / "good.zarr" / good.metadata.chunk_key_encoding.encode_chunk_key((1, 0))
+    data = bytearray(chunk.read_bytes())
+    data[4:8] = struct.pack("<I", 2**31 - 1)
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(FilterDBError, match=r"chunk c/1/0 of the filter array \(\d+ bytes\) announces 2147483647"):
+        FilterArray(tmp_path / "good.zarr")
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "int16", "[('a', '<f4')]"])
+def test_a_database_array_of_another_dtype_is_refused_by_name(tmp_path, dtype):
+    path = tmp_path / "filters.npy"
+    np.save(path, np.zeros((4, 9), dtype=eval(dtype) if dtype.startswith("[") else dtype))
+    with pytest.raises(FilterDBError, match=r"filters.npy: (the filter array holds .*, not floating-point filters|"
+                                            r"the filter array has shape)"):
+        FilterArray(path)

@@ -38,7 +38,7 @@ import pandas as pd
 from filterlens.acquire.failed_downloads import data_file_problem, parse_checksum
 from filterlens.extract.layer_table import Layer
 from filterlens.extract.pandas_hdf5 import UnsafeTableError, read_fixed_frame
-from filterlens.extract.store import FilterStoreWriter
+from filterlens.extract.store import FilterStoreWriter, zarr_chunk_problem
 from filterlens.io.arrays import all_finite
 from filterlens.io.hdf5 import UnsafeHDF5Error, plain_node
 
@@ -339,6 +339,10 @@ class FilterArray:
 
             node = zarr.open(str(self.path), mode="r")
             self._array = node[key] if isinstance(node, zarr.Group) else node
+            folder = self.path / key if isinstance(node, zarr.Group) else self.path
+            if problem := _zarr_problem(self._array, folder):
+                raise FilterDBError(f"{self.path}: {problem}. Fix: store the database's filters with Blosc (Zarr v3), "
+                                    "as an HDF5 dataset or as a .npy file")
         else:
             raise FilterDBError(f"filter array {self.path}: unknown format {suffix!r}; use .h5, .npy or .zarr")
         shape = tuple(self._array.shape)
@@ -350,6 +354,10 @@ class FilterArray:
             self.close()
             raise FilterDBError(f"{self.path}: the filter array has shape {shape}; expected (N, 9) or (N, 3, 3)")
         self.n_rows = shape[0]
+        if self._array.dtype.kind != "f":
+            self.close()
+            raise FilterDBError(f"{self.path}: the filter array holds {self._array.dtype}, not floating-point filters. "
+                                "Fix: store the filters as float32")
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         return np.asarray(self._array[start:stop], dtype=np.float32).reshape(stop - start, 9)
@@ -364,6 +372,21 @@ class FilterArray:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _zarr_problem(array: Any, folder: Path) -> str | None:
+    """Why a Zarr database array could decode beyond its declared shape: codecs other than
+    Blosc (whose chunks' headers are checked) and a CRC32C checksum, or a chunk header that
+    announces more than the chunk's shape (filterlens.extract.store.zarr_chunk_problem)."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
+
+    codecs = getattr(array.metadata, "codecs", None)
+    if codecs is None or not {type(codec) for codec in codecs} <= {BytesCodec, BloscCodec, Crc32cCodec}:
+        names = ", ".join(type(codec).__name__ for codec in codecs or []) or "Zarr v2 compressors"
+        return f"the filter array's codecs are {names}; a Zarr database is read with Blosc (and CRC32C) only"
+    if BloscCodec not in {type(codec) for codec in codecs}:
+        return None  # raw bytes: a chunk decodes to its stored size, its shape
+    return zarr_chunk_problem(folder, array, "filter array")
 
 
 # --- import ------------------------------------------------------------------------------------

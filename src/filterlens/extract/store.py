@@ -32,6 +32,8 @@ import dataclasses
 import functools
 import json
 import math
+import itertools
+import math
 import os
 import stat
 import struct
@@ -184,7 +186,7 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
         raise FilterStoreError(
             f"{path}: filters are {array.dtype} of shape {array.shape}, expected float32 of shape ({n}, 9). {fix}"
         )
-    if problem := _codec_problem(array) or _chunk_problem(path, array):
+    if problem := _codec_problem(array) or zarr_chunk_problem(path / FILTERS, array, FILTERS):
         raise FilterStoreError(f"{path}: {problem}. {fix}")
     if array.nchunks_initialized != array.nchunks:
         raise FilterStoreError(
@@ -223,30 +225,27 @@ def _codec_problem(array: zarr.Array) -> str | None:
     if kinds != STORE_CODECS:
         names = ", ".join(kind.__name__ for kind in kinds)
         return f"the filters' codecs are {names}; a store's are {', '.join(k.__name__ for k in STORE_CODECS)}"
-    if array.chunks[0] * 9 * 4 > MAX_CHUNK_BYTES:
-        return f"the filters' chunks of {array.chunks[0]} rows decode to more than {MAX_CHUNK_BYTES} bytes"
     return None
 
 
-def _chunk_problem(path: Path, array: zarr.Array) -> str | None:
-    """Why a chunk file would decode to more than its declared shape: Blosc allocates what a
-    chunk's header announces, so a crafted header is a decompression bomb. A chunk that is
-    short or damaged otherwise fails its checksum on read, naming its layers."""
-    expected = array.chunks[0] * 9 * 4
+def zarr_chunk_problem(folder: Path, array: zarr.Array, name: str) -> str | None:
+    """Why a chunk of the Blosc-compressed Zarr v3 ``array`` (stored under ``folder``) would
+    decode to more than its declared shape: chunks above MAX_CHUNK_BYTES, or a chunk whose Blosc
+    header announces more (Blosc allocates what the header says, so a crafted header is a
+    decompression bomb). A chunk that is short or damaged otherwise fails on read."""
+    expected = array.dtype.itemsize * math.prod(array.chunks)
+    if expected > MAX_CHUNK_BYTES:
+        return f"the {name}' chunks {array.chunks} decode to {expected} bytes, above {MAX_CHUNK_BYTES}"
     encode = array.metadata.chunk_key_encoding.encode_chunk_key
-    for index in range(array.nchunks):
-        chunk = path / FILTERS / encode((index, 0))
+    for coords in itertools.product(*(range(-(-n // c)) for n, c in zip(array.shape, array.chunks))):
+        chunk = folder / encode(coords)
         if not chunk.is_file():
             continue  # a missing chunk is reported with the count of them
-        size = chunk.stat().st_size
         with open(chunk, "rb") as handle:
             header = handle.read(BLOSC_HEADER.size)
-        if len(header) < BLOSC_HEADER.size:
-            continue
-        decoded, _, packed = BLOSC_HEADER.unpack(header)
-        if decoded > expected:
-            return (f"chunk {index} ({FILTERS}/{encode((index, 0))}, {size} bytes) announces {decoded} bytes "
-                    f"decoded, above the {expected} of the array's chunk shape")
+        if len(header) == BLOSC_HEADER.size and (decoded := BLOSC_HEADER.unpack(header)[0]) > expected:
+            return (f"chunk {encode(coords)} of the {name} ({chunk.stat().st_size} bytes) announces {decoded} "
+                    f"bytes decoded, above the {expected} of the array's chunk shape")
     return None
 
 
