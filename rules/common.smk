@@ -67,7 +67,8 @@ def check_sheet_models():
 
     if problems := pretrained_problems(SHEET.to_dict("records")):
         raise WorkflowError(
-            f"the model sheet {SHEET_PATH}: sources and files:\n  - " + "\n  - ".join(problems)
+            f"the model sheet {SHEET_PATH}: sources and files:\n  - "
+            + "\n  - ".join(problems)
         )
     cache = os.path.join(".snakemake", "filterlens", "sheet-checks")
     try:

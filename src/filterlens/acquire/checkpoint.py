@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from filterlens.acquire.failed_downloads import failed_download_problem
+from filterlens.io.archives import stored_zip_problem
 from filterlens.io.atomic import atomic_output
 from filterlens.models.architectures import build_architecture, build_with_weights
 
@@ -64,7 +65,7 @@ def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, datase
     path = Path(path)
     fix = f"Fix: delete {path} and acquire the model again."
     try:
-        problem = failed_download_problem(path)
+        problem = failed_download_problem(path) or stored_zip_problem(path)
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
     if problem:

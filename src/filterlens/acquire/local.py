@@ -11,7 +11,6 @@ checkpoint records the file's sha256 (and that of a constructor file) in ``extra
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from filterlens.acquire.checkpoint import Checkpoint, CheckpointError
 from filterlens.acquire.downloads import check_fits
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.config.datasets import dataset_info
+from filterlens.io.archives import stored_zip_problem
 from filterlens.io.hashing import sha256_of
 from filterlens.io.paths import regular_file_problem
 from filterlens.models.architectures import build_architecture
@@ -37,23 +37,7 @@ def _file_problem(path: Path) -> str | None:
     with open(path, "rb") as handle:
         if handle.read(len(LFS_POINTER)) == LFS_POINTER:
             return "is a Git LFS pointer, not the weights (run 'git lfs pull' where the file comes from)"
-    return _zip_problem(path)
-
-
-def _zip_problem(path: Path) -> str | None:
-    """torch.save's zip archive stores every entry uncompressed, so what torch.load reads is
-    bounded by the file's size; a compressed entry could inflate far beyond it (a zip bomb)."""
-    if not zipfile.is_zipfile(path):
-        return None  # safetensors, or torch's legacy format: read within the file's size
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:  # ValueError: a name not UTF-8
-        return f"is a damaged zip archive ({error})"
-    if packed := [entry.filename for entry in entries if entry.compress_type != zipfile.ZIP_STORED]:
-        return (f"holds compressed zip entries ({', '.join(packed[:3])}), which torch.save never writes and which "
-                "could inflate beyond the file's size; save it again with torch.save")
-    return None
+    return stored_zip_problem(path)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
