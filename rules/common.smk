@@ -313,7 +313,7 @@ BUNDLE = config["reference"]["bundle"]
 if BUNDLE and not (os.path.isfile(BUNDLE) and os.path.isfile(f"{BUNDLE}.sha256")):
     raise WorkflowError(
         f"config reference.bundle: {BUNDLE} and {BUNDLE}.sha256 must both exist "
-        "(relative to the working directory; tools/export_bundle.py writes them)"
+        "(relative to the working directory; filterlens export-bundle writes them)"
     )
 PLACEMENT_TARGETS = (
     ["results/tables/placement.tsv", "results/tables/placement.html"]
