@@ -12,8 +12,8 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The library: on sys.path for the parse-time checks here, and on PYTHONPATH for every rule script
-# (local jobs, conda environments and cluster jobs, which parse this file again). A
-# `pip install -e .` of the same checkout gives notebooks the same package.
+# (local jobs, conda environments and cluster jobs, which parse this file again). The clone's
+# .venv imports the same src/ (tools/ensure-venv), so notebooks get the same package.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from filterlens.io.scripting import share_with_rule_scripts
 
