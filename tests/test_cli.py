@@ -172,3 +172,25 @@ def test_a_second_clones_venv_imports_its_own_package_over_the_same_shared_envir
     assert result.returncode == 0 and "export-bundle" in result.stdout
     result = subprocess.run([str(shared / "bin" / "python"), "-c", "import filterlens"], capture_output=True, cwd="/")
     assert result.returncode != 0
+
+
+def test_results_prints_a_runs_headline_tables_and_names_a_folder_without_results(tmp_path, capsys):
+    tables = tmp_path / "run" / "results" / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame({"model_id": ["m_robust", "m_normal"], "architecture": ["timm", "timm"], "robust": [True, False],
+                  "n_filters": [1200, 1300], "extra": [1, 2]}).to_csv(tables / "models.tsv", sep="\t", index=False)
+    pd.DataFrame({"finding": ["robust filters are less sparse"], "dataset": ["cifar10"], "this_run": [0.25],
+                  "shown": [True]}).to_csv(tables / "findings.tsv", sep="\t", index=False)
+    assert main(["results", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "results/tables/models.tsv" in out and "m_robust" in out and "extra" not in out
+    assert "robust filters are less sparse" in out and "KL divergence" not in out  # the run has no KL table
+    assert main(["results", str(tmp_path)]) == 1
+    assert f"{tmp_path} holds no results/ folder" in capsys.readouterr().err
+
+
+def test_upgrade_stores_without_a_config_naming_the_sheet_says_what_to_pass(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.zarr").mkdir()
+    assert main(["upgrade-stores", "m.zarr"]) == 1
+    assert "no config names the sheet" in capsys.readouterr().err
