@@ -137,6 +137,26 @@ def test_compare_of_two_models_and_of_a_model_with_itself(tmp_path, capsys):
     assert shares["model:a_m0"] == shares["model:b_m0"] == pytest.approx(shares["full"])
 
 
+@pytest.mark.workflow
+def test_compare_of_a_runs_two_checkpoints_gives_the_runs_kl_and_quality(micro_run):
+    """The same passes and analyses as the workflow: the micro run's robust model against its
+    counterpart gives the run's own KL by depth group and layer quality."""
+    models = micro_run / "data" / "models"
+    result = filterlens.compare(models / "micro_robust.pt", models / "micro_normal.pt")
+    analysis = micro_run / "results" / "analysis"
+    run_kl = read_tsv(analysis / "kl_by_depth.tsv").set_index("depth_group")
+    ours = result.kl_by_depth.set_index("depth_group")
+    groups = run_kl.index[run_kl.n_robust_filters > 0]
+    assert len(groups) > 2
+    pd.testing.assert_series_equal(ours.kl[groups], run_kl.kl[groups], rtol=1e-9)
+    whole = read_tsv(analysis / "kl_by_dataset.tsv").query("pooling == 'paired'").kl.iloc[0]
+    assert ours.kl["all"] == pytest.approx(whole, rel=1e-9)
+    run_quality = read_tsv(analysis / "quality_by_depth.tsv").set_index(["model_id", "depth_group"])
+    quality = result.quality_by_depth.set_index(["model_id", "depth_group"])
+    columns = ["n_filters", "sparsity", "entropy_unscaled", "orthogonality"]
+    pd.testing.assert_frame_equal(quality[columns], run_quality.loc[quality.index, columns], check_dtype=False)
+
+
 # --- each clone's environment ----------------------------------------------------------------
 
 def _shared_environment() -> Path:
