@@ -12,8 +12,8 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The library: on sys.path for the parse-time checks here, and on PYTHONPATH for every rule script
-# (local jobs, conda environments and cluster jobs, which parse this file again). A
-# `pip install -e .` of the same checkout gives notebooks the same package.
+# (local jobs, conda environments and cluster jobs, which parse this file again). The clone's
+# .venv imports the same src/ (tools/ensure-venv), so notebooks get the same package.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from filterlens.io.scripting import share_with_rule_scripts
 
@@ -314,7 +314,7 @@ BUNDLE = config["reference"]["bundle"]
 if BUNDLE and not (os.path.isfile(BUNDLE) and os.path.isfile(f"{BUNDLE}.sha256")):
     raise WorkflowError(
         f"config reference.bundle: {BUNDLE} and {BUNDLE}.sha256 must both exist "
-        "(relative to the working directory; tools/export_bundle.py writes them)"
+        "(relative to the working directory; filterlens export-bundle writes them)"
     )
 PLACEMENT_TARGETS = (
     ["results/tables/placement.tsv", "results/tables/placement.html"]

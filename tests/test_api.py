@@ -90,7 +90,7 @@ def test_analyze_takes_the_options_of_the_config(tmp_path):
 def test_analyze_refuses_what_it_cannot_analyse(tmp_path):
     with pytest.raises(ValueError, match="executes no 3x3 convolution"):
         filterlens.analyze(nn.Sequential(nn.Conv2d(3, 4, 1)))
-    with pytest.raises(TypeError, match="takes a torch.nn.Module or a checkpoint path, not a dict"):
+    with pytest.raises(TypeError, match="a model is a torch.nn.Module, a file or a model name, not a dict"):
         filterlens.analyze({"conv.weight": torch.ones(1)})
     with pytest.raises(FileNotFoundError, match="holds no results"):
         filterlens.load_results(tmp_path)

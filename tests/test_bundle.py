@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, load_tool, run_snakemake
+from conftest import REPO, run_snakemake
 from filterlens.analyse.bundle import BundleError, checksum_path, export_bundle, read_bundle
 from filterlens.analyse.placement import closer_pool
+from filterlens.cli import main
 from filterlens.io.files import read_tsv
 from filterlens.method.depth_groups import DEPTH_GROUPS
 
@@ -53,6 +54,27 @@ def bundle(tmp_path) -> Path:
     archive = tmp_path / "reference.tar.gz"
     export_bundle(_fake_run(tmp_path / "run"), archive, SHEET)
     return archive
+
+
+@pytest.mark.parametrize(("missing", "rule"), [
+    ("results/summaries/micro_robust/histograms.npz", "coefficient_histograms"),
+    ("results/analysis/coefficient_range.tsv", "global_coefficient_range"),
+    ("results/provenance/provenance.json", "provenance"),
+])
+def test_a_run_without_a_file_of_the_bundle_names_the_file_and_its_rule(tmp_path, capsys, missing, rule):
+    run = _fake_run(tmp_path / "run")
+    (run / missing).unlink()
+    archive = tmp_path / "reference.tar.gz"
+    assert main(["export-bundle", str(run), str(archive), "--sheet", str(SHEET)]) == 1
+    error = capsys.readouterr().err
+    assert f"{missing} (rule {rule})" in error and "Fix: finish the run" in error, error
+    assert "Traceback" not in error and not archive.exists()
+
+
+def test_the_bundle_command_takes_the_sheet_from_the_runs_provenance(tmp_path, capsys):
+    archive = tmp_path / "reference.tar.gz"
+    assert main(["export-bundle", str(_fake_run(tmp_path / "run")), str(archive)]) == 0
+    assert f"{archive}: " in capsys.readouterr().out and read_bundle(archive).bins == BINS
 
 
 def _members(archive: Path) -> dict[str, bytes]:
@@ -197,7 +219,7 @@ def test_candidates_are_placed_against_the_micro_runs_bundle(micro_run, tmp_path
     workdir = tmp_path / "candidates"
     workdir.mkdir()
     archive = workdir / "reference.tar.gz"
-    load_tool("export_bundle").main([str(micro_run), str(archive), "--sheet", str(SHEET)])
+    assert main(["export-bundle", str(micro_run), str(archive), "--sheet", str(SHEET)]) == 0
     _write_candidates(micro_run, workdir)
     assert sorted(p.name for p in workdir.iterdir()) == ["candidates.tsv", "config.yaml", "nets.py", "reference.tar.gz",
                                                           "reference.tar.gz.sha256", "weights"]

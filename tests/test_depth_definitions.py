@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from conftest import load_tool
+
 from test_convgraph_known_answers import PreActToy
 
+from filterlens.cli import main
 from filterlens.extract.store import (FORMAT_VERSION, FilterStoreError, FilterStoreWriter, open_filter_store,
                                       rewrite_attrs, with_depth_definition)
 from filterlens.extract.weights import iter_layer_rows, plan_extraction
@@ -104,14 +105,13 @@ def test_a_version_1_store_is_refused_naming_the_upgrade_and_upgraded_in_place_f
     filters, layers = before.filters[:], before.layers
     _as_version_1(path)
     digest = _filter_bytes(path)
-    with pytest.raises(FilterStoreError, match=r"format version 1.*tools/upgrade_filter_stores.py --configfile"):
+    with pytest.raises(FilterStoreError, match=r"format version 1.*filterlens upgrade-stores --configfile"):
         open_filter_store(path)
     sheet = tmp_path / "sheet.tsv"
     sheet.write_text(SHEET)
     config = tmp_path / "config.yaml"
     config.write_text(f"sheet: {sheet}\n")
-    tool = load_tool("upgrade_filter_stores")
-    assert tool.main(["--configfile", str(config), str(path)]) == 0
+    assert main(["upgrade-stores", "--configfile", str(config), str(path)]) == 0
     assert f"version 1 -> {FORMAT_VERSION}" in capsys.readouterr().out
     after = open_filter_store(path)
     assert _filter_bytes(path) == digest
@@ -122,7 +122,7 @@ def test_a_version_1_store_is_refused_naming_the_upgrade_and_upgraded_in_place_f
         assert after.layers[column].tolist() == layers[column].tolist(), column
     assert after.attrs["max_conv_depths"] == plan.max_conv_depths
     # A second run leaves the current store alone.
-    assert tool.main(["--configfile", str(config), str(path)]) == 0
+    assert main(["upgrade-stores", "--configfile", str(config), str(path)]) == 0
     assert "left as it is" in capsys.readouterr().out
 
 
@@ -134,6 +134,6 @@ def test_the_upgrade_refuses_a_store_of_another_architecture(tmp_path, capsys):
     sheet.write_text(SHEET)
     config = tmp_path / "config.yaml"
     config.write_text(f"sheet: {sheet}\n")
-    assert load_tool("upgrade_filter_stores").main(["--configfile", str(config), str(path)]) == 1
+    assert main(["upgrade-stores", "--configfile", str(config), str(path)]) == 1
     assert "differ from the store's" in capsys.readouterr().err
     assert zarr.open_group(str(path), mode="r").attrs["format_version"] == 1

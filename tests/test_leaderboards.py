@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, load_tool, run_snakemake
+from conftest import REPO, run_snakemake
 
+from filterlens.cli import leaderboard_sheet
 from filterlens.config.sheet import read_sheet
 from filterlens.models.robustbench_zoo import zoo
 
@@ -43,8 +44,11 @@ socket.getaddrinfo = lambda host, *args, **kwargs: _refuse("getaddrinfo " + repr
 '''
 
 
-def _tool():
-    return load_tool("make_paper_sheet")
+def _sheet_command(*args: str) -> int:
+    """filterlens leaderboard-sheet, run in the repository (its reference data's default paths)."""
+    from filterlens.cli import main
+
+    return main(["leaderboard-sheet", *args])
 
 
 def _board(stem: str) -> tuple[str, str]:
@@ -57,15 +61,15 @@ def _left_out(path: Path) -> set[str]:
 
 
 def test_there_is_a_sheet_for_every_leaderboard_robustbench_lists():
-    assert sorted(f"{d}_{t}" for d, t in _tool().leaderboards()) == COMMITTED
+    assert sorted(f"{d}_{t}" for d, t in leaderboard_sheet.leaderboards()) == COMMITTED
 
 
 @pytest.mark.parametrize("stem", COMMITTED)
 def test_committed_sheet_is_what_the_tool_generates(stem, tmp_path):
     out = tmp_path / f"{stem}.tsv"
-    assert _tool().main(["--leaderboard", ":".join(_board(stem)), "--out", str(out)]) == 0
+    assert _sheet_command("--leaderboard", ":".join(_board(stem)), "--out", str(out)) == 0
     assert out.read_text() == (SHEETS / f"{stem}.tsv").read_text(), (
-        f"regenerate: .venv/bin/python tools/make_paper_sheet.py --leaderboard {':'.join(_board(stem))}")
+        f"regenerate: .venv/bin/filterlens leaderboard-sheet --leaderboard {':'.join(_board(stem))}")
 
 
 @pytest.mark.parametrize("stem", COMMITTED)

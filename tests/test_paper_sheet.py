@@ -6,7 +6,7 @@ import csv
 import re
 
 import pytest
-from conftest import REPO, load_tool, run_snakemake
+from conftest import REPO, run_snakemake
 
 from filterlens.config.sheet import pairs, read_sheet
 
@@ -14,8 +14,11 @@ SHEET = REPO / "config" / "models" / "paper.tsv"
 PAIRINGS = REPO / "config" / "reference" / "paper_pairings.csv"
 
 
-def _tool():
-    return load_tool("make_paper_sheet")
+def _sheet_command(*args: str) -> int:
+    """filterlens leaderboard-sheet, run in the repository (its reference data's default paths)."""
+    from filterlens.cli import main
+
+    return main(["leaderboard-sheet", *args])
 
 
 @pytest.fixture(scope="module")
@@ -23,17 +26,19 @@ def sheet():
     return read_sheet(SHEET)
 
 
-def test_committed_sheet_is_what_the_tool_generates(tmp_path):
+def test_committed_sheet_is_what_the_tool_generates(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
     out = tmp_path / "paper.tsv"
-    assert _tool().main(["--out", str(out)]) == 0
-    assert out.read_text() == SHEET.read_text(), "regenerate: .venv/bin/python tools/make_paper_sheet.py"
+    assert _sheet_command("--out", str(out)) == 0
+    assert out.read_text() == SHEET.read_text(), "regenerate: .venv/bin/filterlens leaderboard-sheet"
 
 
 def test_tool_reports_unknown_models(tmp_path, capsys):
     pairings = tmp_path / "p.csv"
     pairings.write_text(",Robust,Normal,Arch,Dataset\n0,robustbench_NoSuchModel_cifar10_linf_13,"
                         "hso_normal_training_robustbench_NoSuchModel_cifar10_13,x,cifar10\n")
-    assert _tool().main(["--pairings", str(pairings), "--out", str(tmp_path / "s.tsv")]) == 1
+    assert _sheet_command("--pairings", str(pairings), "--models", str(REPO / "config/reference/paper_models.csv"),
+                          "--out", str(tmp_path / "s.tsv")) == 1
     assert "RobustBench has no cifar10/Linf model 'NoSuchModel'" in capsys.readouterr().err
 
 

@@ -1,7 +1,9 @@
-"""filterlens from Python, without Snakemake: analyse one model in memory, or load a run's results.
+"""filterlens from Python, without Snakemake: analyse one model, compare two, or load a run's results.
 
     import filterlens
-    layers = filterlens.analyze(model)               # a torch.nn.Module (or a checkpoint path)
+    layers = filterlens.analyze(model)               # a torch.nn.Module, a checkpoint, a state dict file
+    layers = filterlens.analyze("weights/r18.pt", architecture="torchvision:resnet18")
+    both = filterlens.compare("robust.pt", "normal.pt", architecture="timm:resnet18")
     results = filterlens.load_results("my-run")      # a run's directory (or its results/)
     results.layers, results.bases, results.kl_by_depth, results.summaries["m"]["spectra"]
 
@@ -9,6 +11,7 @@
 (filterlens.extract.weights) into a temporary filter store, and pass 1 of rule summarize_model
 (filterlens.reduce.passes.summarize) over it, with the config's defaults (BatchNorm folded,
 depth by graph level; docs/method.md). Its table is the run's ``results/summaries/<m>/layers.tsv``.
+:func:`compare` runs the three passes of the run over two models and the run's own analyses.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -35,64 +39,187 @@ def _config_defaults() -> dict[str, dict[str, Any]]:
     return {section: schema_defaults(section) for section in ("extraction", "analysis")}
 
 
-def analyze(model, *, image_size: int | None = None, model_id: str | None = None,
+def analyze(model, *, architecture: str | None = None, arch_kwargs: dict[str, Any] | None = None,
+            weights: str | os.PathLike | None = None, random_init: int | None = None,
+            num_classes: int | None = None, image_size: int | None = None, model_id: str | None = None,
             fold_batchnorm: bool | None = None, depth_definition: str | None = None,
             chunk_rows: int | None = None, threads: int = 1) -> pd.DataFrame:
     """The per-layer table of every 3x3 layer of ``model``: the columns of the workflow's
     ``results/summaries/<model>/layers.tsv`` (filters, sparsity, variance entropy scaled and
     unscaled, orthogonality, L1/L2 ratio, high-frequency share, depth and depth group).
 
-    ``model`` is a ``torch.nn.Module`` (any device; its weights are read, not changed) or the
-    path of a filterlens checkpoint (``data/models/<model>.pt``), whose model_id and dataset's
-    image size are then the defaults. ``image_size`` (default 32) matters only for a model that
-    torch.fx cannot trace (its forward runs on the ``meta`` device to find the convs). The
-    options default to the config's (extraction.fold_batchnorm, extraction.chunk_rows,
-    analysis.depth_definition).
+    ``model`` is one of (filterlens.acquire.model_specs):
+
+    - a ``torch.nn.Module`` (any device; its weights are read, not changed);
+    - the path of a filterlens checkpoint (``data/models/<model>.pt``), whose model_id and
+      dataset's image size are then the defaults;
+    - the path of a plain state dict (``torch.save(model.state_dict(), path)`` or
+      ``.safetensors``) with its ``architecture``: a short form (``"torchvision:resnet18"``,
+      ``"timm:resnet50"``, ``"robustbench:cifar10/Linf/Standard"``, ``"python:my_nets.py:build"``)
+      or a sheet's architecture name with ``arch_kwargs``; ``num_classes`` defaults to the
+      rows of the weights' classifier;
+    - a model name in short form with ``weights`` (its state dict file) or ``random_init`` (a
+      seed for random weights); nothing is downloaded.
+
+    ``image_size`` (default 32) matters only for a model that torch.fx cannot trace (its
+    forward runs on the ``meta`` device to find the convs). The options default to the
+    config's (extraction.fold_batchnorm, extraction.chunk_rows, analysis.depth_definition).
     """
+    from filterlens.acquire.model_specs import ModelSpec
+
+    spec = ModelSpec(model, architecture, arch_kwargs, weights, random_init, num_classes)
+    options = _Options.of(image_size, fold_batchnorm, depth_definition, chunk_rows, threads)
+    with _extracted(spec, options, model_id) as store:
+        table, _ = _summary(store, options)
+    return table
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How a model is extracted and summarised: the config's defaults unless given."""
+
+    image_size: int | None
+    fold_batchnorm: bool
+    depth_definition: str
+    chunk_rows: int
+    threads: int
+    bins: int
+
+    @classmethod
+    def of(cls, image_size, fold_batchnorm, depth_definition, chunk_rows, threads) -> "_Options":
+        defaults = _config_defaults()
+        fold = defaults["extraction"]["fold_batchnorm"] if fold_batchnorm is None else fold_batchnorm
+        return cls(image_size, fold, depth_definition or defaults["analysis"]["depth_definition"],
+                   chunk_rows or defaults["extraction"]["chunk_rows"], threads, defaults["analysis"]["bins"])
+
+    @property
+    def max_rows(self) -> int:
+        from filterlens.reduce.streaming import rows_per_segment
+
+        return rows_per_segment(SUMMARY_MEM_MB, self.threads)
+
+
+@contextmanager
+def _extracted(spec, options: _Options, model_id: str | None = None) -> Iterator[Any]:
+    """The model of ``spec`` extracted as rule extract_filters does, into a filter store in a
+    temporary folder that lives as long as the context (read with the options' depth definition)."""
     import torch
 
+    from filterlens.acquire.model_specs import model_from
     from filterlens.extract.store import FilterStoreWriter, open_filter_store, with_depth_definition
     from filterlens.extract.weights import iter_layer_rows, plan_extraction
-    from filterlens.reduce.passes import summarize
-    from filterlens.reduce.streaming import rows_per_segment
 
-    model, facts = _as_module(model)
-    defaults = _config_defaults()
-    fold = defaults["extraction"]["fold_batchnorm"] if fold_batchnorm is None else fold_batchnorm
-    definition = depth_definition or defaults["analysis"]["depth_definition"]
-    size = image_size or facts.get("image_size", 32)
+    module, facts = model_from(spec)
+    size = options.image_size or facts.get("image_size", 32)
     model_id = model_id or facts.get("model_id", "model")
-    plan = plan_extraction(model, torch.empty(1, 3, size, size, device="meta"), fold_batchnorm=fold)
+    plan = plan_extraction(module, torch.empty(1, 3, size, size, device="meta"), fold_batchnorm=options.fold_batchnorm)
     if not plan.layers:
         raise ValueError(f"{model_id}: the model executes no 3x3 convolution; there is nothing to analyse")
     attrs = {"model_id": model_id, "dataset": facts.get("dataset"), "depth_method": plan.depth_method,
              "depth_definition": plan.depth_definition, "max_conv_depth": plan.max_conv_depth,
-             "max_conv_depths": plan.max_conv_depths, "fold_batchnorm": fold}
+             "max_conv_depths": plan.max_conv_depths, "fold_batchnorm": options.fold_batchnorm}
     with tempfile.TemporaryDirectory(prefix="filterlens-") as folder:
         path = Path(folder) / "filters.zarr"
-        with FilterStoreWriter(path, plan.n_filters, chunk_rows or defaults["extraction"]["chunk_rows"],
-                               attrs) as writer:
-            for layer, rows in iter_layer_rows(model, plan):
+        with FilterStoreWriter(path, plan.n_filters, options.chunk_rows, attrs) as writer:
+            for layer, rows in iter_layer_rows(module, plan):
                 writer.write_layer(layer, rows)
-        store = with_depth_definition(open_filter_store(path), definition)
-        table, _ = summarize(store, threads, rows_per_segment(SUMMARY_MEM_MB, threads))
-    return table
+        del module
+        yield with_depth_definition(open_filter_store(path), options.depth_definition)
 
 
-def _as_module(model) -> tuple[Any, dict[str, Any]]:
-    """``model`` as a module, and what its checkpoint says of it (nothing for a module)."""
-    if isinstance(model, (str, os.PathLike)):
-        from filterlens.acquire.checkpoint import build_model, load_checkpoint
-        from filterlens.config.datasets import dataset_info
+def _summary(store, options: _Options):
+    """Pass 1 of rule summarize_model: the layer table and the per-layer moments."""
+    from filterlens.reduce.passes import summarize
 
-        checkpoint = load_checkpoint(model)
-        return build_model(checkpoint), {"model_id": checkpoint.model_id, "dataset": checkpoint.dataset,
-                                         "image_size": dataset_info(checkpoint.dataset).image_size}
-    from torch import nn
+    return summarize(store, options.threads, options.max_rows)
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"analyze takes a torch.nn.Module or a checkpoint path, not a {type(model).__name__}")
-    return model, {}
+
+# --- two models side by side -----------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    """Two models compared as the workflow compares robust and normal models (docs/method.md
+    §4-§5), model ``a`` in the place of the robust ones and ``b`` in that of the normal ones.
+
+    ``kl_by_depth``: the weighted symmetric KL between their coefficient distributions on the
+    basis of both, for every layer ('all') and by depth group (as results/analysis/kl_by_depth.tsv);
+    ``bases``: the PCA bases of both ('full'), of a and of b (as results/analysis/bases.tsv, set
+    ``model:<id>``); ``quality_by_depth``: sparsity, variance entropy and orthogonality by depth
+    group (as results/analysis/quality_by_depth.tsv); ``layers``: both layer tables.
+    """
+
+    a: str
+    b: str
+    kl_by_depth: pd.DataFrame
+    bases: pd.DataFrame
+    quality_by_depth: pd.DataFrame
+    layers: pd.DataFrame
+
+    @property
+    def first_component_shares(self) -> pd.DataFrame:
+        """Per basis, the share of variance of its first component (the paper's Fig. 2 finding:
+        robust models' filters spread their variance over more components)."""
+        first = self.bases[self.bases.component == 1]
+        return first[["set", "n_filters", "ratio"]].rename(columns={"ratio": "first_component_share"})
+
+
+def compare(a, b, *, architecture: str | None = None, arch_kwargs: dict[str, Any] | None = None,
+            image_size: int | None = None, fold_batchnorm: bool | None = None,
+            depth_definition: str | None = None, bins: int | None = None, threads: int = 1) -> Comparison:
+    """Compare two models (each in any form :func:`analyze` takes) the way the workflow
+    compares a robust model (``a``) with a normal one (``b``): the three passes of the run over
+    both (summaries and moments, coefficient range, histograms on their common basis), then
+    the run's own analyses (filterlens.analyse.kl, bases, quality). ``architecture`` and
+    ``arch_kwargs`` apply to both; for models of two architectures, pass ``ModelSpec``s of
+    filterlens.acquire.model_specs or modules. ``bins`` defaults to the config's analysis.bins.
+    """
+    from filterlens.acquire.model_specs import ModelSpec
+
+    options = _Options.of(image_size, fold_batchnorm, depth_definition, None, threads)
+    specs = [m if isinstance(m, ModelSpec) else ModelSpec(m, architecture, arch_kwargs) for m in (a, b)]
+    with _extracted(specs[0], options) as store_a, _extracted(specs[1], options) as store_b:
+        stores = _distinct_ids(store_a, store_b)
+        return _comparison(stores, options, bins or options.bins)
+
+
+def _distinct_ids(store_a, store_b) -> dict[str, Any]:
+    """The two stores by model id, made distinct (a_ and b_ before them) where they are equal."""
+    if store_a.model_id != store_b.model_id:
+        return {store_a.model_id: store_a, store_b.model_id: store_b}
+    return {f"a_{store_a.model_id}": store_a, f"b_{store_b.model_id}": store_b}
+
+
+def _comparison(stores: dict[str, Any], options: _Options, bins: int) -> Comparison:
+    import numpy as np
+
+    from filterlens.analyse.bases import bases_table, set_moments
+    from filterlens.analyse.kl import kl_tables
+    from filterlens.analyse.quality import quality_by_depth
+    from filterlens.method.distributions import histogram_edges
+    from filterlens.method.pca import pca
+    from filterlens.reduce.passes import coefficient_histograms, coefficient_range
+
+    (a, b), layers, moments = list(stores), {}, {}
+    for model, store in stores.items():
+        table, layer_moments = _summary(store, options)
+        layers[model], moments[model] = table.assign(model_id=model), layer_moments.scaled
+    full = pca(set_moments([a, b], moments))
+    bases = {"full": full, f"model:{a}": pca(set_moments([a], moments)), f"model:{b}": pca(set_moments([b], moments))}
+    ranges = [coefficient_range(store, full, options.threads, options.max_rows) for store in stores.values()]
+    low = float(np.nanmin([r[0] for r in ranges]))
+    high = float(np.nanmax([r[1] for r in ranges]))
+    histograms = {model: coefficient_histograms(store, full, low, high, bins, options.threads, options.max_rows)
+                  for model, store in stores.items()}
+    pairs = pd.DataFrame({"dataset": ["-"], "robust": [a], "normal": [b]})
+    by_dataset, by_depth, _ = kl_tables(pairs, histograms, layers, full.ratio, histogram_edges(low, high, bins))
+    whole = by_dataset[by_dataset.pooling == "paired"]
+    kl = pd.concat([whole.drop(columns="default"), by_depth], ignore_index=True).drop(columns=["dataset", "pooling"])
+    sheet = pd.DataFrame({"model_id": [a, b], "dataset": "-", "robust": [True, False]}).set_index("model_id",
+                                                                                                    drop=False)
+    everything = pd.concat(layers.values(), ignore_index=True)
+    quality = quality_by_depth(everything, sheet).drop(columns=["dataset", "robust"])
+    return Comparison(a, b, kl.rename(columns={"n_robust_filters": "n_filters_a", "n_normal_filters": "n_filters_b"}),
+                      bases_table(bases), quality, everything)
 
 
 # --- a run's results -------------------------------------------------------------------------

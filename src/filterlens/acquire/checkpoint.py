@@ -58,12 +58,18 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> None:
         torch.save(checkpoint.to_dict(), temporary)
 
 
-def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, dataset: str | None = None) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, dataset: str | None = None,
+                    fix: str | None = None) -> Checkpoint:
     """The checkpoint at ``path``; with ``model_id`` / ``dataset`` (the sheet row's), one that
     holds another model or dataset raises :class:`CheckpointError` naming the file, the field
-    and the fix."""
+    and the fix.
+
+    ``fix`` is the fix named for a file that cannot be used; the default suits the workflow's
+    own checkpoints (data/models/), which it makes again. A caller given a file by the user
+    (filterlens.analyze) passes one that does not tell the user to delete their file. A plain
+    state dict is named as one, with how to give its architecture."""
     path = Path(path)
-    fix = f"Fix: delete {path} and acquire the model again."
+    fix = fix or f"Fix: delete {path} and acquire the model again."
     try:
         problem = failed_download_problem(path) or stored_zip_problem(path)
     except OSError as error:
@@ -81,6 +87,8 @@ def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, datase
                                   f"them would run code from the file, so it is refused ({detail}). {fix}") from None
         raise CheckpointError(f"checkpoint {path} cannot be loaded (truncated or corrupt?): {error}. {fix}") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if tensors := state_dict_keys(data):
+            raise CheckpointError(plain_state_dict_message(path, tensors))
         raise CheckpointError(f"{path} is not a filterlens checkpoint (no format {FORMAT!r}). {fix}")
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {data.get('format_version')}, expected {FORMAT_VERSION}. {fix}")
@@ -94,6 +102,26 @@ def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, datase
                 f"the file belongs to another model. Fix: delete {path} and acquire the model again (or, if the sheet "
                 f"is wrong, correct its {field_name}).")
     return Checkpoint(**fields)
+
+
+def state_dict_keys(data: Any) -> list[str]:
+    """The tensor names of ``data`` if it is a plain state dict (a dict of tensors, or one under
+    ``"state_dict"`` as training scripts save it), else none."""
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        return [str(k) for k in data]
+    return []
+
+
+def plain_state_dict_message(path: Path, tensors: list[str]) -> str:
+    """Why a plain state dict is not enough to analyse, and how to name its architecture."""
+    return (f"{path} is a plain state dict ({len(tensors)} tensors: {_preview(tensors, 3)}), not a filterlens "
+            "checkpoint: it holds the weights but not the architecture they belong to. Fix: name the architecture: "
+            f"filterlens.analyze({str(path)!r}, architecture='timm:resnet18') or `filterlens analyze {path} "
+            "--architecture timm:resnet18`, with the model's own architecture (torchvision:NAME, timm:NAME, "
+            "robustbench:DATASET/THREAT/KEY, python:FILE.py:FUNCTION); in a run, a sheet row with source local "
+            f"and source_key {path}.")
 
 
 def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> nn.Module:

@@ -95,15 +95,52 @@ def _run_definitions(run: Path) -> dict:
             "sheet": record.get("sheet", {})}
 
 
+# The files of a run that a bundle is made of, and the rule that writes each ({model}: per model).
+RUN_FILES = {
+    "results/provenance/provenance.json": "provenance",
+    "results/analysis/basis_full.npz": "pca_bases",
+    "results/analysis/bases.tsv": "pca_bases",
+    "results/analysis/coefficient_range.tsv": "global_coefficient_range",
+    "results/summaries/{model}/layers.tsv": "summarize_model",
+    "results/summaries/{model}/histograms.npz": "coefficient_histograms",
+}
+
+
+def missing_run_files(run: Path, models: list[str], paired: set[str]) -> list[tuple[str, str]]:
+    """(file, the rule that writes it) of every file of the run in ``run`` that a bundle needs
+    and the run lacks: a run that stopped early, or a partial copy of one."""
+    missing = []
+    for pattern, rule in RUN_FILES.items():
+        if "{model}" not in pattern:
+            names = [pattern]
+        else:
+            names = [pattern.format(model=m) for m in models if m in paired or "histograms" not in pattern]
+        missing += [(name, rule) for name in names if not (run / name).is_file()]
+    return missing
+
+
+def _check_run_files(run: Path, models: list[str], paired: set[str]) -> None:
+    if missing := missing_run_files(run, models, paired):
+        shown = "\n  ".join(f"{name} (rule {rule})" for name, rule in missing[:10])
+        more = f"\n  and {len(missing) - 10} more" if len(missing) > 10 else ""
+        first = missing[0][0]
+        raise BundleError(f"the run in {run} lacks {len(missing)} file(s) a bundle is made of:\n  {shown}{more}\n"
+                          f"Fix: finish the run, with the config and sheet it was made with (snakemake --directory "
+                          f"{run} --configfile <its config> {first} makes the first; `snakemake` with no target "
+                          "makes them all), or export another run.")
+
+
 def export_bundle(run_dir: str | os.PathLike, archive: str | os.PathLike, sheet_path: str | os.PathLike) -> dict:
     """Write the bundle of the finished run in ``run_dir`` (its sheet at ``sheet_path``) to
-    ``archive`` and its sha256 to ``<archive>.sha256``; returns the manifest."""
+    ``archive`` and its sha256 to ``<archive>.sha256``; returns the manifest. A file of the run
+    that is missing raises :class:`BundleError` naming it and the rule that writes it."""
     run = Path(run_dir)
     analysis, summaries = run / "results" / "analysis", run / "results" / "summaries"
-    facts = _run_definitions(run)
     sheet = read_sheet(sheet_path)
     model_pairs = pairs(sheet)
     paired = set(model_pairs.robust) | set(model_pairs.normal)
+    _check_run_files(run, list(sheet.model_id), paired)
+    facts = _run_definitions(run)
     histograms, layers, bins = {}, {}, set()
     for model in sheet.model_id:
         layers[model] = read_tsv(summaries / model / "layers.tsv")

@@ -46,7 +46,7 @@ REQUIRED_COLUMNS = ["filter_ids", "conv_depth", "conv_depth_norm", "layer_id"]
 CHANNEL_COLUMNS = [("c_in", "c_out", "groups"), ("in_channels", "out_channels", "groups")]
 RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
-# Database model names -> sheet ids (tools/make_paper_sheet.py names the sheet's models).
+# Database model names -> sheet ids (filterlens leaderboard-sheet names the sheet's models).
 _ROBUST = re.compile(r"^robustbench_(?P<key>.+)_(?P<dataset>cifar100|cifar10|imagenet)_(?:linf|l2|corruptions)_\d+$")
 _NORMAL_RB = re.compile(
     r"^hso_normal_training_robustbench_(?P<key>.+)_(?P<dataset>cifar100|cifar10|imagenet(?:1k)?)_\d+$")

@@ -16,9 +16,9 @@ array's codecs from its own metadata, so they are read as they are (:data:`READA
 The codec was chosen by measurement (docs/benchmarks.md, "The store's codec").
 
 Version 1 stores (one depth, counting convs) are upgraded in place to version 3 by
-tools/upgrade_filter_stores.py: it recomputes both depths from the architecture on the ``meta``
-device and rewrites the attributes only, the filters (and their codec) untouched
-(:func:`upgraded_attrs`).
+`filterlens upgrade-stores` (filterlens.cli.upgrade_stores): it recomputes both depths from the
+architecture on the ``meta`` device and rewrites the attributes only, the filters (and their
+codec) untouched (:func:`upgraded_attrs`).
 Switching the depth definition of an analysis is :func:`with_depth_definition`, in memory.
 
 The CRC32C codec makes a corrupted chunk fail loudly on read, and the NaN fill value makes a
@@ -58,7 +58,7 @@ FORMAT = "filterlens-filters"
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (2, 3)  # the same layout; the filters' codec is in each array's metadata
 FILTERS = "filters"
-UPGRADE_COMMAND = "python tools/upgrade_filter_stores.py --configfile <the run's config> {path}"
+UPGRADE_COMMAND = "filterlens upgrade-stores --configfile <the run's config> {path}"
 LAYER_COLUMNS = [f for f in Layer.__dataclass_fields__]
 
 

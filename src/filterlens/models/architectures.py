@@ -3,7 +3,7 @@
 Every constructor takes the sheet's ``arch_kwargs`` plus ``num_classes`` and returns a freshly
 initialised ``nn.Module``. The mini zoo's architectures are RobustBench's own classes (or
 narrow variants built from RobustBench's blocks); the paper zoo builds RobustBench's
-leaderboard entries and timm's models by key; ``python`` is a constructor in the user's own file.
+leaderboard entries, timm's and torchvision's models by key; ``python`` is a constructor in the user's own file.
 """
 
 from __future__ import annotations
@@ -78,12 +78,20 @@ def _timm_model(num_classes: int, name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
+def _torchvision_model(num_classes: int, name: str) -> nn.Module:
+    """A torchvision classification model by name (``torchvision.models.get_model``), without weights."""
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "wide_resnet": _wide_resnet,
     "dm_wide_resnet": _dm_wide_resnet,
     "preact_resnet": _preact_resnet,
     "robustbench": _robustbench_entry,
     "timm": _timm_model,
+    "torchvision": _torchvision_model,
     "python": build_user_model,  # the user's own constructor: runs the user's file (models/user_code.py)
 }
 

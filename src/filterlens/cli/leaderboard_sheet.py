@@ -1,13 +1,13 @@
-#!/usr/bin/env python
-"""Generate the zoo sheet of the paper (config/models/paper.tsv) from its reference data.
+"""Generate the zoo sheet of the paper (config/models/paper.tsv) from its reference data, or the
+sheet of a RobustBench leaderboard. Paths are relative to the working directory (the repository's).
 
-    .venv/bin/python tools/make_paper_sheet.py                      # the paper: L-inf, 71 + 43 models
-    .venv/bin/python tools/make_paper_sheet.py --source random      # config/models/scale.tsv
-    .venv/bin/python tools/make_paper_sheet.py --source filterdb --out config/models/paper_filterdb.tsv
-    .venv/bin/python tools/make_paper_sheet.py --threat-model L2 \\
-        --pairings my_l2_pairings.csv --models my_l2_models.csv --out config/models/l2.tsv
-    .venv/bin/python tools/make_paper_sheet.py --leaderboard cifar10:L2   # no pairings file
-    .venv/bin/python tools/make_paper_sheet.py --leaderboard all          # config/models/leaderboards/
+  filterlens leaderboard-sheet                      # the paper: L-inf, 71 + 43 models
+  filterlens leaderboard-sheet --source random      # config/models/scale.tsv
+  filterlens leaderboard-sheet --source filterdb --out config/models/paper_filterdb.tsv
+  filterlens leaderboard-sheet --threat-model L2 \\
+      --pairings my_l2_pairings.csv --models my_l2_models.csv --out config/models/l2.tsv
+  filterlens leaderboard-sheet --leaderboard cifar10:L2   # no pairings file
+  filterlens leaderboard-sheet --leaderboard all          # config/models/leaderboards/
 
 Inputs (the authors' format, config/reference/README.md):
   --pairings  CSV with columns Robust, Normal (one row per robust model; a normal model may
@@ -47,9 +47,6 @@ import json
 import re
 import sys
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 DATASETS = ["cifar10", "cifar100", "imagenet"]
 THREAT_MODELS = ["Linf", "L2", "corruptions"]
@@ -164,7 +161,7 @@ def make_rows(pairings_csv: Path, models_csv: Path, threat_model: str = "Linf") 
 TIMM_CANDIDATES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
                    "wide_resnet101_2"]
 IMAGENET_CLASSES = 1000
-LEADERBOARD_DIR = REPO / "config" / "models" / "leaderboards"
+LEADERBOARD_DIR = Path("config") / "models" / "leaderboards"
 
 
 def leaderboards() -> list[tuple[str, str]]:
@@ -283,7 +280,7 @@ def leaderboard_rows(dataset: str, threat_model: str) -> tuple[list[dict[str, st
 
 def write_leaderboard(dataset: str, threat_model: str, out: Path) -> list[dict[str, str]]:
     rows, left_out = leaderboard_rows(dataset, threat_model)
-    command = f"tools/make_paper_sheet.py --leaderboard {dataset}:{threat_model}"
+    command = f"filterlens leaderboard-sheet --leaderboard {dataset}:{threat_model}"
     header = (f"# RobustBench's {dataset} {threat_model} leaderboard (robustbench.model_zoo.model_dicts).\n"
               + "".join(f"# Left out: {key}: {why}.\n" for key, why in left_out.items()))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -337,22 +334,23 @@ def _write_leaderboards(names: list[str], out: Path | None) -> int:
     known = leaderboards()
     wanted = known if "all" in names else [tuple(name.split(":", 1)) for name in names]
     if unknown := [":".join(board) for board in wanted if board not in known]:
-        print(f"make_paper_sheet: unknown leaderboard(s) {', '.join(unknown)}; RobustBench lists "
+        print(f"filterlens leaderboard-sheet: unknown leaderboard(s) {', '.join(unknown)}; RobustBench lists "
               f"{', '.join(':'.join(board) for board in known)}", file=sys.stderr)
         return 1
     if out is not None and len(wanted) > 1:
-        print("make_paper_sheet: --out names one sheet; give one --leaderboard with it", file=sys.stderr)
+        print("filterlens leaderboard-sheet: --out names one sheet; give one --leaderboard with it", file=sys.stderr)
         return 1
     for dataset, threat_model in wanted:
         write_leaderboard(dataset, threat_model, out or LEADERBOARD_DIR / f"{dataset}_{threat_model}.tsv")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threat-model", default="Linf", choices=THREAT_MODELS)
-    parser.add_argument("--pairings", type=Path, default=REPO / "config" / "reference" / "paper_pairings.csv")
-    parser.add_argument("--models", type=Path, default=REPO / "config" / "reference" / "paper_models.csv")
+    parser.add_argument("--pairings", type=Path, default=Path("config/reference/paper_pairings.csv"),
+                        help="the pairings CSV (default: %(default)s)")
+    parser.add_argument("--models", type=Path, default=Path("config/reference/paper_models.csv"),
+                        help="the accuracies CSV (default: %(default)s)")
     parser.add_argument("--source", default="checkpoints", choices=SOURCES,
                         help="where the weights come from (default: checkpoints)")
     parser.add_argument("--out", type=Path, default=None,
@@ -360,17 +358,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leaderboard", action="append", metavar="DATASET:THREAT",
                         help="a sheet of every entry of this RobustBench leaderboard (e.g. cifar10:L2), paired by "
                              "the paper's rule, no pairings file; 'all' for every leaderboard. Default --out: "
-                             f"{LEADERBOARD_DIR.relative_to(REPO)}/<dataset>_<threat>.tsv")
-    args = parser.parse_args(argv)
+                             f"{LEADERBOARD_DIR}/<dataset>_<threat>.tsv")
+
+
+def run(args: argparse.Namespace) -> int:
     if args.leaderboard:
         return _write_leaderboards(args.leaderboard, args.out)
-    out = args.out or REPO / "config" / "models" / DEFAULT_OUT[args.source]
+    out = args.out or Path("config") / "models" / DEFAULT_OUT[args.source]
     try:
         rows = with_source(make_rows(args.pairings, args.models, args.threat_model), args.pairings, args.source)
     except SheetToolError as error:
-        print(f"make_paper_sheet: {error}", file=sys.stderr)
+        print(f"filterlens leaderboard-sheet: {error}", file=sys.stderr)
         return 1
-    command = "tools/make_paper_sheet.py"
+    command = "filterlens leaderboard-sheet"
     if args.threat_model != "Linf":
         command += f" --threat-model {args.threat_model}"
     if args.source != "checkpoints":
@@ -381,7 +381,3 @@ def main(argv: list[str] | None = None) -> int:
     robust = sum(r["robust"] == "true" for r in rows)
     print(f"wrote {out}: {robust} robust and {len(rows) - robust} normal models")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

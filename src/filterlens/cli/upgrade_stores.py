@@ -1,11 +1,12 @@
 """Upgrade filter stores of format version 1 to the current version (3) in place, the filters untouched.
 
-    python tools/upgrade_filter_stores.py [--configfile config/paper.yaml] [STORE.zarr ...]
+  filterlens upgrade-stores [--configfile config/paper.yaml] [STORE.zarr ...]
 
 A version-1 store has one depth per layer (counting convs). Versions 2 and 3 record the depth
 under every definition (docs/method.md) so that analyses switch definition without extracting again.
 The depths come from the architecture alone: each store's model is looked up in the run's
-sheet (the `sheet` of the last --configfile that sets one, else config/config.yaml), built on
+sheet (the `sheet` of the last --configfile that sets one, else config/config.yaml; paths relative to
+the working directory, the run's), built on
 the `meta` device (no weights, no checkpoint) and traced; its 3x3 layers must match the store's
 (names, shapes, row ranges) and, for a traced store, its conv counts the store's depths. Then
 only the group's attributes (zarr.json) are rewritten, by an atomic rename. A store imported
@@ -23,18 +24,20 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+DEFAULT_CONFIG = Path("config") / "config.yaml"
 
 
 def sheet_path(configfiles: list[Path]) -> Path:
+    """The sheet of the last config file that names one (the workflow's default config first, if present)."""
+    import yaml
+
     sheet = None
-    for path in [REPO / "config" / "config.yaml", *configfiles]:
+    for path in [DEFAULT_CONFIG, *configfiles] if DEFAULT_CONFIG.is_file() else configfiles:
         sheet = (yaml.safe_load(path.read_text()) or {}).get("sheet", sheet)
-    path = Path(sheet)
-    return path if path.is_absolute() else REPO / path
+    if sheet is None:
+        raise FileNotFoundError(f"no config names the sheet (no {DEFAULT_CONFIG} here, and no --configfile sets "
+                                "`sheet`). Fix: pass the --configfile of the run that extracted the stores")
+    return Path(sheet)
 
 
 def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
@@ -81,7 +84,7 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
         plan = plan_extraction(model, example, fold_batchnorm=bool(attrs.get("fold_batchnorm")))
         if plan.depth_method != attrs.get("depth_method"):
             raise FilterStoreError(f"{what}: its depths were found by {attrs.get('depth_method')!r}, the architecture "
-                                   f"traces by {plan.depth_method!r}. Fix: delete it and extract it again.")
+                                   f"traces by {plan.depth_method!r}. Fix: extract it again (snakemake --forcerun extract_filters {store}).")
         new = upgraded_attrs(attrs, plan.layers, plan.max_conv_depths, what)
         new.update(architecture=row["architecture"], arch_kwargs=row["arch_kwargs"])
     if not dry_run:
@@ -91,13 +94,14 @@ def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
             f"max conv depth {new['max_conv_depths']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configfile", type=Path, action="append", default=[],
                         help="the run's config file(s), for its sheet (repeatable, as for snakemake)")
     parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
     parser.add_argument("stores", type=Path, nargs="*", help="filter stores (default: results/filters/*.zarr)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     from filterlens.config.sheet import read_sheet
     from filterlens.extract.store import FilterStoreError
 
@@ -114,7 +118,3 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             print(f"error: {error}", file=sys.stderr)
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,15 @@
-"""Print where a run's outputs are and its headline tables (what `make run` ends with)."""
+"""Where a run's outputs are, and its headline tables: models, KL divergence, layer quality,
+sparse filters and which of the paper's findings the run shows (what `make run` ends with).
+
+  filterlens results            # the run in the working directory
+  filterlens results path/to/run
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
-
-import pandas as pd
 
 OUTPUTS = [
     ("models, filter counts, accuracies", "results/tables/models.tsv"),
@@ -20,6 +24,9 @@ OUTPUTS = [
 
 
 def show(title: str, path: Path, columns: list[str] | None = None, query: str | None = None) -> None:
+    """The table at ``path`` (if the run has it), its ``columns`` of the rows of ``query``."""
+    import pandas as pd
+
     if not path.exists():
         return
     table = pd.read_csv(path, sep="\t")
@@ -31,7 +38,17 @@ def show(title: str, path: Path, columns: list[str] | None = None, query: str | 
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
-def main(root: Path) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, nargs="?", default=Path("."), metavar="RUN_DIR",
+                        help="the run's working directory (default: the working directory)")
+
+
+def run(args: argparse.Namespace) -> int:
+    root = args.run_dir
+    if not (root / "results").is_dir():
+        print(f"filterlens results: {root} holds no results/ folder. Fix: give the run's working directory "
+              "(where snakemake ran), or run the workflow first (make run)", file=sys.stderr)
+        return 1
     print("Outputs:")
     for label, path in OUTPUTS:
         if (root / path.split("<")[0].split(",")[0]).exists() or (root / path).exists():
@@ -47,7 +64,4 @@ def main(root: Path) -> None:
     show("Sparse filters", root / "results/analysis/sparse_shares.tsv")
     show("The paper's findings in this run", root / "results/tables/findings.tsv",
          ["finding", "dataset", "this_run", "shown"])
-
-
-if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
+    return 0
