@@ -636,3 +636,14 @@ def test_a_database_array_of_another_dtype_is_refused_by_name(tmp_path, dtype):
     with pytest.raises(FilterDBError, match=r"filters.npy: (the filter array holds .*, not floating-point filters|"
                                             r"the filter array has shape)"):
         FilterArray(path)
+
+
+def test_a_layer_larger_than_the_jobs_memory_allows_is_refused_before_it_is_read(database, tmp_path):
+    folder, meta, _ = database
+    model = "rb_cifar10_Addepalli2021Towards_RN18"
+    # its largest layer holds 16 x 16 filters: 9216 bytes as float32 rows
+    with pytest.raises(FilterDBError, match=r"layer_id \d+: its meta row declares 256 filters \(9216 bytes\), above the "
+                                            r"9000 bytes this job reads a layer in\. Fix: raise the rule's memory"):
+        import_model(folder / "filters.npy", meta, tmp_path / "x.zarr", model, "cifar10", max_layer_bytes=9000)
+    assert not (tmp_path / "x.zarr").exists()
+    import_model(folder / "filters.npy", meta, tmp_path / "x.zarr", model, "cifar10", max_layer_bytes=9216)

@@ -27,6 +27,8 @@ with rule_script(snakemake) as log:
         database_name=row["source_key"] if row["source"] == "filterdb" and row["source_key"] else None,
         filters_key=settings["filters_key"], name_column=settings["name_column"],
         chunk_rows=snakemake.params.chunk_rows, provenance=provenance,
+        # a layer read whole, as float32 and as the database's dtype, beside the store's chunk
+        max_layer_bytes=snakemake.resources.mem_mb * 2**20 // 4,
     )
     log.info("%s: %d filters in %d layers from database model %s (max conv depth %d, channels %s)",
              row["model_id"], attrs["n_filters"], attrs["n_layers"], attrs["filterdb_name"],

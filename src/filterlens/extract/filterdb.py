@@ -392,7 +392,15 @@ def _zarr_problem(array: Any, folder: Path) -> str | None:
 # --- import ------------------------------------------------------------------------------------
 
 def iter_layer_rows(array: FilterArray, db_layers: list[DBLayer], layers: list[Layer],
-                    what: str) -> Iterator[tuple[Layer, np.ndarray]]:
+                    what: str, max_layer_bytes: int | None = None) -> Iterator[tuple[Layer, np.ndarray]]:
+    """Each layer's rows as float32, read whole: a layer larger than ``max_layer_bytes`` is
+    refused before it is read (the largest layer of the paper's zoo holds 1M filters, 36 MB)."""
+    if max_layer_bytes is not None and (large := [d for d in db_layers if (d.stop - d.start) * 36 > max_layer_bytes]):
+        worst = max(large, key=lambda d: d.stop - d.start)
+        raise FilterDBError(f"{what}, layer_id {worst.layer_id}: its meta row declares {worst.stop - worst.start} "
+                            f"filters ({(worst.stop - worst.start) * 36} bytes), above the {max_layer_bytes} bytes "
+                            "this job reads a layer in. Fix: raise the rule's memory "
+                            "(snakemake --set-resources import_filterdb:mem_mb=...) if the database is right")
     for db_layer, layer in zip(db_layers, layers):
         rows = array.rows(db_layer.start, db_layer.stop)
         if not all_finite(rows):
@@ -404,8 +412,10 @@ def iter_layer_rows(array: FilterArray, db_layers: list[DBLayer], layers: list[L
 def import_model(filters_path: str | os.PathLike, meta: pd.DataFrame, out: str | os.PathLike, model_id: str,
                  dataset: str, database_name: str | None = None, *, filters_key: str = "filters",
                  name_column: str = "Name", chunk_rows: int = 65536,
-                 provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the filter store ``out`` of ``model_id`` from the database; returns its attributes."""
+                 provenance: dict[str, Any] | None = None, max_layer_bytes: int | None = None) -> dict[str, Any]:
+    """Write the filter store ``out`` of ``model_id`` from the database; returns its attributes.
+    ``max_layer_bytes`` bounds the one layer held in memory at a time (a quarter of the job's
+    memory in rule import_filterdb)."""
     with FilterArray(filters_path, filters_key) as array:
         all_layers = parse_meta(meta, array.n_rows, name_column)
         db_layers = model_layers(all_layers, model_id, database_name)
@@ -421,6 +431,6 @@ def import_model(filters_path: str | os.PathLike, meta: pd.DataFrame, out: str |
         }
         n = layers[-1].row_stop
         with FilterStoreWriter(out, n, chunk_rows, attrs) as writer:
-            for layer, rows in iter_layer_rows(array, db_layers, layers, what):
+            for layer, rows in iter_layer_rows(array, db_layers, layers, what, max_layer_bytes):
                 writer.write_layer(layer, rows)
     return {**attrs, "n_filters": n, "n_layers": len(layers)}
