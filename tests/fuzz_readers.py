@@ -111,6 +111,46 @@ def weights_read(path: Path) -> None:
     usable_tensors(state, state, str(path))
 
 
+def checkpoint_input(folder: Path) -> Path:
+    import torch
+
+    from filterlens.acquire.checkpoint import Checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    path = folder / "valid.pt"
+    save_checkpoint(Checkpoint(model_id="m", dataset="cifar10", num_classes=10, architecture="python",
+                               arch_kwargs={}, normalization=None, source="local", state_dict=model.state_dict()),
+                    path)
+    return path
+
+
+def checkpoint_read(path: Path) -> None:
+    from filterlens.acquire.checkpoint import load_checkpoint
+
+    load_checkpoint(path, "m", "cifar10")
+
+
+def config_input(folder: Path) -> Path:
+    path = folder / "valid.yaml"
+    shutil.copy(Path(__file__).parents[1] / "config" / "config.yaml", path)
+    return path
+
+
+def config_read(path: Path) -> None:
+    """As the workflow: Snakemake parses the YAML (its errors name the file and line), then the
+    config is checked against the schema."""
+    import yaml
+
+    from filterlens.config.validation import CONFIG_SCHEMA, check_config
+
+    try:
+        config = yaml.safe_load(path.read_text(errors="strict"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return  # Snakemake's own refusal, before any of the project's code
+    check_config(config if isinstance(config, dict) else {"(not a mapping)": config}, CONFIG_SCHEMA)
+
+
 def sheet_input(folder: Path) -> Path:
     path = folder / "valid.tsv"
     header = "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc"
@@ -129,18 +169,22 @@ def sheet_read(path: Path) -> None:
 def _errors(reader: str) -> tuple[type[BaseException], ...]:
     from filterlens.acquire.checkpoint import CheckpointError
     from filterlens.config.sheet import SheetError
+    from filterlens.config.validation import ConfigError
     from filterlens.extract.filterdb import FilterDBError
     from filterlens.extract.store import FilterStoreError
 
     return {"store": (FilterStoreError,), "filterdb": (FilterDBError, FilterStoreError),
-            "weights": (CheckpointError,), "sheet": (SheetError,)}[reader]
+            "weights": (CheckpointError,), "checkpoint": (CheckpointError,), "sheet": (SheetError,),
+            "config": (ConfigError,)}[reader]
 
 
 READERS = {
     "store": (store_input, store_damage, store_read),
     "filterdb": (filterdb_input, file_damage, filterdb_read),
     "weights": (weights_input, file_damage, weights_read),
+    "checkpoint": (checkpoint_input, file_damage, checkpoint_read),
     "sheet": (sheet_input, file_damage, sheet_read),
+    "config": (config_input, file_damage, config_read),
 }
 
 
