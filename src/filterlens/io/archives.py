@@ -9,9 +9,9 @@ import zipfile
 def stored_zip_problem(path: str | os.PathLike) -> str | None:
     """torch.save's zip archive stores every entry uncompressed, so what torch.load reads is
     bounded by the file's size; a compressed entry could inflate far beyond it (a zip bomb)."""
-    if not zipfile.is_zipfile(path):
-        return None  # safetensors, or torch's legacy format: read within the file's size
     try:
+        if not zipfile.is_zipfile(path):  # raises on some damaged end records
+            return None  # safetensors, or torch's legacy format: read within the file's size
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:  # ValueError: a name not UTF-8
