@@ -41,6 +41,19 @@ def test_input_sizes_are_those_of_the_first_call_and_need_no_compute():
     assert all(not m._forward_pre_hooks for m in model.modules())  # the hooks are gone
 
 
+def test_input_sizes_of_a_model_in_training_mode_are_probed_in_eval_mode_and_its_modes_kept():
+    # torchvision's ResNet-18 on 32x32 images: layer4's BatchNorms see 1x1 maps, one value per
+    # channel for one image, which training mode refuses; a module's own mode is restored after.
+    import torchvision
+
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(num_classes=10)
+    model.layer1.eval()
+    sizes = conv_input_sizes(model, torch.empty(1, 3, 32, 32, device="meta"), {"layer1.0.conv1", "layer4.1.conv2"})
+    assert sizes == {"layer1.0.conv1": (8, 8), "layer4.1.conv2": (1, 1)}
+    assert model.training and model.layer4.training and not model.layer1.training and not model.layer1[0].bn1.training
+
+
 def _identity_conv(channels: int, **kwargs) -> nn.Conv2d:
     conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False, **kwargs)
     with torch.no_grad():

@@ -3,7 +3,7 @@ scripts that load a checkpoint import this module; :mod:`filterlens.method.filte
 holds the array definitions they apply).
 
 - :func:`conv_input_sizes`: the input size (H, W) of named modules at their first call, from
-  forward pre-hooks on an example input (on the meta device: shapes only, no compute).
+  forward pre-hooks on an example input in eval mode (on the meta device: shapes only, no compute).
 - :func:`spectra_table`: per 3x3 layer, the singular values of its convolution as an operator
   on its input size (:func:`filterlens.method.filter_measures.conv_singular_values`), summarised;
   a layer the FFT method does not cover (a non-square input, a stride that does not divide it,
@@ -41,8 +41,9 @@ PERTURBATIONS = ("pgd", "random")
 
 def conv_input_sizes(model: nn.Module, example_input: torch.Tensor,
                      names: Collection[str]) -> dict[str, tuple[int, int]]:
-    """(H, W) of the input of each module of ``names`` at its first call in ``model(example_input)``;
-    a module that does not run is absent. The hooks leave every input as it is and are removed."""
+    """(H, W) of the input of each module of ``names`` at its first call in ``model(example_input)``,
+    run in eval mode (:func:`filterlens.models.convgraph.run_with_pre_hooks`); a module that does
+    not run is absent. The hooks leave every input as it is and are removed."""
     sizes: dict[str, tuple[int, int]] = {}
 
     def record(name):
