@@ -53,6 +53,18 @@ def test_a_failed_job_fails_with_its_traceback_in_the_log(tmp_path):
     assert handlers_ran  # a failure leaves by the ordinary way
 
 
+def test_a_failed_jobs_log_ends_in_its_model_and_the_fix_where_the_script_gives_one(tmp_path):
+    job = JOB.replace('rule="probe")', 'rule="probe", wildcards=Wildcards(fromdict={"model": "own_r18"}))')
+    job = job.replace("with rule_script(snakemake) as log:", 'with rule_script(snakemake, fix="leave it out.") as log:')
+    script = tmp_path / "job.py"
+    script.write_text("from snakemake.iocontainers import Wildcards\n" + job)
+    run = subprocess.run([sys.executable, str(script), *(str(tmp_path / n) for n in ("job.log", "t", "h")), "fail"],
+                         capture_output=True, text=True, env=ENV)
+    assert run.returncode != 0
+    last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
+    assert last.endswith("probe failed for model own_r18: ValueError: bad input. Fix: leave it out."), last
+
+
 def test_outside_a_rule_script_the_process_goes_on(tmp_path):
     """Called from code that is not the rule's script (a test, a notebook), the block ends and the
     process goes on (run apart, so that a broken check cannot end this test session)."""
