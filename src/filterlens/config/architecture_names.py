@@ -4,4 +4,5 @@ Kept apart so that validating a sheet does not import torch: Snakemake parses th
 and so validates the sheet, in every job and every dry run.
 """
 
-ARCHITECTURE_NAMES = ("wide_resnet", "dm_wide_resnet", "preact_resnet", "robustbench", "timm", "python")
+ARCHITECTURE_NAMES = ("wide_resnet", "dm_wide_resnet", "preact_resnet", "robustbench", "timm", "torchvision",
+                      "python")

@@ -3,7 +3,8 @@
 Every constructor takes the sheet's ``arch_kwargs`` plus ``num_classes`` and returns a freshly
 initialised ``nn.Module``. The mini zoo's architectures are RobustBench's own classes (or
 narrow variants built from RobustBench's blocks); the paper zoo builds RobustBench's
-leaderboard entries and timm's models by key; ``python`` is a constructor in the user's own file.
+leaderboard entries and timm's models by key; ``torchvision`` builds a classification model of
+``torchvision.models`` by name; ``python`` is a constructor in the user's own file.
 """
 
 from __future__ import annotations
@@ -78,14 +79,33 @@ def _timm_model(num_classes: int, name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
+def _torchvision_model(num_classes: int, name: str, **kwargs: Any) -> nn.Module:
+    """A classification model of ``torchvision.models`` by its builder's name (``resnet18``), with
+    the builder's other keyword arguments and no pretrained weights (the sheet check refuses
+    ``weights``: filterlens.models.sheet_checks)."""
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "wide_resnet": _wide_resnet,
     "dm_wide_resnet": _dm_wide_resnet,
     "preact_resnet": _preact_resnet,
     "robustbench": _robustbench_entry,
     "timm": _timm_model,
+    "torchvision": _torchvision_model,
     "python": build_user_model,  # the user's own constructor: runs the user's file (models/user_code.py)
 }
+
+
+def _construct(name: str, kwargs: dict[str, Any], num_classes: int) -> nn.Module:
+    """Architecture ``name``'s constructor called with ``kwargs`` and ``num_classes``. A torchvision
+    row may repeat num_classes in its arch_kwargs, as torchvision's builders take it; the sheet
+    check holds it equal to the dataset's."""
+    if name == "torchvision":
+        kwargs = {k: v for k, v in kwargs.items() if k != "num_classes"}
+    return ARCHITECTURES[name](num_classes=num_classes, **kwargs)
 
 
 def random_init_seed(model_id: str, seed: int) -> int:
@@ -139,7 +159,7 @@ def build_architecture(
     with torch.random.fork_rng(enabled=seed is not None), torch.device(device), skip_initialisers:
         if seed is not None:
             torch.manual_seed(seed)
-        return ARCHITECTURES[name](num_classes=num_classes, **kwargs)
+        return _construct(name, kwargs, num_classes)
 
 
 def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
@@ -152,7 +172,7 @@ def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
     the model (a buffer outside the state dict made by an initialiser), it is built again with them."""
     skipped = _SkippedInitialisers(every_tensor=True)
     with torch.device("cpu"), skipped:
-        model = ARCHITECTURES[name](num_classes=num_classes, **kwargs)
+        model = _construct(name, kwargs, num_classes)
     model.load_state_dict(state_dict, assign=True)
     if any(t.untyped_storage().data_ptr() in skipped.left_as_allocated
            for t in (*model.parameters(), *model.buffers()) if t.numel()):
