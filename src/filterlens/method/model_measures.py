@@ -29,7 +29,7 @@ from torch import nn
 from filterlens.extract.layer_table import Layer
 from filterlens.extract.weights import ExtractionPlan, layer_rows
 from filterlens.method.filter_measures import conv_singular_values, perturbation_ratio, spectrum_summary
-from filterlens.models.convgraph import run_with_pre_hooks
+from filterlens.models.convgraph import evaluation_mode, run_with_pre_hooks
 from filterlens.train.attacks import pgd_linf
 from filterlens.train.minizoo import PGDSettings
 
@@ -109,8 +109,8 @@ def perturbation_ratios(model: nn.Module, network: nn.Module, names: Sequence[st
                         y: torch.Tensor, attack: PGDSettings, seed: int, batch_size: int) -> PerturbationRatios:
     """The ratios of the outputs of the modules ``names`` of ``network`` (the convs; ``model``,
     which takes the [0, 1] images ``x``, runs it) for every image of ``x`` in batches of
-    ``batch_size``. One generator seeded with ``seed`` draws, batch by batch, the PGD start
-    and then the sign noise."""
+    ``batch_size``, in eval mode (each module's mode restored after). One generator seeded with
+    ``seed`` draws, batch by batch, the PGD start and then the sign noise."""
     captured: dict[str, torch.Tensor] = {}
     hooks = [network.get_submodule(name).register_forward_hook(
         lambda module, inputs, output, name=name: captured.__setitem__(name, output.detach())) for name in names]
@@ -118,20 +118,21 @@ def perturbation_ratios(model: nn.Module, network: nn.Module, names: Sequence[st
     correct = {"clean": 0, "pgd": 0, "random": 0}
     generator = torch.Generator().manual_seed(seed)
     try:
-        for start in range(0, len(y), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            with torch.enable_grad():
-                x_pgd = pgd_linf(model, xb, yb, eps=attack.eps, step_size=attack.step_size, steps=attack.steps,
-                                 random_start=attack.random_start, generator=generator)
-            noise = torch.rand(xb.shape, generator=generator) < 0.5
-            x_random = (xb + attack.eps * (2 * noise.to(xb.dtype) - 1)).clamp(0, 1)
-            with torch.no_grad():
-                correct["clean"] += int((model(xb).argmax(1) == yb).sum())
-                clean = dict(captured)
-                for kind, x_other in (("pgd", x_pgd), ("random", x_random)):
-                    correct[kind] += int((model(x_other).argmax(1) == yb).sum())
-                    for name in names:
-                        ratios[kind][name].append(perturbation_ratio(clean[name].numpy(), captured[name].numpy()))
+        with evaluation_mode(model):
+            for start in range(0, len(y), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                with torch.enable_grad():
+                    x_pgd = pgd_linf(model, xb, yb, eps=attack.eps, step_size=attack.step_size, steps=attack.steps,
+                                     random_start=attack.random_start, generator=generator)
+                noise = torch.rand(xb.shape, generator=generator) < 0.5
+                x_random = (xb + attack.eps * (2 * noise.to(xb.dtype) - 1)).clamp(0, 1)
+                with torch.no_grad():
+                    correct["clean"] += int((model(xb).argmax(1) == yb).sum())
+                    clean = dict(captured)
+                    for kind, x_other in (("pgd", x_pgd), ("random", x_random)):
+                        correct[kind] += int((model(x_other).argmax(1) == yb).sum())
+                        for name in names:
+                            ratios[kind][name].append(perturbation_ratio(clean[name].numpy(), captured[name].numpy()))
     finally:
         for hook in hooks:
             hook.remove()
