@@ -23,10 +23,11 @@ def rule_script(snakemake: Any, fix: str | None = None) -> Iterator[logging.Logg
     """Redirect stdout and stderr to ``snakemake.log[0]`` and yield a logger.
 
     An exception is written to the log with its traceback and re-raised, so the job fails
-    and Snakemake shows the log. Its last line names the rule and the error, and with ``fix``
-    (what a user can do when this job fails, e.g. leave the measure out in the config) the
-    job's wildcards (the model) and the fix too. On success, a rule's script process then
-    ends at once (:func:`end_job_process`).
+    and Snakemake shows the log. Its last line names the rule and the error; with ``fix`` (what
+    a user can do when this job fails, e.g. leave the measure out in the config) an error whose
+    message names no fix of its own (torch's, a model's) is given the job's wildcards (the
+    model) and ``fix``. On success, a rule's script process then ends at once
+    (:func:`end_job_process`).
     """
     log_path = snakemake.log[0]
     with open(log_path, "w", buffering=1) as handle:
@@ -39,10 +40,10 @@ def rule_script(snakemake: Any, fix: str | None = None) -> Iterator[logging.Logg
             yield logger
         except BaseException as error:
             traceback.print_exc()
-            if fix is None:
+            if fix is None or "Fix:" in str(error):  # a message of the library's names its own fix
                 logger.error("%s failed: %s", snakemake.rule, error)
             else:
-                logger.error("%s failed%s: %s: %s. Fix: %s", snakemake.rule, _wildcards_text(snakemake),
+                logger.error("%s failed: %s%s: %s. Fix: %s", snakemake.rule, _wildcards_text(snakemake),
                              type(error).__name__, str(error).rstrip("."), fix)
             raise
         finally:
@@ -52,9 +53,9 @@ def rule_script(snakemake: Any, fix: str | None = None) -> Iterator[logging.Logg
 
 
 def _wildcards_text(snakemake: Any) -> str:
-    """' for model X' (a job's wildcards), or '' for a job without wildcards."""
+    """'model X: ' (a job's wildcards), or '' for a job without wildcards."""
     wildcards = getattr(snakemake, "wildcards", None)
-    return "".join(f" for {name} {value}" for name, value in (wildcards.items() if wildcards else []))
+    return "".join(f"{name} {value}: " for name, value in (wildcards.items() if wildcards else []))
 
 
 def _runs_as_rule_script(snakemake: Any) -> bool:
