@@ -95,6 +95,20 @@ def test_a_torchvision_state_dict_file_becomes_a_local_checkpoint(tmp_path):
         local_checkpoint(row, tmp_path / "r18.pt")
 
 
+@pytest.mark.parametrize("architecture, name", [("torchvision", "regnet_x_400mf"), ("timm", "convnext_atto"),
+                                                ("timm", "vit_tiny_patch16_224")])
+def test_a_constructor_that_reads_values_of_its_own_tensors_builds_on_the_meta_device(architecture, name):
+    # RegNet's widths and timm's drop-path rates are computed with tensors whose values the
+    # constructor reads: under torch.device("meta") that raises; the weights alone go to meta.
+    meta = build_architecture(architecture, {"name": name}, 10, device="meta")
+    assert all(t.is_meta for t in (*meta.parameters(), *meta.buffers()))
+    real = build_architecture(architecture, {"name": name}, 10, seed=0)
+    assert {k: v.shape for k, v in meta.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}
+    assert nn.Module.register_parameter.__name__ == "register_parameter"  # the registration is restored
+    if architecture == "torchvision":
+        assert row_build_problems(_row({"name": name})) == []
+
+
 # --- every rule of the workflow ----------------------------------------------------------------
 
 # (model id, dataset, architecture, arch_kwargs, robust, source, counterpart); source local

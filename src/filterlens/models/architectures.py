@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -144,22 +144,60 @@ class _SkippedInitialisers(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def _weights_registered_on_meta() -> Iterator[None]:
+    """Every parameter and buffer a module registers goes to the meta device as it is registered,
+    while the constructor's other tensors stay on the CPU: the meta build of a constructor that
+    reads values of tensors it makes (timm's drop-path rates from ``torch.linspace(...).tolist()``
+    in ViTs and ConvNeXts, torchvision's RegNet widths), which the ``torch.device("meta")``
+    context cannot run. A weight exists on the CPU, uninitialised, only until it is registered."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def to_meta_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and not param.is_meta:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def to_meta_buffer(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = to_meta_parameter, to_meta_buffer
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
+
+
+def _reads_meta_values(error: Exception) -> bool:
+    """Whether ``error`` is a constructor reading the values of a meta tensor."""
+    return "meta tensor" in str(error)
+
+
 def build_architecture(
     name: str, kwargs: dict[str, Any], num_classes: int, device: str | torch.device = "cpu",
     seed: int | None = None,
 ) -> nn.Module:
-    """Build architecture ``name`` with ``kwargs``; on the ``meta`` device it allocates nothing.
+    """Build architecture ``name`` with ``kwargs``; on the ``meta`` device it allocates nothing
+    (a constructor that reads values of tensors it makes is built again with its weights put on
+    the meta device as they are registered, :func:`_weights_registered_on_meta`).
 
     With ``seed``, the initial weights depend on the seed alone (the global RNG is left as it was).
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    skip_initialisers = (_SkippedInitialisers(every_tensor=False) if torch.device(device).type == "meta"
-                         else contextlib.nullcontext())
-    with torch.random.fork_rng(enabled=seed is not None), torch.device(device), skip_initialisers:
+    meta = torch.device(device).type == "meta"
+    skip_initialisers = _SkippedInitialisers(every_tensor=False) if meta else contextlib.nullcontext()
+    with torch.random.fork_rng(enabled=seed is not None), skip_initialisers:
         if seed is not None:
             torch.manual_seed(seed)
-        return _construct(name, kwargs, num_classes)
+        try:
+            with torch.device(device):
+                return _construct(name, kwargs, num_classes)
+        except Exception as error:
+            if not (meta and _reads_meta_values(error)):
+                raise
+        with _weights_registered_on_meta():
+            return _construct(name, kwargs, num_classes)
 
 
 def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
