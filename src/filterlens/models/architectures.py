@@ -150,7 +150,7 @@ def _weights_registered_on_meta() -> Iterator[None]:
     while the constructor's other tensors stay on the CPU: the meta build of a constructor that
     reads values of tensors it makes (timm's drop-path rates from ``torch.linspace(...).tolist()``
     in ViTs and ConvNeXts, torchvision's RegNet widths), which the ``torch.device("meta")``
-    context cannot run. A weight exists on the CPU, uninitialised, only until it is registered."""
+    context cannot run. A weight exists on the CPU only until it is registered."""
     register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
 
     def to_meta_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
