@@ -144,6 +144,10 @@ def _user_run_directory(workdir):
 
 @pytest.mark.workflow
 def test_user_architectures_run_through_every_rule(tmp_path):
+    """The default targets (rule all: acquisition, extraction, the passes, KL, the statistics with
+    every model's spectra and the perturbation ratios of the coloured_digits pair, whose test
+    images the workflow makes, Fig. 1-9, the tables, provenance) on the micro config's settings,
+    then a plan with nothing to do, then the report."""
     args = _user_run_directory(tmp_path)
     run_snakemake(tmp_path, *args, "--cores", "2")
     results = tmp_path / "results"
@@ -170,3 +174,6 @@ def test_user_architectures_run_through_every_rule(tmp_path):
     assert provenance["tv_mobilenet_v2"]["weights_file"] == "weights/tv_mobilenet_v2.pt"
     plan = run_snakemake(tmp_path, *args, "-n", "--cores", "2")
     assert "Nothing to be done" in plan.stdout + plan.stderr, plan.stdout
+    run_snakemake(tmp_path, *args, "--report", str(results / "report.html"))
+    report = (results / "report.html").read_text()
+    assert all(f"{name}.png" in report for name in figures) and "tv_resnet18" in report
