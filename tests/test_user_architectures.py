@@ -6,6 +6,7 @@ grouped and depthwise 3x3 convs; and every rule of the workflow run on them."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -177,3 +178,17 @@ def test_user_architectures_run_through_every_rule(tmp_path):
     run_snakemake(tmp_path, *args, "--report", str(results / "report.html"))
     report = (results / "report.html").read_text()
     assert all(f"{name}.png" in report for name in figures) and "tv_resnet18" in report
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("script, rule", [("stats_layer_spectra.py", "layer_spectra"),
+                                          ("stats_layer_perturbation.py", "layer_perturbation")])
+def test_the_config_a_failed_model_measures_job_names_leaves_its_rule_out(tmp_path, script, rule):
+    # The fix in the job's last log line (its FIX), as a config file given last on the micro config.
+    fix = re.search(r"`(analysis: \{.*?\})`", (REPO / "workflow_scripts" / script).read_text()).group(1)
+    (tmp_path / "fix.yaml").write_text(fix + "\n")
+    micro = ["--configfile", str(REPO / "config" / "micro.yaml")]
+    planned = run_snakemake(tmp_path, "-n", *micro, "--quiet", "rules")
+    assert rule in planned.stdout, planned.stdout
+    without = run_snakemake(tmp_path, "-n", *micro, str(tmp_path / "fix.yaml"), "--quiet", "rules")
+    assert rule not in without.stdout and "filter_measures" in without.stdout, without.stdout
