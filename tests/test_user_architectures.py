@@ -84,6 +84,14 @@ def test_a_torchvision_model_for_larger_images_passes_on_its_dataset():
     assert row_build_problems(_row({"name": "vit_b_16"}, dataset="imagenet")) == []
 
 
+def test_a_timm_model_is_run_on_one_image_of_its_dataset_too():
+    row = {**_row({"name": "vit_tiny_patch16_224"}), "architecture": "timm"}
+    (problem,) = row_build_problems(row)
+    assert "timm {\"name\": \"vit_tiny_patch16_224\"} cannot take cifar10's 32x32 images" in problem, problem
+    assert row_build_problems({**row, "dataset": "imagenet"}) == []
+    assert row_build_problems({**row, "arch_kwargs": {"name": "resnet10t"}}) == []
+
+
 def test_a_torchvision_state_dict_file_becomes_a_local_checkpoint(tmp_path):
     state = build_architecture("torchvision", {"name": "mobilenet_v2"}, 10, seed=0).state_dict()
     torch.save(state, tmp_path / "mnv2.pt")

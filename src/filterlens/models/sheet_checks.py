@@ -5,9 +5,9 @@ arguments on the ``meta`` device (no memory, no weights), and its source consist
 checks that each row can become a model, so that no job fails hours later on an argument the
 architecture does not take, a WideResNet depth that is not 6n+4, an activation it does not
 know, a RobustBench key that its dataset and threat model do not have, a timm name that
-timm does not know, a torchvision name that is not one of its classification models or a
-torchvision model that cannot take its dataset's images (a forward on the meta device, in eval
-mode), or a user constructor (architecture ``python``) that does not take its
+timm does not know, a torchvision name that is not one of its classification models, a
+torchvision or timm model that cannot take its dataset's images (a forward on the meta device,
+in eval mode), or a user constructor (architecture ``python``) that does not take its
 arguments; the last imports the user's file, which runs it (filterlens.models.user_code).
 Building the paper's 114 rows takes tens of seconds with the imports, so a sheet that passed
 is remembered (a marker file named by the sheet's sha256, the user constructor files it names,
@@ -219,8 +219,8 @@ def row_build_problems(row: dict[str, Any]) -> list[str]:
                "documentation lists them)") if architecture == "torchvision" and isinstance(error, TypeError) else ""
         return [f"{architecture} with arch_kwargs {json.dumps(kwargs)} cannot be built: "
                 f"{type(error).__name__}: {error}{fix}"]
-    # A library's model may be made for larger images than the dataset's (torchvision's ViTs, Inception).
-    return _input_problems(model, row) if architecture == "torchvision" else []
+    # A library's model may be made for larger images than the dataset's (ViTs, Inception v3).
+    return _input_problems(model, row) if architecture in ("torchvision", "timm") else []
 
 
 def sheet_build_problems(sheet: pd.DataFrame, path: str | os.PathLike) -> list[str]:
