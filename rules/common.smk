@@ -224,6 +224,11 @@ FILTER_MEASURES = [
 ]
 # Exact spectra are costly for wide models: config analysis.spectra can turn them off.
 SPECTRA_MODELS = CHECKPOINT_MODELS if config["analysis"]["spectra"] else []
+# Perturbation ratios need test images: the models of the mini zoo's dataset, unless config
+# analysis.perturbation.enabled turns them off.
+PERTURBATION_MODELS = (
+    LOCAL_DATA_MODELS if config["analysis"]["perturbation"]["enabled"] else []
+)
 
 
 # --- Benchmarks (rules/extract.smk) ---------------------------------------------------------

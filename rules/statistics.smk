@@ -39,7 +39,7 @@ rule layer_perturbation:
     benchmark:
         "benchmarks/perturbation/{model}.tsv"
     wildcard_constraints:
-        model=one_of(LOCAL_DATA_MODELS),
+        model=one_of(PERTURBATION_MODELS),
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -58,7 +58,7 @@ rule filter_measures:
         layers=expand("results/summaries/{model}/layers.tsv", model=MODELS),
         spectra=expand("results/summaries/{model}/spectra.tsv", model=SPECTRA_MODELS),
         perturbation=expand(
-            "results/summaries/{model}/perturbation.tsv", model=LOCAL_DATA_MODELS
+            "results/summaries/{model}/perturbation.tsv", model=PERTURBATION_MODELS
         ),
         sheet=SHEET_PATH,
     output:

@@ -41,6 +41,19 @@ def test_input_sizes_are_those_of_the_first_call_and_need_no_compute():
     assert all(not m._forward_pre_hooks for m in model.modules())  # the hooks are gone
 
 
+def test_input_sizes_of_a_model_in_training_mode_are_probed_in_eval_mode_and_its_modes_kept():
+    # torchvision's ResNet-18 on 32x32 images: layer4's BatchNorms see 1x1 maps, one value per
+    # channel for one image, which training mode refuses; a module's own mode is restored after.
+    import torchvision
+
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(num_classes=10)
+    model.layer1.eval()
+    sizes = conv_input_sizes(model, torch.empty(1, 3, 32, 32, device="meta"), {"layer1.0.conv1", "layer4.1.conv2"})
+    assert sizes == {"layer1.0.conv1": (8, 8), "layer4.1.conv2": (1, 1)}
+    assert model.training and model.layer4.training and not model.layer1.training and not model.layer1[0].bn1.training
+
+
 def _identity_conv(channels: int, **kwargs) -> nn.Conv2d:
     conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False, **kwargs)
     with torch.no_grad():
@@ -123,3 +136,19 @@ def test_perturbation_ratios_are_reproducible_from_the_seed_and_stay_in_the_eps_
     np.testing.assert_array_equal(a.ratios["random"]["conv"], b.ratios["random"]["conv"])
     assert a.correct == b.correct
     assert (a.ratios["pgd"]["conv"] <= 0.03 * np.sqrt(3 * 36) / np.linalg.norm(x.reshape(6, -1), axis=1) + 1e-6).all()
+
+
+def test_perturbation_ratios_of_a_model_in_training_mode_are_those_of_eval_mode_and_leave_it_unchanged():
+    # A BatchNorm after the conv: in training mode it would normalise by the batch and update its
+    # running statistics; the ratios are measured in eval mode, the model's mode and buffers kept.
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 3))
+    x = torch.rand((4, 3, 6, 6), generator=torch.Generator().manual_seed(1))
+    y = torch.arange(4) % 3
+    attack = PGDSettings(eps=0.03, step_size=0.01, steps=2, random_start=True)
+    expected = perturbation_ratios(network.eval(), network, ["0"], x, y, attack, seed=0, batch_size=2)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    result = perturbation_ratios(network.train(), network, ["0"], x, y, attack, seed=0, batch_size=2)
+    assert network.training and all(torch.equal(before[k], v) for k, v in network.state_dict().items())
+    for kind in ("pgd", "random"):
+        np.testing.assert_array_equal(result.ratios[kind]["0"], expected.ratios[kind]["0"])

@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ENV = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"}
 
 # A rule's script as Snakemake runs it: its preamble binds ``snakemake`` at the top of __main__.
@@ -51,6 +53,25 @@ def test_a_failed_job_fails_with_its_traceback_in_the_log(tmp_path):
     assert run.returncode != 0
     assert "ValueError: bad input" in log and "probe failed: bad input" in log
     assert handlers_ran  # a failure leaves by the ordinary way
+
+
+@pytest.mark.parametrize("error, last_line", [
+    ('ValueError("bad input")', "probe failed: model own_r18: ValueError: bad input. Fix: leave it out."),
+    # a message that names its own fix (a bad checkpoint's) keeps it alone
+    ('ValueError("checkpoint c.pt is empty. Fix: acquire it again.")',
+     "probe failed: checkpoint c.pt is empty. Fix: acquire it again."),
+], ids=["an error without a fix", "an error with its own fix"])
+def test_a_failed_jobs_log_ends_in_its_model_and_the_fix_the_script_gives(tmp_path, error, last_line):
+    job = JOB.replace('rule="probe")', 'rule="probe", wildcards=Wildcards(fromdict={"model": "own_r18"}))')
+    job = job.replace("with rule_script(snakemake) as log:", 'with rule_script(snakemake, fix="leave it out.") as log:')
+    job = job.replace('raise ValueError("bad input")', f"raise {error}")
+    script = tmp_path / "job.py"
+    script.write_text("from snakemake.iocontainers import Wildcards\n" + job)
+    run = subprocess.run([sys.executable, str(script), *(str(tmp_path / n) for n in ("job.log", "t", "h")), "fail"],
+                         capture_output=True, text=True, env=ENV)
+    assert run.returncode != 0
+    last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
+    assert last.endswith(last_line), last
 
 
 def test_outside_a_rule_script_the_process_goes_on(tmp_path):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import rankdata
 
 from filterlens.analyse.kl import depth_group_tests, group_counts, kl_comparisons, kl_statistics, pooled_counts
 from filterlens.analyse.statistics import (correlations, holm, min_wilcoxon_p, paired_comparisons, paired_test,
-                                           rank_biserial, significance_mark, spearman)
+                                           rank_biserial, rank_biserials, significance_mark, spearman)
 
 # --- Holm ------------------------------------------------------------------------------------
 
@@ -64,6 +65,22 @@ def test_paired_test_drops_missing_pairs_and_is_seeded():
 def test_rank_biserial():
     assert rank_biserial([1, 2, 3]) == 1.0 and rank_biserial([-1, -2]) == -1.0
     assert rank_biserial([-1, 2]) == pytest.approx((2 - 1) / 3)
+    assert rank_biserial([0, 0]) == 0.0 and rank_biserial([0, -3, 1, 1]) == pytest.approx((2 * 1.5 - 3) / 6)
+
+
+def _rank_biserial_of_one_row(d):
+    """The definition, one row at a time: ranks of the non-zero |d|, T+ and T-."""
+    d = d[d != 0]
+    ranks = rankdata(np.abs(d))
+    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum()) if len(d) else 0.0
+
+
+def test_rank_biserials_of_resamples_are_each_rows_own_value():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 40):
+        d = np.round(rng.normal(size=n), 1) * (rng.random(n) > 0.3)  # ties and zero differences
+        samples = d[rng.integers(0, n, size=(500, n))]
+        assert rank_biserials(samples).tolist() == [_rank_biserial_of_one_row(row) for row in samples]
 
 
 def test_paired_comparisons_pair_models_and_adjust_over_the_table():

@@ -15,7 +15,11 @@ from filterlens.method.sampling import sample_indices
 from filterlens.train.digits import load_split
 from filterlens.train.settings import pgd_from_config
 
-with rule_script(snakemake) as log:
+# The last line of a failed job's log: the model (its wildcard) and how to go on without the ratios.
+FIX = ("leave the perturbation ratios out of the run with `analysis: {perturbation: {enabled: false}}` in a config "
+       "file given last (--configfile ... yours.yaml); the other analyses do not need them")
+
+with rule_script(snakemake, fix=FIX) as log:
     set_torch_threads(snakemake.threads)
     settings = snakemake.params.settings
     attack, seed = pgd_from_config(snakemake.params.attack), snakemake.params.attack["seed"]

@@ -12,7 +12,11 @@ from filterlens.io.scripting import rule_script, set_torch_threads
 from filterlens.method.model_measures import conv_input_sizes, spectra_table
 from filterlens.models.architectures import build_architecture
 
-with rule_script(snakemake) as log:
+# The last line of a failed job's log: the model (its wildcard) and how to go on without spectra.
+FIX = ("leave the spectra out of the run with `analysis: {spectra: false}` in a config file given last "
+       "(--configfile ... yours.yaml); the other analyses do not need them")
+
+with rule_script(snakemake, fix=FIX) as log:
     set_torch_threads(snakemake.threads)
     checkpoint = load_checkpoint(snakemake.input.model, model_id=snakemake.wildcards.model)
     network = build_model(checkpoint)

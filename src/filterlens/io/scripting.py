@@ -19,11 +19,14 @@ def share_with_rule_scripts(src: str) -> None:
 
 
 @contextmanager
-def rule_script(snakemake: Any) -> Iterator[logging.Logger]:
+def rule_script(snakemake: Any, fix: str | None = None) -> Iterator[logging.Logger]:
     """Redirect stdout and stderr to ``snakemake.log[0]`` and yield a logger.
 
     An exception is written to the log with its traceback and re-raised, so the job fails
-    and Snakemake shows the log. On success, a rule's script process then ends at once
+    and Snakemake shows the log. Its last line names the rule and the error; with ``fix`` (what
+    a user can do when this job fails, e.g. leave the measure out in the config) an error whose
+    message names no fix of its own (torch's, a model's) is given the job's wildcards (the
+    model) and ``fix``. On success, a rule's script process then ends at once
     (:func:`end_job_process`).
     """
     log_path = snakemake.log[0]
@@ -37,12 +40,22 @@ def rule_script(snakemake: Any) -> Iterator[logging.Logger]:
             yield logger
         except BaseException as error:
             traceback.print_exc()
-            logger.error("%s failed: %s", snakemake.rule, error)
+            if fix is None or "Fix:" in str(error):  # a message of the library's names its own fix
+                logger.error("%s failed: %s", snakemake.rule, error)
+            else:
+                logger.error("%s failed: %s%s: %s. Fix: %s", snakemake.rule, _wildcards_text(snakemake),
+                             type(error).__name__, str(error).rstrip("."), fix)
             raise
         finally:
             sys.stdout, sys.stderr = old_out, old_err
     if _runs_as_rule_script(snakemake):
         end_job_process()
+
+
+def _wildcards_text(snakemake: Any) -> str:
+    """'model X: ' (a job's wildcards), or '' for a job without wildcards."""
+    wildcards = getattr(snakemake, "wildcards", None)
+    return "".join(f"{name} {value}: " for name, value in (wildcards.items() if wildcards else []))
 
 
 def _runs_as_rule_script(snakemake: Any) -> bool:

@@ -3,7 +3,7 @@ scripts that load a checkpoint import this module; :mod:`filterlens.method.filte
 holds the array definitions they apply).
 
 - :func:`conv_input_sizes`: the input size (H, W) of named modules at their first call, from
-  forward pre-hooks on an example input (on the meta device: shapes only, no compute).
+  forward pre-hooks on an example input in eval mode (on the meta device: shapes only, no compute).
 - :func:`spectra_table`: per 3x3 layer, the singular values of its convolution as an operator
   on its input size (:func:`filterlens.method.filter_measures.conv_singular_values`), summarised;
   a layer the FFT method does not cover (a non-square input, a stride that does not divide it,
@@ -29,7 +29,7 @@ from torch import nn
 from filterlens.extract.layer_table import Layer
 from filterlens.extract.weights import ExtractionPlan, layer_rows
 from filterlens.method.filter_measures import conv_singular_values, perturbation_ratio, spectrum_summary
-from filterlens.models.convgraph import run_with_pre_hooks
+from filterlens.models.convgraph import evaluation_mode, run_with_pre_hooks
 from filterlens.train.attacks import pgd_linf
 from filterlens.train.minizoo import PGDSettings
 
@@ -41,8 +41,9 @@ PERTURBATIONS = ("pgd", "random")
 
 def conv_input_sizes(model: nn.Module, example_input: torch.Tensor,
                      names: Collection[str]) -> dict[str, tuple[int, int]]:
-    """(H, W) of the input of each module of ``names`` at its first call in ``model(example_input)``;
-    a module that does not run is absent. The hooks leave every input as it is and are removed."""
+    """(H, W) of the input of each module of ``names`` at its first call in ``model(example_input)``,
+    run in eval mode (:func:`filterlens.models.convgraph.run_with_pre_hooks`); a module that does
+    not run is absent. The hooks leave every input as it is and are removed."""
     sizes: dict[str, tuple[int, int]] = {}
 
     def record(name):
@@ -108,8 +109,8 @@ def perturbation_ratios(model: nn.Module, network: nn.Module, names: Sequence[st
                         y: torch.Tensor, attack: PGDSettings, seed: int, batch_size: int) -> PerturbationRatios:
     """The ratios of the outputs of the modules ``names`` of ``network`` (the convs; ``model``,
     which takes the [0, 1] images ``x``, runs it) for every image of ``x`` in batches of
-    ``batch_size``. One generator seeded with ``seed`` draws, batch by batch, the PGD start
-    and then the sign noise."""
+    ``batch_size``, in eval mode (each module's mode restored after). One generator seeded with
+    ``seed`` draws, batch by batch, the PGD start and then the sign noise."""
     captured: dict[str, torch.Tensor] = {}
     hooks = [network.get_submodule(name).register_forward_hook(
         lambda module, inputs, output, name=name: captured.__setitem__(name, output.detach())) for name in names]
@@ -117,20 +118,21 @@ def perturbation_ratios(model: nn.Module, network: nn.Module, names: Sequence[st
     correct = {"clean": 0, "pgd": 0, "random": 0}
     generator = torch.Generator().manual_seed(seed)
     try:
-        for start in range(0, len(y), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            with torch.enable_grad():
-                x_pgd = pgd_linf(model, xb, yb, eps=attack.eps, step_size=attack.step_size, steps=attack.steps,
-                                 random_start=attack.random_start, generator=generator)
-            noise = torch.rand(xb.shape, generator=generator) < 0.5
-            x_random = (xb + attack.eps * (2 * noise.to(xb.dtype) - 1)).clamp(0, 1)
-            with torch.no_grad():
-                correct["clean"] += int((model(xb).argmax(1) == yb).sum())
-                clean = dict(captured)
-                for kind, x_other in (("pgd", x_pgd), ("random", x_random)):
-                    correct[kind] += int((model(x_other).argmax(1) == yb).sum())
-                    for name in names:
-                        ratios[kind][name].append(perturbation_ratio(clean[name].numpy(), captured[name].numpy()))
+        with evaluation_mode(model):
+            for start in range(0, len(y), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                with torch.enable_grad():
+                    x_pgd = pgd_linf(model, xb, yb, eps=attack.eps, step_size=attack.step_size, steps=attack.steps,
+                                     random_start=attack.random_start, generator=generator)
+                noise = torch.rand(xb.shape, generator=generator) < 0.5
+                x_random = (xb + attack.eps * (2 * noise.to(xb.dtype) - 1)).clamp(0, 1)
+                with torch.no_grad():
+                    correct["clean"] += int((model(xb).argmax(1) == yb).sum())
+                    clean = dict(captured)
+                    for kind, x_other in (("pgd", x_pgd), ("random", x_random)):
+                        correct[kind] += int((model(x_other).argmax(1) == yb).sum())
+                        for name in names:
+                            ratios[kind][name].append(perturbation_ratio(clean[name].numpy(), captured[name].numpy()))
     finally:
         for hook in hooks:
             hook.remove()

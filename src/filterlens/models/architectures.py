@@ -3,14 +3,15 @@
 Every constructor takes the sheet's ``arch_kwargs`` plus ``num_classes`` and returns a freshly
 initialised ``nn.Module``. The mini zoo's architectures are RobustBench's own classes (or
 narrow variants built from RobustBench's blocks); the paper zoo builds RobustBench's
-leaderboard entries, timm's and torchvision's models by key; ``python`` is a constructor in the user's own file.
+leaderboard entries and timm's models by key; ``torchvision`` builds a classification model of
+``torchvision.models`` by name; ``python`` is a constructor in the user's own file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -78,11 +79,13 @@ def _timm_model(num_classes: int, name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
-def _torchvision_model(num_classes: int, name: str) -> nn.Module:
-    """A torchvision classification model by name (``torchvision.models.get_model``), without weights."""
+def _torchvision_model(num_classes: int, name: str, **kwargs: Any) -> nn.Module:
+    """A classification model of ``torchvision.models`` by its builder's name (``resnet18``), with
+    the builder's other keyword arguments and no pretrained weights (the sheet check refuses
+    ``weights``: filterlens.models.sheet_checks)."""
     import torchvision
 
-    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -94,6 +97,15 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "torchvision": _torchvision_model,
     "python": build_user_model,  # the user's own constructor: runs the user's file (models/user_code.py)
 }
+
+
+def _construct(name: str, kwargs: dict[str, Any], num_classes: int) -> nn.Module:
+    """Architecture ``name``'s constructor called with ``kwargs`` and ``num_classes``. A torchvision
+    row may repeat num_classes in its arch_kwargs, as torchvision's builders take it; the sheet
+    check holds it equal to the dataset's."""
+    if name == "torchvision":
+        kwargs = {k: v for k, v in kwargs.items() if k != "num_classes"}
+    return ARCHITECTURES[name](num_classes=num_classes, **kwargs)
 
 
 def random_init_seed(model_id: str, seed: int) -> int:
@@ -132,22 +144,60 @@ class _SkippedInitialisers(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def _weights_registered_on_meta() -> Iterator[None]:
+    """Every parameter and buffer a module registers goes to the meta device as it is registered,
+    while the constructor's other tensors stay on the CPU: the meta build of a constructor that
+    reads values of tensors it makes (timm's drop-path rates from ``torch.linspace(...).tolist()``
+    in ViTs and ConvNeXts, torchvision's RegNet widths), which the ``torch.device("meta")``
+    context cannot run. A weight exists on the CPU only until it is registered."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def to_meta_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and not param.is_meta:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def to_meta_buffer(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = to_meta_parameter, to_meta_buffer
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
+
+
+def _reads_meta_values(error: Exception) -> bool:
+    """Whether ``error`` is a constructor reading the values of a meta tensor."""
+    return "meta tensor" in str(error)
+
+
 def build_architecture(
     name: str, kwargs: dict[str, Any], num_classes: int, device: str | torch.device = "cpu",
     seed: int | None = None,
 ) -> nn.Module:
-    """Build architecture ``name`` with ``kwargs``; on the ``meta`` device it allocates nothing.
+    """Build architecture ``name`` with ``kwargs``; on the ``meta`` device it allocates nothing
+    (a constructor that reads values of tensors it makes is built again with its weights put on
+    the meta device as they are registered, :func:`_weights_registered_on_meta`).
 
     With ``seed``, the initial weights depend on the seed alone (the global RNG is left as it was).
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    skip_initialisers = (_SkippedInitialisers(every_tensor=False) if torch.device(device).type == "meta"
-                         else contextlib.nullcontext())
-    with torch.random.fork_rng(enabled=seed is not None), torch.device(device), skip_initialisers:
+    meta = torch.device(device).type == "meta"
+    skip_initialisers = _SkippedInitialisers(every_tensor=False) if meta else contextlib.nullcontext()
+    with torch.random.fork_rng(enabled=seed is not None), skip_initialisers:
         if seed is not None:
             torch.manual_seed(seed)
-        return ARCHITECTURES[name](num_classes=num_classes, **kwargs)
+        try:
+            with torch.device(device):
+                return _construct(name, kwargs, num_classes)
+        except Exception as error:
+            if not (meta and _reads_meta_values(error)):
+                raise
+        with _weights_registered_on_meta():
+            return _construct(name, kwargs, num_classes)
 
 
 def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
@@ -160,7 +210,7 @@ def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
     the model (a buffer outside the state dict made by an initialiser), it is built again with them."""
     skipped = _SkippedInitialisers(every_tensor=True)
     with torch.device("cpu"), skipped:
-        model = ARCHITECTURES[name](num_classes=num_classes, **kwargs)
+        model = _construct(name, kwargs, num_classes)
     model.load_state_dict(state_dict, assign=True)
     if any(t.untyped_storage().data_ptr() in skipped.left_as_allocated
            for t in (*model.parameters(), *model.buffers()) if t.numel()):

@@ -27,9 +27,10 @@ each executed conv gets the next depth under both definitions; the method used (
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 from torch import fx, nn
@@ -160,13 +161,31 @@ def _trace_hooks(model: nn.Module, example_input: torch.Tensor) -> list[ConvCall
     return list(calls.values())
 
 
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block, every module's own mode restored after.
+
+    Every forward that probes a model (its convs, their input sizes) runs in eval mode: in
+    training mode a BatchNorm that sees one value per channel (a batch of one image after global
+    pooling, as in torchvision's ResNets on 32x32 inputs) raises, dropout is random and running
+    statistics would change."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
 def run_with_pre_hooks(model: nn.Module, example_input: torch.Tensor,
                        hooks: dict[nn.Module, Callable[[nn.Module, tuple], None]]) -> None:
-    """``model(example_input)`` without gradients, each module of ``hooks`` with its forward
-    pre-hook (which sees the module's inputs and leaves them as they are); the hooks are removed after."""
+    """``model(example_input)`` in eval mode without gradients, each module of ``hooks`` with its
+    forward pre-hook (which sees the module's inputs and leaves them as they are); the hooks are
+    removed and the modules' modes restored after."""
     handles = [module.register_forward_pre_hook(hook) for module, hook in hooks.items()]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), evaluation_mode(model):
             model(example_input)
     finally:
         for handle in handles:
@@ -176,14 +195,11 @@ def run_with_pre_hooks(model: nn.Module, example_input: torch.Tensor,
 def executed_convs(model: nn.Module, example_input: torch.Tensor) -> tuple[list[ConvCall], DepthMethod]:
     """Executed conv modules of ``model`` with their depths, and how the depths were found.
 
-    ``example_input`` is only run (on its device, ``meta`` works) when fx tracing fails.
+    ``example_input`` is only run (on its device, ``meta`` works) when fx tracing fails. Both
+    see the model in eval mode, as the authors' ONNX export did.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         try:
             return _trace_fx(model), "fx"
         except Exception:  # fx raises many kinds (TraceError, TypeError, ...) on untraceable code
             return _trace_hooks(model, example_input), "hooks"
-    finally:
-        model.train(was_training)

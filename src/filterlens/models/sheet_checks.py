@@ -5,7 +5,9 @@ arguments on the ``meta`` device (no memory, no weights), and its source consist
 checks that each row can become a model, so that no job fails hours later on an argument the
 architecture does not take, a WideResNet depth that is not 6n+4, an activation it does not
 know, a RobustBench key that its dataset and threat model do not have, a timm name that
-timm does not know, or a user constructor (architecture ``python``) that does not take its
+timm does not know, a torchvision name that is not one of its classification models, a
+torchvision or timm model that cannot take its dataset's images (a forward on the meta device,
+in eval mode), or a user constructor (architecture ``python``) that does not take its
 arguments; the last imports the user's file, which runs it (filterlens.models.user_code).
 Building the paper's 114 rows takes tens of seconds with the imports, so a sheet that passed
 is remembered (a marker file named by the sheet's sha256, the user constructor files it names,
@@ -14,6 +16,7 @@ and the code and library versions that checked it) and not built again while non
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 import json
@@ -38,8 +41,10 @@ MAX_BLOCKS = 100
 # Modules whose code decides the outcome (with the versions of torch, timm and RobustBench).
 # The code whose verdict a marker remembers, relative to the package.
 _CODE = ("models/sheet_checks.py", "models/architectures.py", "models/compat.py", "config/architecture_names.py",
-         "config/datasets.py", "config/sheet.py", "models/user_code.py")
-_LIBRARIES = ("torch", "timm", "robustbench")
+         "config/datasets.py", "config/sheet.py", "models/user_code.py", "models/convgraph.py")
+_LIBRARIES = ("torch", "timm", "torchvision", "robustbench")
+# Keyword arguments of torchvision's builders that download pretrained weights when the model is built.
+TORCHVISION_DOWNLOADS = ("weights", "weights_backbone", "pretrained")
 
 
 def _is_int(value: Any) -> bool:
@@ -139,6 +144,49 @@ def _timm_problems(row: dict[str, Any]) -> list[str]:
     return []
 
 
+def _torchvision_problems(row: dict[str, Any]) -> list[str]:
+    import torchvision
+
+    kwargs, info = row["arch_kwargs"], DATASETS[row["dataset"]]
+    name = kwargs.get("name")
+    known = torchvision.models.list_models(module=torchvision.models)
+    if not isinstance(name, str) or name not in known:
+        close = difflib.get_close_matches(str(name), known, n=3)
+        similar = f" (similar: {', '.join(close)})" if close else ""
+        return [f"torchvision has no classification model {name!r}{similar}"
+                + ". Fix: set arch_kwargs name to one that torchvision.models.list_models(module=torchvision.models) "
+                "lists (resnet18, mobilenet_v2, ...)"]
+    problems = []
+    if downloads := [key for key in kwargs if key in TORCHVISION_DOWNLOADS]:
+        problems.append(f"arch_kwargs {', '.join(map(repr, downloads))} would download torchvision's pretrained "
+                        "weights in every job that builds the model. Fix: leave them out of arch_kwargs; for "
+                        "pretrained weights, save them once with torch.save(model.state_dict(), path) and name that "
+                        "file in source_key with source local")
+    if "num_classes" in kwargs and kwargs["num_classes"] != info.num_classes:
+        problems.append(f"arch_kwargs num_classes is {kwargs['num_classes']!r}, but the row's dataset {info.name} has "
+                        f"{info.num_classes} classes. Fix: set it to {info.num_classes}, or leave it out (the "
+                        "dataset's is passed)")
+    return problems
+
+
+def _input_problems(model: Any, row: dict[str, Any]) -> list[str]:
+    """Whether ``model`` (on the meta device) takes a batch of its dataset's images: a forward in
+    eval mode, shapes only."""
+    import torch
+
+    from filterlens.models.convgraph import run_with_pre_hooks
+
+    info = DATASETS[row["dataset"]]
+    try:
+        run_with_pre_hooks(model, torch.empty(1, 3, info.image_size, info.image_size, device="meta"), {})
+    except Exception as error:  # noqa: BLE001 (any failure of the forward is the row's problem)
+        return [f"{row['architecture']} {json.dumps(row['arch_kwargs'])} cannot take {info.name}'s "
+                f"{info.image_size}x{info.image_size} images ({type(error).__name__}: {error}). Fix: name a model in "
+                f"arch_kwargs that takes {info.image_size}x{info.image_size} inputs, or add the arguments that make it "
+                "take them (a ViT's image_size)"]
+    return []
+
+
 def row_build_problems(row: dict[str, Any]) -> list[str]:
     """What stops this row from becoming a model (without its label); empty if nothing."""
     from filterlens.models.architectures import build_architecture
@@ -154,6 +202,8 @@ def row_build_problems(row: dict[str, Any]) -> list[str]:
         from filterlens.models.user_code import argument_problems
 
         problems += argument_problems(kwargs, DATASETS[row["dataset"]].num_classes)
+    elif architecture == "torchvision":
+        problems += _torchvision_problems(row)
     else:
         problems += _argument_problems(architecture, kwargs)
     if architecture == "robustbench":
@@ -163,11 +213,14 @@ def row_build_problems(row: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     try:
-        build_architecture(architecture, kwargs, DATASETS[row["dataset"]].num_classes, device="meta")
+        model = build_architecture(architecture, kwargs, DATASETS[row["dataset"]].num_classes, device="meta")
     except Exception as error:  # noqa: BLE001 (any failure of the constructor is the row's problem)
+        fix = (f". Fix: give arch_kwargs only keyword arguments of torchvision.models.{kwargs['name']} (its "
+               "documentation lists them)") if architecture == "torchvision" and isinstance(error, TypeError) else ""
         return [f"{architecture} with arch_kwargs {json.dumps(kwargs)} cannot be built: "
-                f"{type(error).__name__}: {error}"]
-    return []
+                f"{type(error).__name__}: {error}{fix}"]
+    # A library's model may be made for larger images than the dataset's (ViTs, Inception v3).
+    return _input_problems(model, row) if architecture in ("torchvision", "timm") else []
 
 
 def sheet_build_problems(sheet: pd.DataFrame, path: str | os.PathLike) -> list[str]:
