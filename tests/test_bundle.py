@@ -6,6 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, load_tool, run_snakemake
+from conftest import REPO, SNAKEMAKE, load_tool, run_snakemake
 from filterlens.analyse.bundle import BundleError, checksum_path, export_bundle, read_bundle
 from filterlens.analyse.placement import closer_pool
 from filterlens.io.files import read_tsv
@@ -218,3 +223,62 @@ def test_candidates_are_placed_against_the_micro_runs_bundle(micro_run, tmp_path
             assert placement.loc[(model, group), f"kl_{other}"] == by_depth[group], (model, group)
         assert placement.loc[(model, "all"), "closer_to"] == own
     assert (placement.coefficients_below_range == 0).all() and (placement.coefficients_above_range == 0).all()
+
+
+# --- docs/bundle.md's recipe, as written there ----------------------------------------------
+
+def _doc_blocks(section: str) -> dict[str, str]:
+    """The fenced blocks of a section (a '## ' heading) of docs/bundle.md, by their language."""
+    text = (REPO / "docs" / "bundle.md").read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return {match[0]: match[1] for match in re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)}
+
+
+def _run_doc_command(command: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A command of the doc in ``cwd``: its comment and line continuations dropped, the doc's
+    placeholders for this checkout and its environment's executables filled in."""
+    command = command.split("#", 1)[0].replace("\\\n", " ").replace("path/to/filterlens", str(REPO))
+    words = shlex.split(command)
+    executables = {"snakemake": str(SNAKEMAKE), ".venv/bin/python": sys.executable}
+    words = [executables.get(words[0], words[0]), *[str(REPO / w) if w.startswith("tools/") else w for w in words[1:]]]
+    return subprocess.run([*words, *extra], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+@pytest.mark.workflow
+def test_the_placement_recipe_of_docs_bundle_md_runs_as_written(micro_run, tmp_path):
+    import torch
+
+    from filterlens.acquire.checkpoint import load_checkpoint
+
+    workdir = tmp_path / "mine"
+    workdir.mkdir()
+    export = _doc_blocks("Exporting a run")["bash"].replace("path/to/run", str(micro_run))
+    assert _run_doc_command(export, workdir).returncode == 0
+    placing = _doc_blocks("Placing models against a bundle")
+    (workdir / "candidates.tsv").write_text(placing["tsv"])
+    (workdir / "config.yaml").write_text(placing["yaml"])
+    (workdir / "weights").mkdir()
+    # the candidate's weights: the micro run's robust model, which it does not know as such
+    torch.save(load_checkpoint(micro_run / "data/models/micro_robust.pt").state_dict, workdir / "weights/my_net.pt")
+
+    # Without targets: what the sheet can make, and one line on what it cannot.
+    plan = _run_doc_command("snakemake --snakefile path/to/filterlens/Snakefile --configfile config.yaml --cores 2",
+                            workdir, "-n")
+    assert plan.returncode == 0, plan.stderr
+    output = plan.stdout + plan.stderr
+    assert output.count("has no robust/normal pair") == 1, output
+    assert "Fig. 1-9 and the paper's tables, which compare robust with normal models, are left out" in output
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, flags=re.M))
+    assert {"extract_filters", "summarize_model", "placement", "fig_placement"} <= jobs, jobs
+    assert not jobs & {"pca_bases", "kl_divergence", "pair_filters", "stats_quality", "table_pairs"}, jobs
+    # A target that compares robust with normal models says why it cannot be made.
+    figure = _run_doc_command("snakemake --snakefile path/to/filterlens/Snakefile --configfile config.yaml --cores 2",
+                              workdir, "-n", "results/figures/fig4_first_layer_filters.pdf")
+    assert figure.returncode != 0
+    assert "a requested target compares robust with normal models" in figure.stdout + figure.stderr
+
+    result = _run_doc_command(placing["bash"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    placement = read_tsv(workdir / "results/tables/placement.tsv").set_index(["model_id", "depth_group"])
+    assert placement.loc[("my_net", "all"), "kl_robust"] == 0.0
+    assert (workdir / "results/figures/placement.pdf").stat().st_size > 0

@@ -24,6 +24,8 @@ COLUMNS = ["model_id", "dataset", "architecture", "arch_kwargs", "robust", "sour
            "counterpart", "clean_acc", "robust_acc"]
 OPTIONAL_TEXT = ["source_key", "counterpart"]
 OPTIONAL_NUMBERS = ["clean_acc", "robust_acc"]
+# Sources that train the model here: the robust cell says how, so it may not be empty.
+TRAINED_HERE = {"minizoo": "the mini zoo trains it adversarially when robust is true, normally when false"}
 
 
 class SheetError(ValueError):
@@ -31,9 +33,9 @@ class SheetError(ValueError):
 
 
 def _cell_to_json(column: str, value: Any) -> Any:
-    if column == "robust":
-        text = str(value).strip().lower()
-        return {"true": True, "false": False}.get(text, value)
+    if column == "robust":  # empty: unknown, a candidate to place against a reference (docs/bundle.md)
+        text = "" if value is None else str(value).strip().lower()
+        return {"true": True, "false": False, "": None}.get(text, value)
     if column in OPTIONAL_NUMBERS:
         if value is None or str(value).strip() == "":
             return None
@@ -100,7 +102,10 @@ def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
         label = f"{path}, line {line} (model_id {record.get('model_id', '?')!r})"
         for error in validator.iter_errors(record):
             where = "/".join(str(p) for p in error.absolute_path) or "row"
-            problems.append(f"{label}: {where}: {error.message}")
+            message = error.message
+            if where == "robust" and error.validator == "type":
+                message = f"{error.instance!r} is not true, false or empty (empty: robustness unknown, a candidate)"
+            problems.append(f"{label}: {where}: {message}")
         if record.get("architecture") and record["architecture"] not in ARCHITECTURE_NAMES:
             problems.append(f"{label}: unknown architecture {record['architecture']!r}; "
                             f"allowed: {', '.join(ARCHITECTURE_NAMES)}")
@@ -155,7 +160,18 @@ def _cross_row_problems(sheet: pd.DataFrame, path: Path) -> list[str]:
         elif row.robust is False and row.counterpart:
             problems.append(f"{path}: normal model {row.model_id!r} has a counterpart; leave it empty "
                             "(counterparts are named on the robust rows)")
+        elif row.robust is None and row.counterpart:
+            problems.append(f"{path}: model {row.model_id!r} of unknown robustness (robust empty) has a "
+                            "counterpart; leave counterpart empty, or set robust to true for a robust model")
+        if row.robust is None and row.source in TRAINED_HERE:
+            problems.append(f"{path}: model {row.model_id!r} has source {row.source} but robust empty: "
+                            f"{TRAINED_HERE[row.source]}. Fix: set robust to true or false")
     return problems
+
+
+def robustness(flag) -> str:
+    """'robust', 'normal' or 'unknown' for a sheet's robust cell (True, False, None)."""
+    return {True: "robust", False: "normal"}.get(flag, "unknown")
 
 
 def pairs(sheet: pd.DataFrame) -> pd.DataFrame:
