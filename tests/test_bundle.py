@@ -3,6 +3,7 @@ models of a fresh working directory against the micro run's bundle."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -304,7 +305,7 @@ def _run_doc_command(command: str, cwd: Path, *extra: str) -> subprocess.Complet
 
 
 @pytest.mark.workflow
-def test_the_placement_recipe_of_docs_bundle_md_runs_as_written(micro_run, tmp_path):
+def test_the_placement_recipe_of_docs_bundle_md_runs_as_written(micro_run, tmp_path, capsys):
     import torch
 
     from filterlens.acquire.checkpoint import load_checkpoint
@@ -338,9 +339,29 @@ def test_the_placement_recipe_of_docs_bundle_md_runs_as_written(micro_run, tmp_p
 
     result = _run_doc_command(placing["bash"], workdir)
     assert result.returncode == 0, result.stdout + result.stderr
-    placement = read_tsv(workdir / "results/tables/placement.tsv").set_index(["model_id", "depth_group"])
-    assert placement.loc[("my_net", "all"), "kl_robust"] == 0.0
+    placement = read_tsv(workdir / "results/tables/placement.tsv")
+    assert placement.set_index("depth_group").loc["all", "kl_robust"] == 0.0
     assert (workdir / "results/figures/placement.pdf").stat().st_size > 0
+
+    # From Python and from the command line, the same table without Snakemake.
+    import filterlens
+    from filterlens.cli import place as place_command
+
+    checkpoint = micro_run / "data/models/micro_robust.pt"
+    placed = filterlens.place(checkpoint, workdir / "reference.tar.gz", model_id="my_net")
+    pd.testing.assert_frame_equal(placed, placement, check_dtype=False)
+    from filterlens.acquire.checkpoint import build_model
+
+    module = build_model(load_checkpoint(checkpoint))  # a module: the bundle's one dataset
+    pd.testing.assert_frame_equal(filterlens.place(module, workdir / "reference.tar.gz", model_id="my_net"), placement,
+                                  check_dtype=False)
+    parser = argparse.ArgumentParser()
+    place_command.add_arguments(parser)
+    assert place_command.run(parser.parse_args([str(checkpoint), "--bundle", str(workdir / "reference.tar.gz")])) == 0
+    printed = capsys.readouterr().out
+    assert "noise level" in printed and "no noise level" in printed and "no filters" in printed, printed
+    assert place_command.run(parser.parse_args([str(checkpoint), "--bundle", str(tmp_path / "absent.tar.gz")])) == 1
+    assert "absent.tar.gz.sha256 is missing" in capsys.readouterr().err
 
 
 def test_the_runs_kl_by_depth_has_no_number_where_a_side_has_no_filters():

@@ -2,13 +2,13 @@
 through the Lens of Convolutional Filters" (Gavrikov & Keuper, CVPR-W 2022).
 
 Modules take arrays and return arrays or small tables; only the workflow scripts read and
-write files. From Python: :func:`analyze` (one model, in memory) and :func:`load_results` (a
-run's tables), from :mod:`filterlens.api`, imported on first use so that ``import filterlens``
-stays cheap.
+write files. From Python: :func:`analyze` (one model, in memory), :func:`place` (one model
+against a reference bundle) and :func:`load_results` (a run's tables), from
+:mod:`filterlens.api`, imported on first use so that ``import filterlens`` stays cheap.
 """
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "load_results", "Results"]
+__all__ = ["analyze", "place", "load_results", "Results"]
 
 
 def __getattr__(name: str):
