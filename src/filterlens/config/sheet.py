@@ -169,11 +169,6 @@ def _cross_row_problems(sheet: pd.DataFrame, path: Path) -> list[str]:
     return problems
 
 
-def robustness(flag) -> str:
-    """'robust', 'normal' or 'unknown' for a sheet's robust cell (True, False, None)."""
-    return {True: "robust", False: "normal"}.get(flag, "unknown")
-
-
 def pairs(sheet: pd.DataFrame) -> pd.DataFrame:
     """The robust/normal pairs: columns robust, normal, dataset."""
     robust = sheet[sheet.robust == True]  # noqa: E712 (a boolean column)
