@@ -1,7 +1,8 @@
 """Rule fig_placement: each candidate against the reference bundle. Top: per depth group, its KL
-to the reference's normal pool minus its KL to the robust pool (above the grey band of the
-bundle's noise level: closer to robust; below it: closer to normal; no point where either side
-has no filters). Below: its layers' sparsity, variance entropy (config figures.entropy, as Fig. 7)
+to the reference's normal pool minus its KL to the robust pool, in units of the bundle's noise
+level (above the grey band from -1 to 1: closer to robust; below it: closer to normal; no point
+where either side has no filters or the group has no noise level; a bundle without any noise
+level: the difference itself). Below: its layers' sparsity, variance entropy (config figures.entropy, as Fig. 7)
 and orthogonality per depth group (markers) over the reference's robust and normal layers
 (boxes, the candidates' first dataset)."""
 
@@ -44,20 +45,24 @@ with rule_script(snakemake) as log:
                              gridspec_kw={"hspace": 0.15})
     # a group where the candidate or a pool has no filters has no KL (NaN): no point
     by_depth = placement[placement.depth_group.isin(DEPTH_GROUPS)]
-    noise = by_depth.drop_duplicates("depth_group").set_index("depth_group").noise.reindex(DEPTH_GROUPS)
-    axes[0].fill_between(range(len(DEPTH_GROUPS)), -noise.to_numpy(), noise.to_numpy(), step="mid", color="0.85",
-                         linewidth=0, label="noise level")
+    # In units of the noise level where the bundle has one (beyond +-1: a closer pool), else raw.
+    with_noise = by_depth.noise.notna().any()
+    scale = by_depth.noise if with_noise else 1.0
+    if with_noise:
+        known = by_depth.dropna(subset="noise").drop_duplicates("depth_group").depth_group.map(x)
+        axes[0].bar(known, 2.0, bottom=-1.0, width=0.8, color="0.88", linewidth=0, label="within noise")
     axes[0].axhline(0, color="0.5", linewidth=0.4)
     for k, model in enumerate(candidates):
         part = by_depth[by_depth.model_id == model]
-        axes[0].plot(part.depth_group.map(x) + 0.08 * k, part.kl_normal - part.kl_robust,
-                     marker=MARKERS[k % len(MARKERS)], markersize=3, linewidth=0.6, color="0.1", label=model)
-    axes[0].set_ylabel("KL to normal\n- KL to robust")
+        gap = (part.kl_normal - part.kl_robust) / (scale[part.index] if with_noise else scale)
+        axes[0].plot(part.depth_group.map(x) + 0.08 * k, gap, marker=MARKERS[k % len(MARKERS)], markersize=3,
+                     linewidth=0.6, color="0.1", label=model)
+    axes[0].set_ylabel("(KL to normal - KL\nto robust) / noise" if with_noise else "KL to normal\n- KL to robust")
     axes[0].text(1.005, 1, "closer to\nrobust", transform=axes[0].transAxes, fontsize=5, va="top",
                  color=TRAINING_COLORS["robust"])
     axes[0].text(1.005, 0, "closer to\nnormal", transform=axes[0].transAxes, fontsize=5, va="bottom",
                  color=TRAINING_COLORS["normal"])
-    if noise.isna().all():
+    if not with_noise:
         axes[0].text(0.5, 0.95, "no noise level in the bundle: no pool is called closer", transform=axes[0].transAxes,
                      fontsize=5, ha="center", va="top")
     axes[0].legend(fontsize=5, ncol=4, frameon=False)
@@ -81,5 +86,5 @@ with rule_script(snakemake) as log:
                         rotation=45, ha="right", rotation_mode="anchor")
     axes[-1].set_xlabel(DEPTH_AXIS_LABEL)
     log.info("candidates %s against %d reference layers of %s; noise level by depth group:\n%s", candidates,
-             len(reference), dataset, noise.to_string())
+             len(reference), dataset, by_depth.drop_duplicates("depth_group")[["depth_group", "noise"]].to_string())
     save_figure(fig, [snakemake.output.pdf, snakemake.output.png])
