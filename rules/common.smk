@@ -108,6 +108,35 @@ PAIRS = pairs(SHEET)
 # Models in a robust/normal pair: the "full" basis, the histograms and KL use these (the
 # coefficient range runs over every model of the sheet).
 PAIRED_MODELS = [m for m in MODELS if m in set(PAIRS.robust) | set(PAIRS.normal)]
+# A sheet without a pair (candidates to place against a reference bundle, docs/bundle.md) has
+# no basis, KL, statistics or figures of its own: the rules that compare robust with normal
+# models stop with this reason where a requested target needs them, and the default target
+# leaves them out.
+NO_PAIR = (
+    ""
+    if len(PAIRS)
+    else (
+        f"the sheet {SHEET_PATH} has no robust/normal pair (a row with robust true naming its "
+        "counterpart)"
+    )
+)
+
+
+def needs_a_pair(inputs):
+    """A rule's named inputs (for unpack) on a sheet with a robust/normal pair; on one without,
+    an input function that stops the run with NO_PAIR where a requested target needs the rule.
+    """
+
+    def inputs_or_why(wildcards):
+        if NO_PAIR:
+            raise WorkflowError(
+                f"{NO_PAIR}, and a requested target compares robust with normal models. "
+                "Fix: add a robust model and its normal counterpart to the sheet, or ask for "
+                "targets without that comparison (the default target makes them)"
+            )
+        return inputs(wildcards) if callable(inputs) else inputs
+
+    return inputs_or_why
 
 
 def models_where(**criteria):
@@ -248,22 +277,34 @@ COPY_FLOOR_TARGETS = expand(
 
 # --- Figures and tables (rules/figures.smk, rules/tables.smk) -------------------------------
 
-try:
-    FIGURE_PAIR = resolve_pair(SHEET, config["figures"]["pair"])
+try:  # a sheet without a pair has no Fig. 4-6: figures.pair is not checked against it
+    FIGURE_PAIR = (
+        resolve_pair(SHEET, config["figures"]["pair"]) if not NO_PAIR else None
+    )
 except FigureConfigError as error:
     raise WorkflowError(f"{error} (sheet {SHEET_PATH})") from None
-FIGURE_ROBUST, FIGURE_NORMAL = FIGURE_PAIR
+FIGURE_ROBUST, FIGURE_NORMAL = FIGURE_PAIR or (None, None)
 AUTHORS_VALUES = workflow_path("config/reference/authors_values.tsv")
 # The paper's zoo: the comparison table gives differences only where this run's zoo is it.
 PAPER_SHEET = workflow_path("config/models/paper.tsv")
 
 
+@needs_a_pair
 def activation_inputs(wildcards):
     """Fig. 6's inputs: the pair's robust checkpoint and its dataset's test images (raises
     why not where this run holds none; the figure is then left out of the targets)."""
     return {
         "model": f"data/models/{FIGURE_ROBUST}.pt",
         "data": activation_test_images(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR),
+    }
+
+
+@needs_a_pair
+def pair_filter_stores(wildcards):
+    """Fig. 4-5's inputs: the filter stores of the pair's robust and normal model."""
+    return {
+        "robust": f"results/filters/{FIGURE_ROBUST}.zarr",
+        "normal": f"results/filters/{FIGURE_NORMAL}.zarr",
     }
 
 
@@ -277,7 +318,8 @@ FIGURES = [
     "fig7_layer_quality",
 ]
 try:  # Fig. 6 attacks a test image this run holds
-    activation_test_images(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
+    if not NO_PAIR:
+        activation_test_images(SHEET, FIGURE_ROBUST, CIFAR_DATA_DIR)
 except FigureConfigError as reason:
     FIGURES.remove("fig6_activations")
     logger.warning(f"Fig. 6 is skipped: {reason}")
@@ -327,3 +369,27 @@ PLACEMENT_TARGETS = (
     if BUNDLE
     else []
 )
+
+
+# --- The default target (Snakefile, rule all) -------------------------------------------------
+
+# What compares robust with normal models: the bases, KL, layer quality, the paper's figures
+# and tables and the statistics; a sheet without a pair makes its models' stores, summaries,
+# model table, provenance and placement instead, and says once what is left out.
+if NO_PAIR:
+    COMPARISON_TARGETS = expand("results/summaries/{model}/layers.tsv", model=MODELS)
+    logger.warning(
+        f"filterlens: {NO_PAIR}: the PCA bases, KL, statistics, Fig. 1-9 and the paper's tables, "
+        "which compare robust with normal models, are left out; the default target makes the "
+        "models' filter stores, summaries and model table"
+        + (", and places them against config reference.bundle" if BUNDLE else "")
+    )
+else:
+    COMPARISON_TARGETS = [
+        "results/analysis/bases.tsv",
+        "results/analysis/kl_by_dataset.tsv",
+        "results/analysis/kl_by_depth.tsv",
+        "results/analysis/quality_by_depth.tsv",
+        *PAPER_TARGETS,
+        *STATISTICS_TARGETS,
+    ]

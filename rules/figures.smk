@@ -94,8 +94,7 @@ rule fig3_coefficient_distributions:
 
 rule pair_filters:
     input:
-        robust=f"results/filters/{FIGURE_ROBUST}.zarr",
-        normal=f"results/filters/{FIGURE_NORMAL}.zarr",
+        unpack(pair_filter_stores),
     output:
         "results/analysis/pair_filters.npz",
     log:

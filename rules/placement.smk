@@ -73,5 +73,7 @@ rule fig_placement:
         "benchmarks/fig_placement.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        entropy=config["figures"]["entropy"],
     script:
         "../workflow_scripts/fig_placement.py"

@@ -75,8 +75,11 @@ rule filter_measures:
 
 rule stats_quality:
     input:
-        table="results/analysis/quality_by_depth.tsv",
-        sheet=SHEET_PATH,
+        unpack(
+            needs_a_pair(
+                {"table": "results/analysis/quality_by_depth.tsv", "sheet": SHEET_PATH}
+            )
+        ),
     output:
         "results/analysis/stats_quality.tsv",
     log:
@@ -94,8 +97,14 @@ rule stats_quality:
 
 rule stats_filter_measures:
     input:
-        table="results/analysis/filter_measures_by_depth.tsv",
-        sheet=SHEET_PATH,
+        unpack(
+            needs_a_pair(
+                {
+                    "table": "results/analysis/filter_measures_by_depth.tsv",
+                    "sheet": SHEET_PATH,
+                }
+            )
+        ),
     output:
         "results/analysis/stats_filter_measures.tsv",
     log:

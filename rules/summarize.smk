@@ -65,9 +65,19 @@ for batch, batch_models in enumerate(SUMMARY_BATCHES):
 
 rule pca_bases:
     input:
-        layers=expand("results/summaries/{model}/layers.tsv", model=MODELS),
-        moments=expand("results/summaries/{model}/moments.npz", model=MODELS),
-        sheet=SHEET_PATH,
+        unpack(
+            needs_a_pair(
+                {
+                    "layers": expand(
+                        "results/summaries/{model}/layers.tsv", model=MODELS
+                    ),
+                    "moments": expand(
+                        "results/summaries/{model}/moments.npz", model=MODELS
+                    ),
+                    "sheet": SHEET_PATH,
+                }
+            )
+        ),
     output:
         table="results/analysis/bases.tsv",
         full="results/analysis/basis_full.npz",

@@ -24,8 +24,9 @@ rule model_table:
 
 rule table1_zoo_summary:
     input:
-        models="results/tables/models.tsv",
-        sheet=SHEET_PATH,
+        unpack(
+            needs_a_pair({"models": "results/tables/models.tsv", "sheet": SHEET_PATH})
+        ),
     output:
         tsv="results/tables/table1_zoo_summary.tsv",
         tex="results/tables/table1_zoo_summary.tex",
@@ -48,8 +49,9 @@ rule table1_zoo_summary:
 
 rule table_pairs:
     input:
-        models="results/tables/models.tsv",
-        sheet=SHEET_PATH,
+        unpack(
+            needs_a_pair({"models": "results/tables/models.tsv", "sheet": SHEET_PATH})
+        ),
     output:
         tsv="results/tables/table_pairs.tsv",
         tex="results/tables/table_pairs.tex",

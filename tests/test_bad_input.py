@@ -50,6 +50,13 @@ def test_robust_model_without_counterpart(tmp_path):
                 "robust model 'a_robust' has no counterpart", "set 'counterpart'")
 
 
+def test_a_model_of_unknown_robustness_has_no_counterpart_and_is_not_trained_here(tmp_path):
+    unknown = NORMAL.replace("\tfalse\t", "\t\t").replace("a_normal", "a_candidate")
+    _fails_with(_plan(tmp_path, [NORMAL, unknown.replace("\t\t\t\t", "\t\ta_normal\t\t")]),
+                "model 'a_candidate' of unknown robustness (robust empty) has a counterpart",
+                "model 'a_candidate' has source minizoo but robust empty", "set robust to true or false")
+
+
 def test_counterpart_that_does_not_exist(tmp_path):
     _fails_with(_plan(tmp_path, [NORMAL, ROBUST.replace("\ta_normal", "\tb_normal")]),
                 "counterpart 'b_normal' of 'a_robust' is not in the sheet")
@@ -57,7 +64,7 @@ def test_counterpart_that_does_not_exist(tmp_path):
 
 def test_wrong_types_and_values_in_a_row(tmp_path):
     bad = NORMAL.replace("\tfalse\t", "\tmaybe\t").replace("coloured_digits", "mnist")
-    _fails_with(_plan(tmp_path, [bad]), "dataset: 'mnist' is not one of", "robust: 'maybe' is not of type 'boolean'")
+    _fails_with(_plan(tmp_path, [bad]), "dataset: 'mnist' is not one of", "robust: 'maybe' is not true, false or empty")
 
 
 def test_config_value_out_of_range(tmp_path):

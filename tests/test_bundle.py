@@ -3,9 +3,15 @@ models of a fresh working directory against the micro run's bundle."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, SNAKEMAKE, run_snakemake
 from filterlens.analyse.bundle import BundleError, checksum_path, export_bundle, read_bundle
 from filterlens.analyse.placement import closer_pool
 from filterlens.cli import main
@@ -159,9 +165,63 @@ def test_a_pickled_array_is_never_unpickled(bundle, tmp_path):
     assert not marker.exists()
 
 
-def test_the_closer_pool_is_the_smaller_kl():
-    assert [closer_pool(0.1, 0.2, 5), closer_pool(0.3, 0.2, 5), closer_pool(0.2, 0.2, 5), closer_pool(0, 1, 0)] \
-        == ["robust", "normal", "tie", "none"]
+def test_the_closer_pool_is_the_smaller_kl_beyond_the_noise_level():
+    nan = float("nan")
+    assert [closer_pool(0.1, 0.2, 0.05), closer_pool(0.3, 0.2, 0.05), closer_pool(0.1, 0.2, 0.1),
+            closer_pool(0.2, 0.2, 0.0), closer_pool(nan, 0.2, 0.05), closer_pool(0.1, nan, nan),
+            closer_pool(0.1, 0.2, nan)] \
+        == ["robust", "normal", "within noise", "within noise", "no filters", "no filters", "no noise level"]
+
+
+def test_the_noise_level_is_the_largest_kl_of_a_pooled_model_to_its_pool_without_it(tmp_path):
+    from filterlens.analyse.bundle import leave_one_out_noise
+    from filterlens.analyse.kl import divergence
+
+    rng = np.random.default_rng(2)
+    sheet = pd.DataFrame({"model_id": ["n1", "r1", "n2", "r2", "r3"], "dataset": "d",
+                          "robust": [False, True, False, True, True], "counterpart": ["", "n1", "", "n2", "n2"]})
+    layers = {m: pd.DataFrame({"layer_id": [0, 1], "depth_group": ["first", "0.9-1.0"]}) for m in sheet.model_id}
+    histograms = {m: rng.integers(0, 9, size=(2, 9, BINS)) for m in sheet.model_id}
+    histograms["n1"][0] = histograms["n2"][0]  # the normal pool's first layers agree: KL 0 to each other
+    weights, edges = np.full(9, 1 / 9), np.linspace(-1, 1, BINS + 1)
+    noise = leave_one_out_noise(sheet, histograms, layers, weights, edges).set_index(
+        ["depth_group", "training", "model_id"]).kl_to_pool_without_it
+    assert noise["first", "normal", "n1"] == noise["first", "normal", "n2"] == 0.0
+    expected = divergence(histograms["r1"][1], histograms["r2"][1] + histograms["r3"][1], weights, edges)[0]
+    assert noise["0.9-1.0", "robust", "r1"] == expected > 0
+    # a model of the group with no filters in it has no KL, whatever its pool
+    histograms["r3"][1] = 0
+    again = leave_one_out_noise(sheet, histograms, layers, weights, edges).set_index(
+        ["depth_group", "training", "model_id"]).kl_to_pool_without_it
+    assert np.isnan(again["0.9-1.0", "robust", "r3"]) and np.isfinite(again["0.9-1.0", "robust", "r1"])
+
+
+def test_a_pool_of_one_model_and_a_depth_group_without_filters_give_no_number(bundle):
+    """The fake run pairs one robust with one normal model: no pool has a model left when one is
+    left out, so no noise level; its normal model has no filters in 0.1-0.2, nor any candidate."""
+    from filterlens.analyse.placement import placement_table
+
+    read = read_bundle(bundle)
+    assert read.noise is not None and read.noise.kl_to_pool_without_it.isna().all()
+    assert np.isnan(read.noise_level("coloured_digits", "all"))
+    layers = {"cand": pd.DataFrame({"layer_id": [0, 1], "depth_group": ["first", "0.4-0.5"]})}
+    histograms = {"cand": np.ones((2, 9, BINS), dtype=np.int64)}
+    table = placement_table(read, {"cand": "coloured_digits"}, histograms, {"cand": np.zeros((2, 9, 2))}, layers)
+    table = table.set_index("depth_group")
+    assert np.isnan(table.loc["0.1-0.2", "kl_normal"]) and table.loc["0.1-0.2", "closer_to"] == "no filters"
+    assert np.isnan(table.loc["0.9-1.0", "kl_robust"])  # the candidate has no filters there
+    assert np.isfinite(table.loc["all", "kl_robust"]) and table.loc["all", "closer_to"] == "no noise level"
+
+
+def test_a_version_1_bundle_without_a_noise_level_is_read_and_claims_no_closer_pool(bundle):
+    members = _members(bundle)
+    del members["noise.tsv"]
+    manifest = json.loads(members["manifest.json"])
+    manifest["format_version"] = 1
+    members["manifest.json"] = json.dumps(manifest).encode()
+    _rewrite(bundle, members)
+    read = read_bundle(bundle)
+    assert read.noise is None and np.isnan(read.noise_level("coloured_digits", "first"))
 
 
 def test_histograms_on_a_narrower_range_count_what_falls_outside(tmp_path):
@@ -232,11 +292,111 @@ def test_candidates_are_placed_against_the_micro_runs_bundle(micro_run, tmp_path
     by_dataset = read_tsv(micro_run / "results/analysis/kl_by_dataset.tsv")
     reference_kl = by_dataset[by_dataset.default].set_index("dataset").kl["coloured_digits"]
     by_depth = read_tsv(micro_run / "results/analysis/kl_by_depth.tsv").set_index("depth_group").kl
-    # Each candidate is one of the reference's models: KL 0 to its own pool, the reference's KL to the other.
+    # Each candidate is one of the reference's models: KL 0 to its own pool, the reference's KL to
+    # the other; no number in a depth group without filters, in the reference's table as here.
+    assert by_depth.isna().any() and by_depth.notna().any()
     for model, own, other in (("cand_robust", "robust", "normal"), ("cand_normal", "normal", "robust")):
         assert placement.loc[(model, "all"), f"kl_{own}"] == 0.0
         assert placement.loc[(model, "all"), f"kl_{other}"] == reference_kl
         for group in DEPTH_GROUPS:
-            assert placement.loc[(model, group), f"kl_{other}"] == by_depth[group], (model, group)
-        assert placement.loc[(model, "all"), "closer_to"] == own
+            np.testing.assert_equal(placement.loc[(model, group), f"kl_{other}"], by_depth[group], err_msg=group)
+            assert (placement.loc[(model, group), "closer_to"] == "no filters") == np.isnan(by_depth[group])
+        # one model per pool: none is left when it is left out, so no noise level and no claim
+        assert np.isnan(placement.loc[(model, "all"), "noise"])
+        assert placement.loc[(model, "all"), "closer_to"] == "no noise level"
     assert (placement.coefficients_below_range == 0).all() and (placement.coefficients_above_range == 0).all()
+
+
+# --- docs/bundle.md's recipe, as written there ----------------------------------------------
+
+def _doc_blocks(section: str) -> dict[str, str]:
+    """The fenced blocks of a section (a '## ' heading) of docs/bundle.md, by their language."""
+    text = (REPO / "docs" / "bundle.md").read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return {match[0]: match[1] for match in re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)}
+
+
+def _run_doc_command(command: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A command of the doc in ``cwd``: its comment and line continuations dropped, the doc's
+    placeholders for this checkout and its environment's executables filled in."""
+    command = command.split("#", 1)[0].replace("\\\n", " ").replace("path/to/filterlens", str(REPO))
+    words = shlex.split(command)
+    executables = {"snakemake": str(SNAKEMAKE), ".venv/bin/python": sys.executable,
+                   ".venv/bin/filterlens": str(Path(sys.executable).parent / "filterlens")}
+    words = [executables.get(words[0], words[0]), *words[1:]]
+    return subprocess.run([*words, *extra], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+@pytest.mark.workflow
+def test_the_placement_recipe_of_docs_bundle_md_runs_as_written(micro_run, tmp_path, capsys):
+    import torch
+
+    from filterlens.acquire.checkpoint import load_checkpoint
+
+    workdir = tmp_path / "mine"
+    workdir.mkdir()
+    export = _doc_blocks("Exporting a run")["bash"].replace("path/to/run", str(micro_run))
+    assert _run_doc_command(export, workdir).returncode == 0
+    placing = _doc_blocks("Placing models against a bundle")
+    (workdir / "candidates.tsv").write_text(placing["tsv"])
+    (workdir / "config.yaml").write_text(placing["yaml"])
+    (workdir / "weights").mkdir()
+    # the candidate's weights: the micro run's robust model, which it does not know as such
+    torch.save(load_checkpoint(micro_run / "data/models/micro_robust.pt").state_dict, workdir / "weights/my_net.pt")
+
+    # Without targets: what the sheet can make, and one line on what it cannot.
+    plan = _run_doc_command("snakemake --snakefile path/to/filterlens/Snakefile --configfile config.yaml --cores 2",
+                            workdir, "-n")
+    assert plan.returncode == 0, plan.stderr
+    output = plan.stdout + plan.stderr
+    assert output.count("has no robust/normal pair") == 1, output
+    assert "Fig. 1-9 and the paper's tables, which compare robust with normal models, are left out" in output
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, flags=re.M))
+    assert {"extract_filters", "summarize_model", "placement", "fig_placement"} <= jobs, jobs
+    assert not jobs & {"pca_bases", "kl_divergence", "pair_filters", "stats_quality", "table_pairs"}, jobs
+    # A target that compares robust with normal models says why it cannot be made.
+    figure = _run_doc_command("snakemake --snakefile path/to/filterlens/Snakefile --configfile config.yaml --cores 2",
+                              workdir, "-n", "results/figures/fig4_first_layer_filters.pdf")
+    assert figure.returncode != 0
+    assert "a requested target compares robust with normal models" in figure.stdout + figure.stderr
+
+    result = _run_doc_command(placing["bash"], workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    placement = read_tsv(workdir / "results/tables/placement.tsv")
+    assert placement.set_index("depth_group").loc["all", "kl_robust"] == 0.0
+    assert (workdir / "results/figures/placement.pdf").stat().st_size > 0
+
+    # From Python and from the command line, the same table without Snakemake.
+    import filterlens
+    from filterlens.cli import place as place_command
+
+    checkpoint = micro_run / "data/models/micro_robust.pt"
+    placed = filterlens.place(checkpoint, workdir / "reference.tar.gz", model_id="my_net")
+    pd.testing.assert_frame_equal(placed, placement, check_dtype=False)
+    from filterlens.acquire.checkpoint import build_model
+
+    module = build_model(load_checkpoint(checkpoint))  # a module: the bundle's one dataset
+    pd.testing.assert_frame_equal(filterlens.place(module, workdir / "reference.tar.gz", model_id="my_net"), placement,
+                                  check_dtype=False)
+    parser = argparse.ArgumentParser()
+    place_command.add_arguments(parser)
+    assert place_command.run(parser.parse_args([str(checkpoint), "--bundle", str(workdir / "reference.tar.gz")])) == 0
+    printed = capsys.readouterr().out
+    assert "noise level" in printed and "no noise level" in printed and "no filters" in printed, printed
+    assert place_command.run(parser.parse_args([str(checkpoint), "--bundle", str(tmp_path / "absent.tar.gz")])) == 1
+    assert "absent.tar.gz.sha256 is missing" in capsys.readouterr().err
+
+
+def test_the_runs_kl_by_depth_has_no_number_where_a_side_has_no_filters():
+    from filterlens.analyse.kl import kl_tables
+
+    rng = np.random.default_rng(3)
+    pairs = pd.DataFrame({"robust": ["r"], "normal": ["n"], "dataset": ["d"]})
+    layers = {"r": pd.DataFrame({"layer_id": [0, 1], "depth_group": ["first", "0.9-1.0"]}),
+              "n": pd.DataFrame({"layer_id": [0, 1], "depth_group": ["0.4-0.5", "0.9-1.0"]})}
+    histograms = {m: rng.integers(1, 9, size=(2, 9, BINS)) for m in layers}
+    _, by_depth, components = kl_tables(pairs, histograms, layers, np.full(9, 1 / 9), np.linspace(-1, 1, BINS + 1))
+    kl = by_depth.set_index("depth_group").kl
+    # first: robust only; 0.4-0.5: normal only; 0.0-0.1: neither side
+    assert kl[["first", "0.4-0.5", "0.0-0.1"]].isna().all() and kl["0.9-1.0"] > 0
+    assert components[components.depth_group == "first"].kl.isna().all()

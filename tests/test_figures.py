@@ -330,6 +330,20 @@ def test_only_the_papers_zoo_with_the_papers_definitions_gets_differences():
     assert table.difference.isna().all() and (table.comparison == "no model of this dataset").all()
 
 
+def test_a_first_layer_without_filters_has_no_kl_in_the_comparison_with_the_authors():
+    from filterlens.report.paper_tables import this_run_values
+
+    kl_by_depth = pd.DataFrame({"dataset": ["imagenet", "cifar10"], "depth_group": "first", "kl": [np.nan, 0.4],
+                                "n_robust_filters": [0, 10], "n_normal_filters": [0, 10]})
+    empty = pd.DataFrame(columns=["dataset", "pooling", "kl", "training", "pooled_share", "set", "component", "ratio"])
+    ours = this_run_values(empty, kl_by_depth, empty, pd.DataFrame(columns=["dataset"]), empty)
+    authors = pd.DataFrame({"metric": "kl_first_layer", "dataset": ["imagenet", "cifar10", "cifar100"],
+                            "description": "KL", "unit": "nats", "value": [0.0, 0.472, 0.626], "source": "s"})
+    table = paper_comparison(authors, ours)
+    assert table.comparison.tolist()[:3] == ["no filters", "different zoo", "not in this run"]
+    assert np.isnan(table.this_run[0]) and table.this_run[1] == 0.4
+
+
 def test_resolve_pair_names_key_value_and_allowed_ids():
     sheet = read_sheet(REPO / "config" / "models" / "minizoo.tsv")
     assert resolve_pair(sheet, "preact10-16_robust") == ("preact10-16_robust", "preact10-16_normal")

@@ -32,11 +32,13 @@ def _quality(orthogonality_gap_by_group: dict[str, float], entropy_gap: float) -
     return pd.DataFrame(rows)
 
 
-def _stats_kl(kl_all: float, kl_first: float, q95: float) -> pd.DataFrame:
+def _stats_kl(kl_all: float, kl_first: float, q95: float, first_filters: int = 10) -> pd.DataFrame:
+    filters = {"n_robust_filters": 10, "n_normal_filters": 10}
     return pd.DataFrame([
-        {"dataset": "d", "pooling": "unique", "depth_group": "all", "kl": kl_all, "null_q95": q95},
-        {"dataset": "d", "pooling": "paired", "depth_group": "all", "kl": kl_all, "null_q95": q95},
-        {"dataset": "d", "pooling": "paired", "depth_group": "first", "kl": kl_first, "null_q95": q95},
+        {"dataset": "d", "pooling": "unique", "depth_group": "all", "kl": kl_all, "null_q95": q95, **filters},
+        {"dataset": "d", "pooling": "paired", "depth_group": "all", "kl": kl_all, "null_q95": q95, **filters},
+        {"dataset": "d", "pooling": "paired", "depth_group": "first", "kl": kl_first, "null_q95": q95,
+         "n_robust_filters": first_filters, "n_normal_filters": first_filters},
     ])
 
 
@@ -93,6 +95,12 @@ def test_the_entropy_row_follows_the_chosen_entropy():
                            PAIRS, entropy="scaled").set_index("finding")
     row = table.loc["robust models have a higher variance entropy (scaled)"]
     assert row.shown == 0.0 and row.this_run == "robust 0.550, normal 0.600"
+
+
+def test_a_first_layer_without_filters_has_no_kl_to_show():
+    table = _findings(stats_kl=_stats_kl(0.3, np.nan, np.nan, first_filters=0))
+    assert np.isnan(table.loc["the first layer's distributions differ robust vs normal", "shown"])
+    assert table.loc["the first layer's distributions differ robust vs normal", "this_run"] == "no filters"
 
 
 def test_missing_values_are_not_evaluated_rather_than_not_shown():

@@ -164,7 +164,7 @@ def test_a_generated_sheet_reads_back_exactly_or_raises_sheet_error(tmp_path_fac
     assert all(ID_PATTERN.fullmatch(m) for m in sheet.model_id)
     assert len({m.casefold() for m in sheet.model_id}) == len(sheet)
     for row, got in zip(rows, sheet.itertuples()):
-        assert got.robust is {"true": True, "false": False}[row["robust"].lower()]
+        assert got.robust is {"true": True, "false": False, "": None}[row["robust"].lower()]  # empty: unknown
         assert got.source_key == row["source_key"] and got.counterpart == row["counterpart"]
         if got.robust:
             assert sheet.loc[got.counterpart, "robust"] is False

@@ -37,7 +37,7 @@ def test_whole_line_comments_are_skipped_and_lines_keep_their_numbers(tmp_path):
     sheet = read_sheet(_sheet(tmp_path, "# a comment", HEADER, "# another", NORMAL, "", ROBUST))
     assert sheet.model_id.tolist() == ["a_normal", "a_robust"]
     message = _problems(tmp_path, "# a comment", HEADER, "# another", NORMAL.replace("false", "maybe"))
-    assert "line 4 (model_id 'a_normal'): robust: 'maybe' is not of type 'boolean'" in message, message
+    assert "line 4 (model_id 'a_normal'): robust: 'maybe' is not true, false or empty" in message, message
 
 
 def test_a_hash_inside_a_cell_is_part_of_the_cell_not_a_comment(tmp_path):

@@ -35,8 +35,9 @@ with rule_script(snakemake) as log:
     alpha = snakemake.params.settings["alpha"]
     table = read_tsv(snakemake.input.table)
     stats = read_tsv(snakemake.input.stats)
-    table = table[table.depth_group.isin(DEPTH_GROUPS)].copy()
-    table["training"] = np.where(table.robust.astype(bool), "robust", "normal")
+    # models of unknown robustness (robust empty in the sheet) are in neither box
+    table = table[table.depth_group.isin(DEPTH_GROUPS) & table.robust.isin([True, False])].copy()
+    table["training"] = np.where(table.robust == True, "robust", "normal")  # noqa: E712
     rows = [(c, label) for c, label in ROWS if c in table and table[c].notna().any()]
     datasets = dataset_order(table.dataset)
     fig, axes = plt.subplots(len(rows), len(datasets), squeeze=False, sharex=True, sharey="row",

@@ -10,7 +10,7 @@ from filterlens.config.sheet import read_sheet
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.report.formatting import format_by_unit, formatted, write_table_files
-from filterlens.report.paper_tables import paper_comparison, this_run_values, zoo_comparability
+from filterlens.report.paper_tables import NO_FILTERS, paper_comparison, this_run_values, zoo_comparability
 from filterlens.report.style import dataset_label
 
 CAPTION = ("Headline numbers of Gavrikov and Keuper (2022) beside this run's: KL in nats (unique pooling is the "
@@ -31,6 +31,7 @@ with rule_script(snakemake) as log:
     printed = table.assign(dataset=table.dataset.map(lambda d: "all" if d == "all" else dataset_label(d)))
     for column in ("authors_value", "this_run", "difference"):
         printed[column] = [format_by_unit(v, u) for v, u in zip(printed[column], printed.unit)]
+    printed["this_run"] = printed.this_run.where(printed.comparison != NO_FILTERS, NO_FILTERS)
     compared = printed.comparison == "same zoo and definitions"
     printed["difference"] = printed.difference.where(compared, printed.comparison)
     printed = formatted(printed.drop(columns=["metric", "comparison"])).rename(columns={

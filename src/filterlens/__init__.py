@@ -2,13 +2,13 @@
 through the Lens of Convolutional Filters" (Gavrikov & Keuper, CVPR-W 2022).
 
 Modules take arrays and return arrays or small tables; only the workflow scripts read and
-write files. From Python: :func:`analyze` (one model, in memory), :func:`compare` (two models) and
-:func:`load_results` (a run's tables), from :mod:`filterlens.api`, imported on first use so that ``import filterlens``
-stays cheap.
+write files. From Python: :func:`analyze` (one model, in memory), :func:`compare` (two models),
+:func:`place` (one model against a reference bundle) and :func:`load_results` (a run's tables), from
+:mod:`filterlens.api`, imported on first use so that ``import filterlens`` stays cheap.
 """
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "compare", "load_results", "Results", "Comparison"]
+__all__ = ["analyze", "compare", "place", "load_results", "Results", "Comparison"]
 
 
 def __getattr__(name: str):

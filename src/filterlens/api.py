@@ -1,9 +1,11 @@
-"""filterlens from Python, without Snakemake: analyse one model, compare two, or load a run's results.
+"""filterlens from Python, without Snakemake: analyse one model, compare two, place one against a
+reference bundle, or load a run's results.
 
     import filterlens
     layers = filterlens.analyze(model)               # a torch.nn.Module, a checkpoint, a state dict file
     layers = filterlens.analyze("weights/r18.pt", architecture="torchvision:resnet18")
     both = filterlens.compare("robust.pt", "normal.pt", architecture="timm:resnet18")
+    table = filterlens.place(model, "ref.tar.gz")    # closer to the robust or the normal pool?
     results = filterlens.load_results("my-run")      # a run's directory (or its results/)
     results.layers, results.bases, results.kl_by_depth, results.summaries["m"]["spectra"]
 
@@ -16,9 +18,12 @@ depth by graph level; docs/method.md). Its table is the run's ``results/summarie
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -134,6 +139,48 @@ def _summary(store, options: _Options):
     return summarize(store, options.threads, options.max_rows)
 
 
+# --- one model against a reference bundle ----------------------------------------------------
+
+def place(model, bundle: str | os.PathLike, *, architecture: str | None = None,
+          arch_kwargs: dict[str, Any] | None = None, weights: str | os.PathLike | None = None,
+          random_init: int | None = None, num_classes: int | None = None, dataset: str | None = None,
+          model_id: str | None = None, image_size: int | None = None, threads: int = 1) -> pd.DataFrame:
+    """``model`` placed against the reference bundle at ``bundle`` (its ``.sha256`` beside it;
+    docs/bundle.md): the placement table of rule placement, one row per depth group ('all'
+    first) with the KL to the bundle's robust and normal pools of the model's dataset, the
+    bundle's noise level and the pool it is closer to beyond that level ("within noise",
+    "no noise level", "no filters" otherwise; docs/method.md §4).
+
+    ``model`` is what :func:`analyze` takes. Its filters are extracted with the bundle's
+    definitions (``fold_batchnorm``, ``depth_definition``), projected on the bundle's basis and
+    counted over its range and bins. ``dataset`` defaults to the checkpoint's, else to the
+    bundle's one dataset; the model id to the checkpoint's, else "model"."""
+    from filterlens.acquire.model_specs import ModelSpec
+    from filterlens.analyse.bundle import read_bundle
+    from filterlens.analyse.placement import placement_table
+    from filterlens.config.datasets import dataset_info
+    from filterlens.reduce.passes import coefficient_histograms_with_outside
+
+    reference = read_bundle(bundle)
+    datasets = list(dict.fromkeys(reference.pools.dataset))
+    definitions = reference.manifest["definitions"]
+    size = image_size or (dataset_info(dataset).image_size if dataset else None)
+    options = _Options.of(size, definitions["fold_batchnorm"], definitions["depth_definition"], None, threads)
+    spec = ModelSpec(model, architecture, arch_kwargs, weights, random_init, num_classes)
+    with _extracted(spec, options, model_id) as store:
+        dataset = dataset or store.attrs.get("dataset") or (datasets[0] if len(datasets) == 1 else None)
+        if dataset not in datasets:
+            given = f"dataset {dataset!r}" if dataset else "no dataset"
+            raise ValueError(f"{bundle} holds pools of {', '.join(map(repr, datasets))}; the model has {given}. "
+                             f"Fix: pass dataset= one of them (the model's training data)")
+        layers, _ = _summary(store, options)
+        counts, outside = coefficient_histograms_with_outside(store, reference.basis, reference.low, reference.high,
+                                                              reference.bins, threads, options.max_rows)
+        model_id = store.model_id
+    return placement_table(reference, {model_id: dataset}, {model_id: counts}, {model_id: outside},
+                           {model_id: layers})
+
+
 # --- two models side by side -----------------------------------------------------------------
 
 @dataclass
@@ -235,6 +282,10 @@ class Results:
     ``coefficient_range``); ``metrics``: per model, ``results/metrics/<model>.tsv``;
     ``provenance``: ``results/provenance/provenance.json`` (None if absent). A name of
     ``analysis`` or ``tables`` is also an attribute: ``results.kl_by_depth``.
+
+    ``missing``: the tables the run made that are gone, by path under the run's directory, with
+    the rule that made each (from Snakemake's records, ``.snakemake/metadata``); asking for
+    one raises an error that names the file, the rule and the command that makes it again.
     """
 
     path: Path
@@ -243,6 +294,7 @@ class Results:
     summaries: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
     metrics: dict[str, pd.DataFrame] = field(default_factory=dict)
     provenance: dict[str, Any] | None = None
+    missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -261,9 +313,18 @@ class Results:
             tables = self.__dict__.get(group) or {}
             if name in tables:
                 return tables[name]
+        for group in ("analysis", "tables"):
+            if f"results/{group}/{name}.tsv" in (self.__dict__.get("missing") or {}):
+                raise AttributeError(self.missing_message(f"results/{group}/{name}.tsv"))
         raise AttributeError(f"{type(self).__name__} has no table {name!r}; analysis: "
                              f"{', '.join(sorted(self.__dict__.get('analysis') or {}))}; tables: "
                              f"{', '.join(sorted(self.__dict__.get('tables') or {}))}")
+
+    def missing_message(self, path: str) -> str:
+        """What to say of the run's table ``path`` (relative to the run's directory) that is gone."""
+        run = self.path.parent
+        return (f"{run / path} is missing: rule {self.missing[path]} made it in this run, and it was deleted since. "
+                f"Fix: make it again, in {run}: snakemake {path} (with the run's --configfile)")
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self.analysis) | set(self.tables))
@@ -279,6 +340,25 @@ def _tsv_tables(folder: Path) -> dict[str, pd.DataFrame]:
     return {p.stem: read_tsv(p) for p in sorted(folder.glob("*.tsv"))} if folder.is_dir() else {}
 
 
+def _made_by_rules(run: Path) -> dict[str, str]:
+    """Every output of the run in ``run`` that Snakemake has a record of (relative path, from the
+    name of its file in ``.snakemake/metadata``: the path in URL-safe base64), with its rule."""
+    folder = run / ".snakemake" / "metadata"
+    made = {}
+    for record in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            made[base64.urlsafe_b64decode(record.name).decode()] = json.loads(record.read_text())["rule"]
+        except (binascii.Error, ValueError, KeyError, TypeError, OSError):
+            continue  # not a record of one output (a long path's folder, another version's file)
+    return made
+
+
+def _missing_tables(run: Path) -> dict[str, str]:
+    """The tables (.tsv under results/) that a rule of the run made and that are gone, with the rule."""
+    return {path: rule for path, rule in _made_by_rules(run).items()
+            if path.startswith("results/") and path.endswith(".tsv") and not (run / path).exists()}
+
+
 def load_results(path: str | os.PathLike) -> Results:
     """The analyses of a run: ``path`` is its working directory or the ``results/`` in it."""
     path = Path(path)
@@ -289,5 +369,9 @@ def load_results(path: str | os.PathLike) -> Results:
     summaries = {p.name: _tsv_tables(p) for p in sorted((results / "summaries").glob("*")) if p.is_dir()}
     provenance_file = results / "provenance" / "provenance.json"
     provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else None
-    return Results(path=results, analysis=_tsv_tables(results / "analysis"), tables=_tsv_tables(results / "tables"),
-                   summaries=summaries, metrics=_tsv_tables(results / "metrics"), provenance=provenance)
+    loaded = Results(path=results, analysis=_tsv_tables(results / "analysis"), tables=_tsv_tables(results / "tables"),
+                     summaries=summaries, metrics=_tsv_tables(results / "metrics"), provenance=provenance,
+                     missing=_missing_tables(results.parent))
+    for path in loaded.missing:
+        warnings.warn(loaded.missing_message(path), stacklevel=2)
+    return loaded

@@ -2,9 +2,10 @@
 archive (docs/bundle.md).
 
 - :func:`export_bundle`: from a run directory, the full basis, the coefficient range, the
-  pooled histogram counts per dataset, training (robust/normal) and depth group, every model's
-  layer table, the bases table, the sheet and a manifest (definitions, package versions, the
-  sha256 of each member) as a reproducible .tar.gz, with its sha256 in ``<archive>.sha256``.
+  pooled histogram counts per dataset, training (robust/normal) and depth group, the noise
+  level of placing against them (:func:`leave_one_out_noise`), every model's layer table, the
+  bases table, the sheet and a manifest (definitions, package versions, the sha256 of each
+  member) as a reproducible .tar.gz, with its sha256 in ``<archive>.sha256``.
 - :func:`read_bundle`: the archive checked against that sha256, its members against the
   allow-list and the manifest's checksums; arrays read with ``allow_pickle=False``.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from filterlens.analyse.bases import basis_arrays, load_basis
-from filterlens.analyse.kl import ALL, group_counts, pooled_counts
+from filterlens.analyse.kl import ALL, divergence, group_counts, pooled_counts
 from filterlens.config.sheet import pairs, read_sheet
 from filterlens.io.atomic import atomic_output
 from filterlens.io.files import read_tsv
@@ -34,10 +35,12 @@ from filterlens.method.distributions import histogram_edges
 from filterlens.method.pca import Basis
 
 FORMAT = "filterlens-reference-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 lacks noise.tsv; it is read, and placement against it claims no closer pool.
+READABLE_VERSIONS = (1, 2)
 POOLING = "unique"  # each model of a dataset's robust (normal) side once, as kl_by_dataset's default
 FIXED_MEMBERS = ("manifest.json", "basis_full.npz", "coefficient_range.tsv", "bases.tsv", "sheet.tsv",
-                 "pools.tsv", "pools.npz")
+                 "pools.tsv", "pools.npz", "noise.tsv")
 LAYER_MEMBER = re.compile(r"layers/[A-Za-z0-9][A-Za-z0-9_.+-]*\.tsv")
 
 
@@ -83,6 +86,28 @@ def reference_pools(sheet: pd.DataFrame, histograms: dict[str, np.ndarray],
                               "n_filters": int(pooled[0].sum())})
                 stack.append(pooled)
     return pd.DataFrame(index), np.stack(stack)
+
+
+def leave_one_out_noise(sheet: pd.DataFrame, histograms: dict[str, np.ndarray], layers: dict[str, pd.DataFrame],
+                        weights: np.ndarray, edges: np.ndarray) -> pd.DataFrame:
+    """Per dataset, depth group ('all' and each of DEPTH_GROUPS), training and pooled model: the
+    weighted symmetric KL of the model to its own pool with the model left out (NaN where either
+    has no filters: a pool of one model, a group the model lacks). Their largest per dataset and
+    depth group is the noise level of placement (docs/method.md §4, "Placement")."""
+    model_pairs = pairs(sheet)
+    rows = []
+    for group in [ALL, *DEPTH_GROUPS]:
+        counts = group_counts(histograms, layers, group)
+        for dataset, part in model_pairs.groupby("dataset", sort=False):
+            for training, models in (("robust", part.robust), ("normal", part.normal)):
+                models = list(dict.fromkeys(models))
+                for model in models:
+                    rest = [m for m in models if m != model]
+                    others = pooled_counts(rest, counts) if rest else np.zeros_like(counts[model])
+                    rows.append({"dataset": dataset, "depth_group": group, "training": training, "model_id": model,
+                                 "n_filters": int(counts[model][0].sum()), "n_pool_models": len(rest),
+                                 "kl_to_pool_without_it": divergence(counts[model], others, weights, edges)[0]})
+    return pd.DataFrame(rows)
 
 
 def _run_definitions(run: Path) -> dict:
@@ -151,13 +176,17 @@ def export_bundle(run_dir: str | os.PathLike, archive: str | os.PathLike, sheet_
     value_range = read_tsv(analysis / "coefficient_range.tsv")
     index, counts = reference_pools(sheet, histograms, layers)
     (n_bins,) = bins
+    basis = load_basis(analysis / "basis_full.npz")
+    low, high = float(value_range.iloc[0]["min"]), float(value_range.iloc[0]["max"])
+    noise = leave_one_out_noise(sheet, histograms, layers, basis.ratio, histogram_edges(low, high, n_bins))
     members = {
-        "basis_full.npz": _npz_bytes(**basis_arrays(load_basis(analysis / "basis_full.npz"))),
+        "basis_full.npz": _npz_bytes(**basis_arrays(basis)),
         "coefficient_range.tsv": (analysis / "coefficient_range.tsv").read_bytes(),
         "bases.tsv": (analysis / "bases.tsv").read_bytes(),
         "sheet.tsv": Path(sheet_path).read_bytes(),
         "pools.tsv": _tsv_bytes(index),
         "pools.npz": _npz_bytes(counts=counts),
+        "noise.tsv": _tsv_bytes(noise),
         **{f"layers/{model}.tsv": (summaries / model / "layers.tsv").read_bytes() for model in sheet.model_id},
     }
     bad = [name for name in members if not allowed_member(name)]
@@ -170,11 +199,13 @@ def export_bundle(run_dir: str | os.PathLike, archive: str | os.PathLike, sheet_
             "depth_definition": config["analysis"]["depth_definition"],
             "fold_batchnorm": config["extraction"]["fold_batchnorm"],
             "bins": n_bins,
-            "range": {"low": float(value_range.iloc[0]["min"]), "high": float(value_range.iloc[0]["max"])},
+            "range": {"low": low, "high": high},
             "pooling": POOLING,
             "depth_groups": [ALL, *DEPTH_GROUPS],
             "basis": "full: PCA of the paired models' scaled non-sparse filters (docs/method.md §4)",
             "kl": "weighted symmetric KL, weights the basis' explained variance ratios (docs/method.md §4)",
+            "noise": "per dataset and depth group, the largest KL of a pooled model to its own pool without it "
+                     "(docs/method.md §4, Placement)",
         },
         "packages": facts["packages"],
         "workflow": facts["workflow"],
@@ -218,6 +249,16 @@ class Bundle:
     counts: np.ndarray  # (n_pools, 9, bins) in the rows' order of pools
     layers: dict[str, pd.DataFrame]
     sheet: pd.DataFrame
+    noise: pd.DataFrame | None  # leave_one_out_noise's table; None in a version 1 bundle
+
+    def noise_level(self, dataset: str, group: str) -> float:
+        """The largest KL of a pooled model of ``dataset`` to its own pool without it, in depth
+        group ``group``; NaN where none is known (pools of one model, a version 1 bundle)."""
+        if self.noise is None:
+            return float("nan")
+        rows = self.noise[(self.noise.dataset == dataset) & (self.noise.depth_group == group)]
+        values = rows.kl_to_pool_without_it.dropna()
+        return float(values.max()) if len(values) else float("nan")
 
     @property
     def edges(self) -> np.ndarray:
@@ -264,9 +305,9 @@ def read_bundle(archive: str | os.PathLike) -> Bundle:
     if "manifest.json" not in members:
         raise BundleError(f"{archive}: no manifest.json")
     manifest = json.loads(members.pop("manifest.json"))
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("format_version") not in READABLE_VERSIONS:
         raise BundleError(f"{archive}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}, "
-                          f"this code reads {FORMAT!r} version {FORMAT_VERSION}")
+                          f"this code reads {FORMAT!r} versions {', '.join(map(str, READABLE_VERSIONS))}")
     listed = manifest.get("members", {})
     if set(listed) != set(members):
         raise BundleError(f"{archive}: members {sorted(set(members) ^ set(listed))} differ from the manifest's list")
@@ -288,6 +329,7 @@ def _parse(manifest: dict, members: dict[str, bytes]) -> Bundle:
     layers = {Path(name).stem: pd.read_csv(io.BytesIO(data), sep="\t", dtype={"name": str})
               for name, data in members.items() if name.startswith("layers/")}
     sheet = pd.read_csv(io.BytesIO(members["sheet.tsv"]), sep="\t", dtype=str, keep_default_na=False)
+    noise = pd.read_csv(io.BytesIO(members["noise.tsv"]), sep="\t") if "noise.tsv" in members else None
     return Bundle(manifest, basis, float(definitions["range"]["low"]), float(definitions["range"]["high"]),
                   int(definitions["bins"]), pd.read_csv(io.BytesIO(members["pools.tsv"]), sep="\t"), counts,
-                  layers, sheet)
+                  layers, sheet, noise)

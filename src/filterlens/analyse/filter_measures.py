@@ -48,7 +48,7 @@ def filter_measures_by_depth(layers, spectra, perturbation, sheet):
     rows = []
     for (model, group), part in with_all_group(merged).groupby(["model_id", "depth_group"], sort=False):
         n = int(part.n_nonsparse.sum())
-        row = {"model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": bool(sheet.loc[model, "robust"]),
+        row = {"model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": sheet.loc[model, "robust"],
                "depth_group": group, "n_layers": len(part), "n_nonsparse": n,
                "l1l2_ratio": part.l1l2_ratio_sum.sum() / n if n else float("nan"),
                "hf_share": part.hf_share_sum.sum() / n if n else float("nan")}

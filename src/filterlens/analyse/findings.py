@@ -117,9 +117,12 @@ def paper_findings(bases: pd.DataFrame, sparse_shares: pd.DataFrame, quality: pd
                            & (stats_kl.pooling == pooling)]
             kl = _nan_if_missing(row.kl.iloc[0]) if len(row) else float("nan")
             q95 = _nan_if_missing(row.null_q95.iloc[0]) if len(row) else float("nan")
+            # a side without filters in the group has no KL (docs/method.md §4)
+            empty = len(row) and not (row.n_robust_filters.iloc[0] and row.n_normal_filters.iloc[0])
             add(label, source, dataset, "KL above what random halves of the models give",
                 f"KL {kl:.3f}, random halves' 95 % point {q95:.3f}" if np.isfinite(kl) and np.isfinite(q95)
-                else "n/a", "KL > 95 % point of the permutation baseline", _shown(kl > q95, kl, q95))
+                else "no filters" if empty else "n/a", "KL > 95 % point of the permutation baseline",
+                _shown(kl > q95, kl, q95))
 
         gaps = np.array([accuracy.get(r, np.nan) - accuracy.get(n, np.nan) for r, n in zip(part.robust, part.normal)],
                         dtype=np.float64)

@@ -4,6 +4,7 @@ histogram counts (docs/method.md §4): no analysis here reads a filter.
 - :func:`group_counts`: per model, its counts summed over the layers of one depth group.
 - :func:`kl_comparisons`: the robust/normal model lists of every comparison: per dataset the
   whole models with the unique and the paired pooling, then each depth group paired (Fig. 1).
+- :func:`divergence`: the weighted symmetric KL of two pooled counts, NaN where either has no filter.
 - :func:`kl_tables`: the weighted symmetric KL of every comparison.
 - :func:`kl_statistics`, :func:`kl_statistics_table`: the same KL with a bootstrap interval over
   models (a reweighting of per-model counts, no pass over filters) and a permutation baseline:
@@ -73,17 +74,27 @@ def _counts_by_group(histograms: Mapping[str, np.ndarray], layers: Mapping[str, 
 
 # --- KL divergence -------------------------------------------------------------------------
 
+def divergence(p: np.ndarray, q: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> tuple[float, np.ndarray]:
+    """:func:`filterlens.method.distributions.weighted_kl` of the counts ``p`` and ``q`` (9, bins),
+    and NaN (per component too) where either holds no coefficient: a depth group without
+    filters has no distribution to compare (docs/method.md §4), so its KL is not a number."""
+    if not p.sum() or not q.sum():
+        return float("nan"), np.full(N_COMPONENTS, np.nan)
+    return weighted_kl(p, q, weights, edges)
+
+
 def kl_tables(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], layers: Mapping[str, pd.DataFrame],
               weights: np.ndarray, edges: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Weighted symmetric KL robust vs normal: per dataset and pooling, per dataset and depth
-    group (paired), and the per-component values behind both. Counts are pooled (summed), then
+    group (paired), and the per-component values behind both; NaN where a side has no filters
+    (:func:`divergence`). Counts are pooled (summed), then
     converted by :func:`filterlens.method.distributions.distribution` with the bin ``edges`` they were made
     with."""
     per_group = _counts_by_group(histograms, layers, DEPTH_GROUPS)
     by_dataset, by_depth, components = [], [], []
     for dataset, pooling, group, robust, normal in kl_comparisons(pairs, DEPTH_GROUPS):
         p, q = pooled_counts(robust, per_group[group]), pooled_counts(normal, per_group[group])
-        total, per_component = weighted_kl(p, q, weights, edges)
+        total, per_component = divergence(p, q, weights, edges)
         for c in range(N_COMPONENTS):
             components.append({"dataset": dataset, "pooling": pooling, "depth_group": group, "component": c + 1,
                                "weight": weights[c], "kl": per_component[c],

@@ -16,7 +16,7 @@ class SummaryError(ValueError):
 
 
 def check_layers_in_sheet(layers: pd.DataFrame, sheet: pd.DataFrame) -> None:
-    """Every model_id of the layer rows is a model of the sheet, with a known robust flag."""
+    """Every model_id of the layer rows is a model of the sheet."""
     if "model_id" not in layers.columns:
         raise SummaryError("the layer summaries have no model_id column. Fix: summarize the models again "
                            "(snakemake --forcerun summarize_model).")
@@ -26,10 +26,6 @@ def check_layers_in_sheet(layers: pd.DataFrame, sheet: pd.DataFrame) -> None:
         raise SummaryError(f"layer summaries of model(s) {', '.join(map(repr, unknown))} are not in the sheet "
                            f"(it has {len(known)} models): a summary of another model or zoo. Fix: delete "
                            "results/summaries/<model>/ of those models and summarize the sheet's models again.")
-    flags = sheet.robust[sheet.model_id.isin(set(layers.model_id))]
-    if bad := sorted(m for m, flag in flags.items() if flag is not True and flag is not False):
-        raise SummaryError(f"model(s) {', '.join(map(repr, bad))} have no robust flag in the sheet. "
-                           "Fix: set robust to true or false in their rows.")
 
 
 def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
@@ -44,7 +40,7 @@ def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, group), part in with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
         rows.append({
-            "model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": bool(sheet.loc[model, "robust"]),
+            "model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": sheet.loc[model, "robust"],
             "depth_group": group, "n_layers": len(part), "n_filters": int(part.n_filters.sum()),
             "sparsity": part.n_sparse.sum() / part.n_filters.sum() if part.n_filters.sum() else float("nan"),
             "entropy_unscaled": _weighted_mean(part.entropy_unscaled, part.n_nonsparse),
@@ -58,9 +54,9 @@ def sparse_shares(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """Share of sparse filters, robust vs normal, over all layers of all models: pooled
     (sparse filters / filters) and as the mean of the layers' sparsity."""
     check_layers_in_sheet(layers, sheet)
-    robust = layers.model_id.map(sheet.set_index("model_id").robust).astype(bool)
-    rows = []
-    for label, part in (("robust", layers[robust]), ("normal", layers[~robust])):
+    flag = layers.model_id.map(sheet.set_index("model_id").robust)
+    rows = []  # models of unknown robustness (robust empty) are on neither side
+    for label, part in (("robust", layers[flag == True]), ("normal", layers[flag == False])):  # noqa: E712
         rows.append({"training": label, "n_models": part.model_id.nunique(), "n_layers": len(part),
                      "pooled_share": part.n_sparse.sum() / part.n_filters.sum() if len(part) else float("nan"),
                      "mean_layer_share": part.sparsity.mean() if len(part) else float("nan")})

@@ -14,11 +14,10 @@ import argparse
 from pathlib import Path
 
 from filterlens.cli.model_arguments import (
-    ARCHITECTURE_HELP,
-    MODEL_HELP,
     add_extraction_arguments,
+    add_model_arguments,
     extraction_options,
-    json_object,
+    model_options,
     print_table,
 )
 
@@ -28,12 +27,7 @@ SHOWN = ["name", "conv_depth", "depth_group", "c_in", "c_out", "n_filters", "spa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    parser.add_argument("--architecture", help=ARCHITECTURE_HELP)
-    parser.add_argument("--arch-kwargs", type=json_object, metavar="JSON",
-                        help="keyword arguments of the architecture, a JSON object as a sheet's arch_kwargs")
-    parser.add_argument("--weights", type=Path, metavar="FILE", help="the state dict file of a model name")
-    parser.add_argument("--random-init", type=int, metavar="SEED", help="seeded random weights for a model name")
+    add_model_arguments(parser)
     parser.add_argument("--output", type=Path, metavar="FILE.tsv", help="write the whole table there, tab-separated")
     add_extraction_arguments(parser)
 
@@ -41,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from filterlens.api import analyze
 
-    table = analyze(args.model, architecture=args.architecture, arch_kwargs=args.arch_kwargs, weights=args.weights,
-                    random_init=args.random_init, num_classes=args.num_classes, **extraction_options(args))
+    table = analyze(args.model, **model_options(args), num_classes=args.num_classes, **extraction_options(args))
     if args.output:
         from filterlens.io.files import write_tsv
 

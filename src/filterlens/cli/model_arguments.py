@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 MODEL_HELP = ("a filterlens checkpoint (data/models/<model>.pt); a state dict file (torch.save(model.state_dict()) "
               "or .safetensors) with --architecture; or a model name, torchvision:NAME, timm:NAME, "
               "robustbench:DATASET/THREAT/KEY, with --weights FILE or --random-init SEED (nothing is downloaded)")
 ARCHITECTURE_HELP = ("the architecture of a state dict file: torchvision:NAME, timm:NAME, robustbench:DATASET/THREAT/KEY, "
                      "python:FILE.py:FUNCTION, or a sheet's architecture name with --arch-kwargs")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """MODEL and the options that say what it is (analyze, place)."""
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    parser.add_argument("--architecture", help=ARCHITECTURE_HELP)
+    parser.add_argument("--arch-kwargs", type=json_object, metavar="JSON",
+                        help="keyword arguments of the architecture, a JSON object as a sheet's arch_kwargs")
+    parser.add_argument("--weights", type=Path, metavar="FILE", help="the state dict file of a model name")
+    parser.add_argument("--random-init", type=int, metavar="SEED", help="seeded random weights for a model name")
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of filterlens.api.analyze / place that :func:`add_model_arguments` set."""
+    return {"architecture": args.architecture, "arch_kwargs": args.arch_kwargs, "weights": args.weights,
+            "random_init": args.random_init}
 
 
 def json_object(text: str) -> dict:

@@ -23,8 +23,10 @@ OUTPUTS = [
 ]
 
 
-def show(title: str, path: Path, columns: list[str] | None = None, query: str | None = None) -> None:
-    """The table at ``path`` (if the run has it), its ``columns`` of the rows of ``query``."""
+def show(title: str, path: Path, columns: list[str] | None = None, query: str | None = None,
+         missing: dict[str, str] | None = None) -> None:
+    """The table at ``path`` (if the run has it), its ``columns`` of the rows of ``query``, its NaN
+    cells of the columns of ``missing`` as the text given there."""
     import pandas as pd
 
     if not path.exists():
@@ -34,6 +36,8 @@ def show(title: str, path: Path, columns: list[str] | None = None, query: str | 
         table = table.query(query)
     if columns:
         table = table[[c for c in columns if c in table.columns]]
+    for column, text in (missing or {}).items():
+        table[column] = [text if pd.isna(v) else f"{v:.4g}" for v in table[column]]
     print(f"\n{title} ({path}):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
@@ -55,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {label:36s} {path}")
     show("Models", root / "results/tables/models.tsv",
          ["model_id", "architecture", "robust", "n_layers", "n_filters", "clean_acc", "robust_acc"])
+    # no KL where a side has no filters (docs/method.md §4)
     show("KL divergence robust vs normal", root / "results/analysis/kl_by_dataset.tsv",
-         ["dataset", "pooling", "kl", "default"])
-    show("KL by depth group (paired)", root / "results/analysis/kl_by_depth.tsv", ["dataset", "depth_group", "kl"])
+         ["dataset", "pooling", "kl", "default"], missing={"kl": "no filters"})
+    show("KL by depth group (paired)", root / "results/analysis/kl_by_depth.tsv", ["dataset", "depth_group", "kl"],
+         missing={"kl": "no filters"})
     show("Layer quality per model (all layers)", root / "results/analysis/quality_by_depth.tsv",
          ["model_id", "robust", "sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"],
          "depth_group == 'all'")

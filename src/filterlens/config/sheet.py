@@ -26,6 +26,8 @@ COLUMNS = ["model_id", "dataset", "architecture", "arch_kwargs", "robust", "sour
            "counterpart", "clean_acc", "robust_acc"]
 OPTIONAL_TEXT = ["source_key", "counterpart"]
 OPTIONAL_NUMBERS = ["clean_acc", "robust_acc"]
+# Sources that train the model here: the robust cell says how, so it may not be empty.
+TRAINED_HERE = {"minizoo": "the mini zoo trains it adversarially when robust is true, normally when false"}
 
 
 class SheetError(ValueError):
@@ -33,9 +35,9 @@ class SheetError(ValueError):
 
 
 def _cell_to_json(column: str, value: Any) -> Any:
-    if column == "robust":
-        text = str(value).strip().lower()
-        return {"true": True, "false": False}.get(text, value)
+    if column == "robust":  # empty: unknown, a candidate to place against a reference (docs/bundle.md)
+        text = "" if value is None else str(value).strip().lower()
+        return {"true": True, "false": False, "": None}.get(text, value)
     if column in OPTIONAL_NUMBERS:
         if value is None or str(value).strip() == "":
             return None
@@ -112,7 +114,7 @@ class RowValidator:
     def cell_problems(self, column: str, value: Any) -> list[str]:
         if (cell := self._cells.get(column)) is None:
             return []  # an unknown column: the row-level check names it
-        return [f"{'/'.join(map(str, [column, *e.absolute_path]))}: {e.message}" for e in cell.iter_errors(value)]
+        return [f"{'/'.join(map(str, [column, *e.absolute_path]))}: {_message(column, e)}" for e in cell.iter_errors(value)]
 
     def row_problems(self, columns: list[str], conditional_values: tuple) -> list[str]:
         """The row-level problems of a row of ``columns`` whose conditional columns (in
@@ -120,6 +122,12 @@ class RowValidator:
         values = dict(zip([c for c in self.conditional if c in columns], conditional_values))
         shape = {column: values.get(column) for column in columns}
         return [f"{'/'.join(map(str, e.absolute_path)) or 'row'}: {e.message}" for e in self._row.iter_errors(shape)]
+
+
+def _message(column: str, error: jsonschema.ValidationError) -> str:
+    if column == "robust" and error.validator == "type":
+        return f"{error.instance!r} is not true, false or empty (empty: robustness unknown, a candidate)"
+    return error.message
 
 
 def _named_properties(schemas: list[Any]) -> set[str]:
@@ -240,6 +248,12 @@ def _cross_row_problems(sheet: pd.DataFrame, path: Path) -> list[str]:
         elif row.robust is False and row.counterpart:
             problems.append(f"{path}: normal model {row.model_id!r} has a counterpart; leave it empty "
                             "(counterparts are named on the robust rows)")
+        elif row.robust is None and row.counterpart:
+            problems.append(f"{path}: model {row.model_id!r} of unknown robustness (robust empty) has a "
+                            "counterpart; leave counterpart empty, or set robust to true for a robust model")
+        if row.robust is None and row.source in TRAINED_HERE:
+            problems.append(f"{path}: model {row.model_id!r} has source {row.source} but robust empty: "
+                            f"{TRAINED_HERE[row.source]}. Fix: set robust to true or false")
     return problems
 
 

@@ -102,8 +102,8 @@ def this_run_values(kl_by_dataset: pd.DataFrame, kl_by_depth: pd.DataFrame, spar
         rows.append((f"kl_{r.pooling}", r.dataset, r.kl))
     first = kl_by_depth[kl_by_depth.depth_group == "first"]
     for r in first.itertuples():
-        # no 3x3 filter at depth 0 (ImageNet ResNets): the authors report 0
-        rows.append(("kl_first_layer", r.dataset, r.kl if r.n_robust_filters and r.n_normal_filters else 0.0))
+        # no 3x3 filter at depth 0 (ImageNet ResNets): the authors report 0, here no KL (NaN, "no filters")
+        rows.append(("kl_first_layer", r.dataset, r.kl if r.n_robust_filters and r.n_normal_filters else np.nan))
     for r in sparse_shares.itertuples():
         rows.append((f"sparse_share_{r.training}", "all", 100 * r.pooled_share))
     for r in summary.itertuples():
@@ -117,6 +117,8 @@ def this_run_values(kl_by_dataset: pd.DataFrame, kl_by_depth: pd.DataFrame, spar
     return pd.DataFrame(rows, columns=["metric", "dataset", "value"])
 
 
+# What the comparison says of a KL this run has no number for: a side without filters (docs/method.md §4).
+NO_FILTERS = "no filters"
 # Sources whose weights are not the paper's models even where the ids are (scale runs, mini zoo).
 NOT_THE_PAPERS_WEIGHTS = {"random": "seeded random weights", "minizoo": "the offline mini zoo"}
 # Headline numbers that do not depend on how filters are extracted (counts and accuracies).
@@ -183,7 +185,7 @@ def paper_comparison(authors: pd.DataFrame, this_run: pd.DataFrame,
 
     def comparison(metric, dataset, value):
         if not np.isfinite(value):
-            return "not in this run"
+            return NO_FILTERS if (metric, dataset) in ours.index else "not in this run"
         if status is None or dataset not in status.index:
             return "different zoo"
         row = status.loc[dataset]
