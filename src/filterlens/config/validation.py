@@ -1,7 +1,8 @@
 """Validate a workflow config against its JSON schema, with messages a user can act on.
 
 Every violation is reported at once as ``key.path: problem (allowed: ...)``; Snakemake's own
-``validate`` then fills in the schema's defaults.
+``validate`` then fills in the schema's defaults. A key given dotted on the command line
+(``--config figures.entropy=scaled``) is first put where it belongs (:func:`expand_dotted_keys`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,65 @@ def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> l
     return problems
 
 
+def expand_dotted_keys(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
+    """Move every top-level key ``a.b.c`` (Snakemake's ``--config a.b.c=value`` sets it as one key) to
+    ``config["a"]["b"]["c"]``, in place, replacing what a config file set there. A path that names no
+    key of the schema raises :class:`ConfigError` naming the keys it may name."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    problems = []
+    for dotted in [key for key in config if isinstance(key, str) and "." in key]:
+        value = config.pop(dotted)
+        parts = dotted.split(".")
+        spec, target, path = schema, config, []
+        for index, part in enumerate(parts):
+            known = spec.get("properties", {})
+            if part not in known:
+                where = f"section {'.'.join(path)}" if path else "the top level"
+                problems.append(f"config key {dotted} (--config {dotted}=...): {'.'.join(path + [part])} is not a "
+                                f"key of {where}; known: {', '.join(known) or 'none'}")
+                break
+            path.append(part)
+            spec = known[part]
+            if index == len(parts) - 1:
+                target[part] = value
+            elif isinstance(target.get(part), dict):
+                target = target[part]
+            elif target.get(part) is None and spec.get("type") == "object":
+                target[part] = {}
+                target = target[part]
+            else:
+                problems.append(f"config key {dotted} (--config {dotted}=...): {'.'.join(path)} is not a section "
+                                f"but a value; give it as --config {'.'.join(path)}=VALUE")
+                break
+    if problems:
+        raise ConfigError(f"the command line's --config has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
+                          + "\nFix: name a key as config/README.md lists it, e.g. --config figures.entropy=scaled.")
+
+
 def check_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
     if problems := config_problems(config, schema_path):
         raise ConfigError(f"the config has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+
+# The config every run starts from, relative to the workflow's directory (the Snakefile's).
+DEFAULT_CONFIG = Path("config") / "config.yaml"
+
+
+def load_run_config(workflow_dir: str | os.PathLike, configfiles: list[str | os.PathLike] = (),
+                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config of a run as the workflow loads it: ``config/config.yaml`` of ``workflow_dir``, each
+    of ``configfiles`` merged over it key by key, then ``overrides`` (``--config``, keys may be dotted),
+    checked against the schema and completed with its defaults. Raises :class:`ConfigError`."""
+    from snakemake.utils import update_config, validate
+
+    config: dict[str, Any] = {}
+    for path in [Path(workflow_dir) / DEFAULT_CONFIG, *map(Path, configfiles)]:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist. Fix: give the path of a config file (relative "
+                              "to the working directory).")
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    update_config(config, dict(overrides or {}))
+    expand_dotted_keys(config, CONFIG_SCHEMA)
+    check_config(config, CONFIG_SCHEMA)
+    validate(config, str(CONFIG_SCHEMA))
+    return config
