@@ -19,7 +19,13 @@ from filterlens.io.scripting import share_with_rule_scripts
 
 share_with_rule_scripts(os.path.join(workflow.basedir, "src"))
 
-from filterlens.config.validation import CONFIG_SCHEMA, ConfigError, check_config
+from filterlens.config.validation import (
+    CONFIG_SCHEMA,
+    ConfigError,
+    check_config,
+    expand_dotted_keys,
+    retype_command_line,
+)
 from filterlens.config.datasets import CIFAR_TEST_FILES, LOCAL_TEST_DATA, test_images
 from filterlens.config.sheet import SheetError, pairs, read_sheet
 from filterlens.extract.filterdb import config_problems as filterdb_problems
@@ -42,13 +48,18 @@ from filterlens.report.provenance import run_facts
 
 
 def workflow_path(path):
-    """A relative path from the working directory, else from the workflow's own directory."""
+    """A relative path from the working directory, else from the workflow's own directory (the one
+    rule for every relative path a config names that the workflow reads; docs/runs.md)."""
     if os.path.isabs(path) or os.path.exists(path):
         return path
     return os.path.join(workflow.basedir, path)
 
 
 try:
+    # A dotted key of a config file (figures.entropy: scaled) into its section, and the values of a
+    # section given on the command line (--config 'figures={entropy: scaled}') typed by the schema.
+    expand_dotted_keys(config, CONFIG_SCHEMA)
+    retype_command_line(config, dict(workflow.config_settings.config), CONFIG_SCHEMA)
     check_config(config, CONFIG_SCHEMA)
     SHEET_PATH = workflow_path(config["sheet"])
     SHEET = read_sheet(SHEET_PATH)
@@ -92,12 +103,25 @@ check_sheet_models()
 onstart:
     # Not on dry runs: a finished run on read-only storage can still be inspected.
     from filterlens.io.atomic import unwritable_folders
+    from filterlens.report.staging import offline_stop
 
     if problems := unwritable_folders(["results", "data", "logs"]):
         raise WorkflowError("\n".join(problems))
+    if reason := offline_stop(config, SHEET, workflow_path):
+        raise WorkflowError(reason)
 
 
 validate(config, str(CONFIG_SCHEMA))  # fills in the schema's defaults
+
+# What this run must download or train, and whether it can (filterlens.report.staging,
+# docs/runs.md): a dry run says it in a few lines and plans anyway (plan the paper's zoo
+# anywhere); a real run that would download from servers this machine does not reach stops
+# in onstart (above), before any job, with every file to stage.
+if workflow.dryrun and workflow.is_main_process:
+    from filterlens.report.staging import dry_run_lines
+
+    for _line in dry_run_lines(config, SHEET):
+        logger.warning(f"filterlens: {_line}")
 
 
 # --- The zoo: model lists, wildcard constraints, sheet lookups -------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "filterlens"
 # The stages in data-flow order (docs/design.md, "Library layout").
-STAGES = ["io", "config", "models", "train", "acquire", "extract", "method", "reduce", "analyse", "report"]
+STAGES = ["io", "config", "models", "train", "acquire", "extract", "method", "reduce", "analyse", "report", "cli"]
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
 
 

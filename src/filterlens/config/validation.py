@@ -94,6 +94,41 @@ def expand_dotted_keys(config: dict[str, Any], schema_path: str | os.PathLike) -
                           + "\nFix: name a key as config/README.md lists it, e.g. --config figures.entropy=scaled.")
 
 
+def _types(spec: dict[str, Any]) -> set[str]:
+    kinds = spec.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    for option in spec.get("oneOf", []):
+        kinds |= _types(option)
+    return kinds
+
+
+def retype_command_line(config: dict[str, Any], command_line: dict[str, Any], schema_path: str | os.PathLike) -> None:
+    """Give the values of a section set on the command line their types, in place.
+
+    Snakemake reads ``--config 'training={epochs: 2, lr: 0.05}'`` with YAML's BaseLoader, which makes
+    every value inside the braces a string ('2'); each such value whose key the schema does not allow
+    to be a string is read again as YAML (2). Top-level values (``--config sheet=...``) keep
+    Snakemake's own reading."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+
+    def walk(given: Any, target: dict[str, Any], spec: dict[str, Any]) -> None:
+        for key, value in given.items():
+            sub = spec.get("properties", {}).get(key)
+            if sub is None or key not in target:
+                continue
+            if isinstance(value, dict) and isinstance(target[key], dict):
+                walk(value, target[key], sub)
+            elif isinstance(value, str) and target[key] == value and "string" not in _types(sub):
+                try:
+                    target[key] = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    pass  # left a string: the schema check names the key
+
+    for key, value in command_line.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            walk(value, config[key], schema.get("properties", {}).get(key, {}))
+
+
 def check_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
     if problems := config_problems(config, schema_path):
         raise ConfigError(f"the config has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))

@@ -98,7 +98,7 @@ class Plan:
                        + (f"  [{size}; from {item.host or 'nowhere: stage it by hand'}]" if not item.present else ""))
         if missing := self.missing:
             known = [i.download_bytes for i in missing if i.download_bytes]
-            out.append(f"to download: {_bytes(sum(known))} for {len(known)} of {len(missing)} missing item(s)"
+            out.append(f"to stage: {_bytes(sum(known))} for {len(known)} of {len(missing)} missing item(s)"
                        " (recorded in the lock file, else 4 bytes per parameter)")
         out.append("disk this run needs:")
         out += [f"  {what}: {_bytes(size)}" for what, size in self.disk.items()]
