@@ -60,9 +60,10 @@ def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> l
 
 
 def expand_dotted_keys(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
-    """Move every top-level key ``a.b.c`` (Snakemake's ``--config a.b.c=value`` sets it as one key) to
-    ``config["a"]["b"]["c"]``, in place, replacing what a config file set there. A path that names no
-    key of the schema raises :class:`ConfigError` naming the keys it may name."""
+    """Move every top-level key ``a.b.c`` (a config file's ``a.b.c: value``, or ``filterlens stage --config
+    a.b.c=value``) to ``config["a"]["b"]["c"]``, in place, replacing what was set there nested. A path that
+    names no key of the schema raises :class:`ConfigError` naming the keys it may name. (Snakemake's own
+    ``--config`` refuses a dotted key before the workflow starts; it takes ``--config 'a={b: value}'``.)"""
     schema = yaml.safe_load(Path(schema_path).read_text())
     problems = []
     for dotted in [key for key in config if isinstance(key, str) and "." in key]:
@@ -73,8 +74,8 @@ def expand_dotted_keys(config: dict[str, Any], schema_path: str | os.PathLike) -
             known = spec.get("properties", {})
             if part not in known:
                 where = f"section {'.'.join(path)}" if path else "the top level"
-                problems.append(f"config key {dotted} (--config {dotted}=...): {'.'.join(path + [part])} is not a "
-                                f"key of {where}; known: {', '.join(known) or 'none'}")
+                problems.append(f"config key {dotted}: {'.'.join(path + [part])} is not a key of {where}; known: "
+                                f"{', '.join(known) or 'none'}")
                 break
             path.append(part)
             spec = known[part]
@@ -86,12 +87,13 @@ def expand_dotted_keys(config: dict[str, Any], schema_path: str | os.PathLike) -
                 target[part] = {}
                 target = target[part]
             else:
-                problems.append(f"config key {dotted} (--config {dotted}=...): {'.'.join(path)} is not a section "
-                                f"but a value; give it as --config {'.'.join(path)}=VALUE")
+                problems.append(f"config key {dotted}: {'.'.join(path)} is a value, not a section; set it as "
+                                f"{'.'.join(path)}")
                 break
     if problems:
-        raise ConfigError(f"the command line's --config has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
-                          + "\nFix: name a key as config/README.md lists it, e.g. --config figures.entropy=scaled.")
+        raise ConfigError(f"the config has {len(problems)} problem(s) with dotted keys:\n  - " + "\n  - ".join(problems)
+                          + "\nFix: name a key as config/README.md lists it: figures.entropy: scaled in a config file, "
+                          "or --config 'figures={entropy: scaled}' on snakemake's command line.")
 
 
 def _types(spec: dict[str, Any]) -> set[str]:

@@ -26,8 +26,8 @@ def _proxy() -> tuple[str, int] | None:
     return (parsed.hostname, parsed.port or 8080) if parsed.hostname else None
 
 
-def unreachable_hosts(hosts: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
-    """Why each host of ``hosts`` that this machine cannot connect to is not reached (host -> reason).
+def unreachable_hosts(hosts: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S, port: int = 443) -> dict[str, str]:
+    """Why each host of ``hosts`` that this machine cannot connect to on ``port`` is not reached (host -> reason).
 
     Returns within about ``timeout_s`` seconds, whatever the name lookups do. A host behind the
     environment's HTTPS proxy counts as reached when the proxy accepts a connection (the proxy bypass
@@ -38,7 +38,7 @@ def unreachable_hosts(hosts: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S
     reasons: dict[str, str] = {}
 
     def attempt(host: str) -> None:
-        target = proxy or (host, 443)
+        target = proxy or (host, port)
         try:
             with socket.create_connection(target, timeout=timeout_s):
                 pass
