@@ -113,14 +113,14 @@ onstart:
 
 validate(config, str(CONFIG_SCHEMA))  # fills in the schema's defaults
 
-# What this run must download or train, and whether it can (filterlens.report.staging,
-# docs/runs.md): a dry run says it in a few lines and plans anyway (plan the paper's zoo
-# anywhere); a real run that would download from servers this machine does not reach stops
-# in onstart (above), before any job, with every file to stage.
-if workflow.dryrun and workflow.is_main_process:
-    from filterlens.report.staging import dry_run_lines
+# What this run must download or train (filterlens.report.staging, docs/runs.md), said in a few
+# lines by the process that plans the run (a dry run too: it plans the paper's zoo anywhere; at
+# parse time, where Snakemake does not yet say whether the run is dry). A real run that would
+# download from servers this machine does not reach stops in onstart (above), before any job.
+if workflow.is_main_process:
+    from filterlens.report.staging import planning_lines
 
-    for _line in dry_run_lines(config, SHEET):
+    for _line in planning_lines(config, SHEET):
         logger.warning(f"filterlens: {_line}")
 
 

@@ -156,13 +156,13 @@ def test_an_unstaged_run_with_no_network_stops_before_any_job_with_the_list(tmp_
     monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{_closed_port()}")  # run_snakemake passes os.environ
     plan = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(config))
     started = time.monotonic()
-    result = run_snakemake(tmp_path, "--cores", "1", "--configfile", str(config), "data/models/rb_mma.pt",
+    result = run_snakemake(tmp_path, "data/models/rb_mma.pt", "--cores", "1", "--configfile", str(config),
                            check=False)
-    assert "1 pretrained checkpoint(s) are not in data/models/" in plan.stderr
-    assert "`filterlens stage`" in plan.stderr
+    planned, output = plan.stdout + plan.stderr, result.stdout + result.stderr
+    assert "1 pretrained checkpoint(s) are not in data/models/" in planned and "`filterlens stage`" in planned
     assert result.returncode != 0 and time.monotonic() - started < 90
-    assert "drive.google.com, which this machine does not reach" in result.stderr
-    assert str(tmp_path / "rb" / "cifar10" / "Linf" / "Ding2020MMA.pt") in result.stderr
+    assert "drive.google.com, which this machine does not reach" in output
+    assert str(tmp_path / "rb" / "cifar10" / "Linf" / "Ding2020MMA.pt") in output
     assert not (tmp_path / "logs" / "acquire").exists()  # no job started
 
 
@@ -173,12 +173,13 @@ def test_a_run_directory_elsewhere_loads_config_yaml_and_takes_dotted_and_sectio
     settings = tmp_path / "mine.yaml"
     settings.write_text("training.epochs: 0\n")
     result = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(settings), check=False)
-    assert result.returncode != 0 and "config key training.epochs: 0 is less than the minimum of 1" in result.stderr
+    assert result.returncode != 0
+    assert "config key training.epochs: 0 is less than the minimum of 1" in result.stdout + result.stderr
     settings.write_text("training.epochs: 2\nfigures.entropy: scaled\n")
     run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(settings))
     # On the command line a section in braces: its values typed by the schema (0 is an integer)
     result = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--config", "training={epochs: 0}", check=False)
-    assert "config key training.epochs: 0 is less than the minimum of 1" in result.stderr
+    assert "config key training.epochs: 0 is less than the minimum of 1" in result.stdout + result.stderr
     run_snakemake(tmp_path, "-n", "--quiet", "rules", "--config", "figures={entropy: scaled}")
 
 

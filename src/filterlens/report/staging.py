@@ -1,8 +1,9 @@
 """What a run needs before it starts: the files to stage, the disk, the training jobs, the network.
 
-Used by ``filterlens stage`` (filterlens.cli.stage) and by the workflow (rules/common.smk): its dry
-run says in a few lines what is missing (:func:`dry_run_lines`), and a run that must download
-what this machine cannot reach stops before any job with the list (:func:`offline_stop`).
+Used by ``filterlens stage`` (filterlens.cli.stage) and by the workflow (rules/common.smk): the
+process that plans a run, a dry run too, says in a few lines what is missing (:func:`planning_lines`),
+and a run that must download what this machine cannot reach stops before any job with the list
+(:func:`offline_stop`).
 
 A model needs something staged while its checkpoint ``data/models/<model>.pt`` is not there:
 
@@ -373,9 +374,9 @@ def plan_run(config: dict[str, Any], sheet: pd.DataFrame, resolve=lambda path: p
 # --- the workflow's checks ----------------------------------------------------------------------
 
 
-def dry_run_lines(config: dict[str, Any], sheet: pd.DataFrame) -> list[str]:
-    """A few lines for the dry run: how many checkpoints must be downloaded or trained, and what that
-    needs (no imports, no network); empty when nothing is."""
+def planning_lines(config: dict[str, Any], sheet: pd.DataFrame) -> list[str]:
+    """A few lines for the process that plans the run (dry or not): how many checkpoints must be
+    downloaded or trained, and what that needs (no imports, no network); empty when nothing is."""
     wanted = models_to_acquire(config, sheet)
     lines = []
     if downloaded := len(wanted.get("robustbench", [])) + len(wanted.get("timm", [])):
