@@ -48,8 +48,8 @@ from filterlens.report.provenance import run_facts
 
 
 def workflow_path(path):
-    """A relative path from the working directory, else from the workflow's own directory (the one
-    rule for every relative path a config names that the workflow reads; docs/runs.md)."""
+    """A relative path from the working directory, else from the workflow's own directory: the
+    sheet, the lock file and the workflow's reference files (docs/runs.md)."""
     if os.path.isabs(path) or os.path.exists(path):
         return path
     return os.path.join(workflow.basedir, path)
@@ -193,6 +193,17 @@ if _problems := filterdb_problems(SHEET, FILTERDB["models"]) + download_problems
 FILTERDB_INPUTS = {
     role: storage(location) if is_query and FILTERDB_MODELS else location
     for role, (location, is_query) in database_files(FILTERDB).items()
+}
+
+
+# --- Pretrained models (rules/acquire_pretrained.smk) --------------------------------------
+
+# The lock file found as the sheet is (workflow_path): a run in a directory of its own verifies
+# against, and records into, the checkout's lock (docs/runs.md).
+ACQUISITION = {
+    **config["acquisition"],
+    "lock_file": config["acquisition"]["lock_file"]
+    and workflow_path(config["acquisition"]["lock_file"]),
 }
 
 

@@ -19,11 +19,12 @@ from conftest import REPO, run_snakemake
 
 from filterlens.acquire.downloads import NetworkUnreachable, with_retries
 from filterlens.cli import stage
-from filterlens.config.validation import ConfigError, expand_dotted_keys, retype_command_line, CONFIG_SCHEMA
+from filterlens.config.validation import CONFIG_SCHEMA, ConfigError, expand_dotted_keys, retype_command_line
 from filterlens.io.network import unreachable_hosts
 
 KWARGS = json.dumps({"dataset": "cifar10", "key": "Ding2020MMA", "threat_model": "Linf"})
-HEADER = "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc\n"
+HEADER = "\t".join(["model_id", "dataset", "architecture", "arch_kwargs", "robust", "source", "source_key",
+                    "counterpart", "clean_acc", "robust_acc"]) + "\n"
 
 
 def _closed_port() -> int:
@@ -106,7 +107,8 @@ def test_stage_lists_each_file_where_it_goes_the_disk_the_training_and_the_netwo
     assert status == 1, report
     assert f"MISSING  RobustBench checkpoint (rb_mma) -> {target}" in report
     assert "about 23.4 MB; from drive.google.com" in report  # WRN-28-4: 5.85M float32 parameters
-    assert "MISSING  cifar10 data (torchvision's folder) (normal_mma) -> data/datasets/cifar/cifar-10-batches-py" in report
+    assert ("MISSING  cifar10 data (torchvision's folder) (normal_mma) -> data/datasets/cifar/cifar-10-batches-py"
+            in report)
     # WRN-28-4's 3x3 filters: 3*16 + 16*64 + 64*64 + 6*64*64 + 64*128 + ... = 644,144 per model, two models
     assert "filter stores still to write (results/filters/, 32.1 bytes per filter): 41.4 MB" in report
     assert "1 train_cifar job(s), each on a GPU" in report and "GPU-hours: not measured" in report
@@ -200,8 +202,8 @@ def test_dotted_keys_go_into_their_sections_and_an_unknown_one_is_named():
 
 
 def test_a_section_given_on_the_command_line_is_typed_by_the_schema():
-    config = {"training": {"epochs": "2", "lr": "0.05", "adversarial": {"eps": "0.1"}}, "figures": {"entropy": "scaled"}}
-    retype_command_line(config, {"training": {"epochs": "2", "lr": "0.05", "adversarial": {"eps": "0.1"}},
-                                 "figures": {"entropy": "scaled"}}, CONFIG_SCHEMA)
+    given = {"training": {"epochs": "2", "lr": "0.05", "adversarial": {"eps": "0.1"}}, "figures": {"entropy": "scaled"}}
+    config = json.loads(json.dumps(given))
+    retype_command_line(config, given, CONFIG_SCHEMA)
     assert config == {"training": {"epochs": 2, "lr": 0.05, "adversarial": {"eps": 0.1}},
                       "figures": {"entropy": "scaled"}}

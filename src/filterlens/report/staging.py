@@ -85,11 +85,6 @@ class Plan:
     def missing(self) -> list[Item]:
         return [item for item in self.items if not item.present]
 
-    def blocked(self) -> list[Item]:
-        """Missing items that the run cannot fetch: no server, or one this machine does not reach."""
-        unreachable = self.unreachable or {}
-        return [i for i in self.missing if i.host is None or i.host in unreachable]
-
     def lines(self) -> list[str]:
         out = [f"{len(self.items)} item(s) to stage, {len(self.missing)} missing:"]
         for item in self.items:
@@ -142,8 +137,8 @@ def network_lines(unreachable: dict[str, str] | None, missing: list[Item]) -> li
     hosts = sorted({i.host for i in missing if i.host} | set(unreachable))
     if not hosts:
         return ["network: nothing to download"]
-    return ["network:"] + [f"  {host}: {'UNREACHABLE (' + unreachable[host] + ')' if host in unreachable else 'reachable'}"
-                           for host in hosts]
+    states = {host: f"UNREACHABLE ({unreachable[host]})" if host in unreachable else "reachable" for host in hosts}
+    return ["network:"] + [f"  {host}: {state}" for host, state in states.items()]
 
 
 # --- what the sheet's models need ------------------------------------------------------------
@@ -295,7 +290,8 @@ def _timm_items(rows: list[dict[str, Any]], sizes: bool) -> list[Item]:
                      for filename in ("model.safetensors", "pytorch_model.bin"))
         where = os.path.join(constants.HF_HUB_CACHE, "models--" + repo.replace("/", "--"))
         items.append(Item("timm weights (Hugging Face cache)", [row["model_id"]], where, cached,
-                          4.0 * _parameters(row) if sizes else None, False, None if constants.HF_HUB_OFFLINE else HOSTS["timm"],
+                          4.0 * _parameters(row) if sizes else None, False,
+                          None if constants.HF_HUB_OFFLINE else HOSTS["timm"],
                           f"fill the Hugging Face cache with {repo} (README.md, \"The paper's zoo\")"))
     return items
 
@@ -361,7 +357,8 @@ def plan_run(config: dict[str, Any], sheet: pd.DataFrame, resolve=lambda path: p
             checkpoints += 4.0 * _parameters(row)
         if model in wanted.get("train_cifar", []):
             train_step, forward = _flops(row)
-            training.append(TrainingJob(model, row["dataset"], epochs, train_step * train_images + forward * val_images))
+            per_epoch = train_step * train_images + forward * val_images
+            training.append(TrainingJob(model, row["dataset"], epochs, per_epoch))
     disk = {"filter stores still to write (results/filters/, 32.1 bytes per filter)": stores,
             "checkpoints still to write (data/models/, 4 bytes per parameter)": checkpoints,
             "summaries, analyses, figures and tables (results/)": SUMMARY_BYTES_PER_MODEL * len(sheet),
