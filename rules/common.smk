@@ -48,11 +48,13 @@ from filterlens.report.provenance import run_facts
 
 
 def workflow_path(path):
-    """A relative path from the working directory, else from the workflow's own directory: the
-    sheet, the lock file and the workflow's reference files (docs/runs.md)."""
-    if os.path.isabs(path) or os.path.exists(path):
+    """A relative path from the working directory, else from the workflow's own directory where it
+    is there, else in the working directory (where a new lock file is recorded): the sheet, the lock
+    file and the workflow's reference files (docs/runs.md)."""
+    in_workflow = os.path.join(workflow.basedir, path)
+    if os.path.isabs(path) or os.path.exists(path) or not os.path.exists(in_workflow):
         return path
-    return os.path.join(workflow.basedir, path)
+    return in_workflow
 
 
 try:

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from filterlens.report.staging import plan_run
 
     def resolve(path: str) -> str:  # the workflow's rule (rules/common.smk, workflow_path)
-        return path if os.path.isabs(path) or os.path.exists(path) else str(workflow_dir / path)
+        in_workflow = workflow_dir / path
+        return path if os.path.isabs(path) or os.path.exists(path) or not in_workflow.exists() else str(in_workflow)
 
     try:
         config = load_run_config(workflow_dir, args.configfile, _overrides(args.config))
