@@ -125,6 +125,24 @@ if workflow.is_main_process:
     for _line in planning_lines(config, SHEET):
         logger.warning(f"filterlens: {_line}")
 
+# A dry run of a large zoo lists the jobs per rule, not each job: the paper's 711 jobs would print
+# 780 KB. -n --verbose lists each job (docs/runs.md).
+LISTED_MODELS = 20
+_output = workflow.logger_manager.settings
+if (
+    workflow.is_main_process
+    and _output.dryrun
+    and not _output.verbose
+    and len(SHEET) > LISTED_MODELS
+):
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    logger.addFilter(lambda record: getattr(record, "event", None) != LogEvent.JOB_INFO)
+    logger.warning(
+        f"filterlens: this dry run of {len(SHEET)} models counts the jobs per rule below; "
+        "-n --verbose lists each job."
+    )
+
 
 # --- The zoo: model lists, wildcard constraints, sheet lookups -------------------------------
 

@@ -207,3 +207,19 @@ def test_a_section_given_on_the_command_line_is_typed_by_the_schema():
     retype_command_line(config, given, CONFIG_SCHEMA)
     assert config == {"training": {"epochs": 2, "lr": 0.05, "adversarial": {"eps": 0.1}},
                       "figures": {"entropy": "scaled"}}
+
+
+# --- the dry run's size ---------------------------------------------------------------------------
+
+
+@pytest.mark.workflow
+def test_the_papers_dry_run_counts_its_jobs_in_under_100_kb_and_a_small_zoo_lists_each_job(tmp_path):
+    paper = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"))
+    output = paper.stdout + paper.stderr
+    assert len(output.encode()) < 100_000, len(output.encode())
+    assert "this dry run of 114 models counts the jobs per rule below; -n --verbose lists each job" in output
+    assert "40 CIFAR counterpart(s) are trained here (rule train_cifar): each needs a GPU" in output
+    counts = dict(line.split() for line in output.splitlines() if line.startswith(("train_cifar ", "total ")))
+    assert counts == {"train_cifar": "40", "total": "711"}
+    micro = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "micro.yaml"))
+    assert "rule train_minizoo:" in micro.stdout and "counts the jobs per rule" not in micro.stdout + micro.stderr
