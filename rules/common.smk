@@ -109,7 +109,13 @@ onstart:
 
     if problems := unwritable_folders(["results", "data", "logs"]):
         raise WorkflowError("\n".join(problems))
-    if reason := offline_stop(config, SHEET, workflow_path):
+    # the models whose checkpoints this run acquires or trains
+    acquired = [
+        job.wildcards.model
+        for job in workflow.dag.needrun_jobs()
+        if job.rule.name in ("acquire_robustbench", "acquire_timm", "train_cifar")
+    ]
+    if reason := offline_stop(config, SHEET, workflow_path, models=acquired):
         raise WorkflowError(reason)
 
 

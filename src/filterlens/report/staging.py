@@ -391,12 +391,18 @@ def planning_lines(config: dict[str, Any], sheet: pd.DataFrame) -> list[str]:
 
 
 def offline_stop(config: dict[str, Any], sheet: pd.DataFrame, resolve=lambda path: path,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
-    """Why this run cannot start, or None: it would download files from servers this machine does not
-    reach. The message lists every missing file. Quick when nothing is missing: no import, no network."""
-    if not models_to_acquire(config, sheet) and not uses_filterdb(sheet, config["filterdb"]["models"]):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, models: list[str] | None = None) -> str | None:
+    """Why this run cannot start, or None: its acquisition jobs would download checkpoints or CIFAR data
+    from servers this machine does not reach. The message lists every missing file. Quick when no
+    checkpoint is missing: no import, no network. (The filter database's files come through Snakemake's
+    storage plugin, which fails on its own when it cannot download them.) ``models``: only these
+    (the run's acquisition and training jobs), else every model of the sheet."""
+    if models is not None:
+        sheet = sheet[sheet.model_id.isin(models)]
+    if not models_to_acquire(config, sheet):
         return None
-    missing = [i for i in staging_items(config, sheet, resolve, sizes=False) if not i.present]
+    missing = [i for i in staging_items(config, sheet, resolve, sizes=False)
+               if not i.present and i.host != HOSTS["filterdb"]]
     hosts = sorted({i.host for i in missing if i.host})
     unreachable = unreachable_hosts(hosts, timeout_s) if hosts else {}
     if not unreachable:
