@@ -144,7 +144,7 @@ def test_stage_is_quick_on_the_papers_zoo(tmp_path, monkeypatch):
     started = time.monotonic()
     status, report = _stage("--configfile", str(REPO / "config" / "paper.yaml"))
     assert status == 1
-    assert "78 item(s) to stage, 78 missing" in report  # 75 RobustBench files (one ensemble of 3), 3 timm, 2 CIFAR
+    assert "78 item(s) to stage, 78 missing" in report  # 73 RobustBench files (71 models, one an ensemble of 3), 3 timm, 2 CIFAR
     assert "40 train_cifar job(s)" in report
     assert time.monotonic() - started < 120  # a loaded 2-core machine; about 15 s when idle
 
