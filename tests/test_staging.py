@@ -144,7 +144,8 @@ def test_stage_is_quick_on_the_papers_zoo(tmp_path, monkeypatch):
     started = time.monotonic()
     status, report = _stage("--configfile", str(REPO / "config" / "paper.yaml"))
     assert status == 1
-    assert "78 item(s) to stage, 78 missing" in report  # 73 RobustBench files (71 models, one an ensemble of 3), 3 timm, 2 CIFAR
+    # 73 RobustBench files (71 models, one an ensemble of 3), 3 timm cache entries, 2 CIFAR folders
+    assert "78 item(s) to stage, 78 missing" in report
     assert "40 train_cifar job(s)" in report
     assert time.monotonic() - started < 120  # a loaded 2-core machine; about 15 s when idle
 
