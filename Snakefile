@@ -5,12 +5,16 @@
 #   snakemake --cores all --configfile config/paper.yaml   the paper's 71 + 43 models
 #   snakemake --profile profiles/slurm --workflow-profile none ...   on a SLURM cluster
 #                                                          (docs/cluster.md)
+#   snakemake --cores all --directory runs/my-zoo --configfile my.yaml   a run of its own (docs/runs.md)
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The config every run starts from, whatever the working directory (docs/runs.md).
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "rules/report/workflow.rst"

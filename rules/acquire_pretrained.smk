@@ -36,7 +36,7 @@ rule acquire_robustbench:
         runtime=120,
     params:
         row=sheet_row,
-        acquisition=config["acquisition"],
+        acquisition=ACQUISITION,
     script:
         "../workflow_scripts/acquire_robustbench.py"
 

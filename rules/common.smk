@@ -19,7 +19,13 @@ from filterlens.io.scripting import share_with_rule_scripts
 
 share_with_rule_scripts(os.path.join(workflow.basedir, "src"))
 
-from filterlens.config.validation import CONFIG_SCHEMA, ConfigError, check_config
+from filterlens.config.validation import (
+    CONFIG_SCHEMA,
+    ConfigError,
+    check_config,
+    expand_dotted_keys,
+    retype_command_line,
+)
 from filterlens.config.datasets import CIFAR_TEST_FILES, LOCAL_TEST_DATA, test_images
 from filterlens.config.sheet import SheetError, pairs, read_sheet
 from filterlens.extract.filterdb import config_problems as filterdb_problems
@@ -42,13 +48,20 @@ from filterlens.report.provenance import run_facts
 
 
 def workflow_path(path):
-    """A relative path from the working directory, else from the workflow's own directory."""
-    if os.path.isabs(path) or os.path.exists(path):
+    """A relative path from the working directory, else from the workflow's own directory where it
+    is there, else in the working directory (where a new lock file is recorded): the sheet, the lock
+    file and the workflow's reference files (docs/runs.md)."""
+    in_workflow = os.path.join(workflow.basedir, path)
+    if os.path.isabs(path) or os.path.exists(path) or not os.path.exists(in_workflow):
         return path
-    return os.path.join(workflow.basedir, path)
+    return in_workflow
 
 
 try:
+    # A dotted key of a config file (figures.entropy: scaled) into its section, and the values of a
+    # section given on the command line (--config 'figures={entropy: scaled}') typed by the schema.
+    expand_dotted_keys(config, CONFIG_SCHEMA)
+    retype_command_line(config, dict(workflow.config_settings.config), CONFIG_SCHEMA)
     check_config(config, CONFIG_SCHEMA)
     SHEET_PATH = workflow_path(config["sheet"])
     SHEET = read_sheet(SHEET_PATH)
@@ -93,12 +106,49 @@ check_sheet_models()
 onstart:
     # Not on dry runs: a finished run on read-only storage can still be inspected.
     from filterlens.io.atomic import unwritable_folders
+    from filterlens.report.staging import offline_stop
 
     if problems := unwritable_folders(["results", "data", "logs"]):
         raise WorkflowError("\n".join(problems))
+    # the models whose checkpoints this run acquires or trains
+    acquired = [
+        job.wildcards.model
+        for job in workflow.dag.needrun_jobs()
+        if job.rule.name in ("acquire_robustbench", "acquire_timm", "train_cifar")
+    ]
+    if reason := offline_stop(config, SHEET, workflow_path, models=acquired):
+        raise WorkflowError(reason)
 
 
 validate(config, str(CONFIG_SCHEMA))  # fills in the schema's defaults
+
+# What this run must download or train (filterlens.report.staging, docs/runs.md), said in a few
+# lines by the process that plans the run (a dry run too: it plans the paper's zoo anywhere; at
+# parse time, where Snakemake does not yet say whether the run is dry). A real run that would
+# download from servers this machine does not reach stops in onstart (above), before any job.
+if workflow.is_main_process:
+    from filterlens.report.staging import planning_lines
+
+    for _line in planning_lines(config, SHEET):
+        logger.warning(f"filterlens: {_line}")
+
+# A dry run of a large zoo lists the jobs per rule, not each job: the paper's 711 jobs would print
+# 780 KB. -n --verbose lists each job (docs/runs.md).
+LISTED_MODELS = 20
+_output = workflow.logger_manager.settings
+if (
+    workflow.is_main_process
+    and _output.dryrun
+    and not _output.verbose
+    and len(SHEET) > LISTED_MODELS
+):
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    logger.addFilter(lambda record: getattr(record, "event", None) != LogEvent.JOB_INFO)
+    logger.warning(
+        f"filterlens: this dry run of {len(SHEET)} models counts the jobs per rule below; "
+        "-n --verbose lists each job."
+    )
 
 
 # --- The zoo: model lists, wildcard constraints, sheet lookups -------------------------------
@@ -199,6 +249,17 @@ if _problems := filterdb_problems(SHEET, FILTERDB["models"]) + download_problems
 FILTERDB_INPUTS = {
     role: storage(location) if is_query and FILTERDB_MODELS else location
     for role, (location, is_query) in database_files(FILTERDB).items()
+}
+
+
+# --- Pretrained models (rules/acquire_pretrained.smk) --------------------------------------
+
+# The lock file found as the sheet is (workflow_path): a run in a directory of its own verifies
+# against, and records into, the checkout's lock (docs/runs.md).
+ACQUISITION = {
+    **config["acquisition"],
+    "lock_file": config["acquisition"]["lock_file"]
+    and workflow_path(config["acquisition"]["lock_file"]),
 }
 
 

@@ -33,7 +33,8 @@ HEADER = """\
      edit those, then run `.venv/bin/python tools/config_reference.py`. -->
 
 A run is configured by one YAML file and one zoo sheet. `config/config.yaml` (the offline
-mini zoo) is always loaded first; `--configfile` files are merged over it key by key:
+mini zoo, in the workflow's directory) is always loaded first, whatever the working directory;
+`--configfile` files are merged over it key by key, then `--config` (`docs/runs.md`):
 
 | file | what |
 |---|---|
@@ -45,7 +46,15 @@ mini zoo) is always loaded first; `--configfile` files are merged over it key by
 ```bash
 .venv/bin/snakemake --cores all --configfile config/paper.yaml
 .venv/bin/snakemake --cores all --configfile config/paper.yaml my-settings.yaml   # later files win
+.venv/bin/snakemake --cores all --config 'figures={entropy: scaled}'   # one key of a section
+.venv/bin/snakemake --cores all --directory runs/paper --configfile config/paper.yaml   # a run of its own
 ```
+
+Keys are named dotted below (`figures.entropy`). In a config file a dotted key works as it is
+(`figures.entropy: scaled`); on Snakemake's command line, which refuses dotted names, give the
+section with its keys in braces, `--config 'figures={entropy: scaled}'` (only those keys change,
+typed as the table says). A relative path in a config is found from the working directory, else
+from the workflow's directory.
 
 Config holds science parameters only: threads, memory and run times are resources of the
 rules and the profiles (`profiles/default/`, `profiles/slurm/`, `docs/cluster.md`). The

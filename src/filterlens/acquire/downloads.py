@@ -28,9 +28,11 @@ timm
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
+import socket
 import time
 import zipfile
 from dataclasses import dataclass
@@ -66,6 +68,11 @@ class AcquisitionError(RuntimeError):
 
 class PermanentError(AcquisitionError):
     """A failure that another attempt cannot fix (not retried)."""
+
+
+class NetworkUnreachable(PermanentError):
+    """A download could not resolve its host or connect to it: this machine has no network, or not
+    to that host (not retried, :func:`unreachable_cause`)."""
 
 
 class LockMismatch(PermanentError):
@@ -259,14 +266,44 @@ def verify_or_record(lock_path: str | os.PathLike, model_dir: str | os.PathLike,
 # Retries
 
 
+# errno values of a connection that cannot be made at all (no route, no interface, no network)
+UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL}
+
+
+def unreachable_cause(error: BaseException) -> OSError | None:
+    """The error in ``error``'s chain that says the host cannot be resolved or connected to, or None.
+
+    The chain is followed through ``__cause__``, ``__context__`` and urllib3's ``reason`` (requests
+    wraps urllib3's MaxRetryError, which wraps NameResolutionError, which wraps socket.gaierror).
+    A name that does not resolve (socket.gaierror), a refused connection and an unreachable network
+    or host cannot succeed on another attempt; a connection reset or timed out mid-way can, and is
+    not named here.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        link = pending.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        if isinstance(link, (socket.gaierror, ConnectionRefusedError)) or (
+                isinstance(link, OSError) and link.errno in UNREACHABLE_ERRNOS):
+            return link
+        reason = getattr(link, "reason", None)
+        pending += [link.__cause__, link.__context__, reason if isinstance(reason, BaseException) else None]
+    return None
+
+
 def with_retries(action: Callable[[int], T], *, attempts: int, backoff_s: float, max_backoff_s: float = 600.0,
                  sleep: Callable[[float], None] = time.sleep, give_up_on: tuple[type[BaseException], ...] = (),
                  what: str = "download", fix: str = "", log: logging.Logger = LOG) -> T:
     """Call ``action(attempt)`` until it returns, at most ``attempts`` times.
 
     Between failures it sleeps ``backoff_s * 2**i`` seconds (at most ``max_backoff_s``).
-    Exceptions of ``give_up_on`` (and KeyboardInterrupt) are raised at once. After the last
-    failure, :class:`AcquisitionError` lists every attempt's error and the ``fix``.
+    Exceptions of ``give_up_on`` (and KeyboardInterrupt) are raised at once. An error whose chain
+    says the host cannot be resolved or connected to (:func:`unreachable_cause`) raises
+    :class:`NetworkUnreachable` at once, with the ``fix``. After the last failure,
+    :class:`AcquisitionError` lists every attempt's error and the ``fix``.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
@@ -277,6 +314,12 @@ def with_retries(action: Callable[[int], T], *, attempts: int, backoff_s: float,
         except give_up_on:
             raise
         except Exception as error:  # noqa: BLE001 - network code raises anything
+            if cause := unreachable_cause(error):
+                raise NetworkUnreachable(
+                    f"{what}: the download cannot reach its server ({type(cause).__name__}: {cause}); this machine "
+                    "has no network, or none to that host, and another attempt would fail the same way. Stage the "
+                    "files instead (`filterlens stage` lists each one and where it goes; docs/runs.md)."
+                    + (f"\n{fix}" if fix else "")) from error
             errors.append(f"attempt {attempt}: {type(error).__name__}: {error}")
             log.warning("%s failed (attempt %d of %d): %s", what, attempt, attempts, error)
             if attempt < attempts:

@@ -1,7 +1,8 @@
 """Validate a workflow config against its JSON schema, with messages a user can act on.
 
 Every violation is reported at once as ``key.path: problem (allowed: ...)``; Snakemake's own
-``validate`` then fills in the schema's defaults.
+``validate`` then fills in the schema's defaults. A key given dotted on the command line
+(``--config figures.entropy=scaled``) is first put where it belongs (:func:`expand_dotted_keys`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,102 @@ def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> l
     return problems
 
 
+def expand_dotted_keys(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
+    """Move every top-level key ``a.b.c`` (a config file's ``a.b.c: value``, or ``filterlens stage --config
+    a.b.c=value``) to ``config["a"]["b"]["c"]``, in place, replacing what was set there nested. A path that
+    names no key of the schema raises :class:`ConfigError` naming the keys it may name. (Snakemake's own
+    ``--config`` refuses a dotted key before the workflow starts; it takes ``--config 'a={b: value}'``.)"""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    problems = []
+    for dotted in [key for key in config if isinstance(key, str) and "." in key]:
+        value = config.pop(dotted)
+        parts = dotted.split(".")
+        spec, target, path = schema, config, []
+        for index, part in enumerate(parts):
+            known = spec.get("properties", {})
+            if part not in known:
+                where = f"section {'.'.join(path)}" if path else "the top level"
+                problems.append(f"config key {dotted}: {'.'.join(path + [part])} is not a key of {where}; known: "
+                                f"{', '.join(known) or 'none'}")
+                break
+            path.append(part)
+            spec = known[part]
+            if index == len(parts) - 1:
+                target[part] = value
+            elif isinstance(target.get(part), dict):
+                target = target[part]
+            elif target.get(part) is None and spec.get("type") == "object":
+                target[part] = {}
+                target = target[part]
+            else:
+                problems.append(f"config key {dotted}: {'.'.join(path)} is a value, not a section; set it as "
+                                f"{'.'.join(path)}")
+                break
+    if problems:
+        raise ConfigError(f"the config has {len(problems)} problem(s) with dotted keys:\n  - " + "\n  - ".join(problems)
+                          + "\nFix: name a key as config/README.md lists it: figures.entropy: scaled in a config file, "
+                          "or --config 'figures={entropy: scaled}' on snakemake's command line.")
+
+
+def _types(spec: dict[str, Any]) -> set[str]:
+    kinds = spec.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    for option in spec.get("oneOf", []):
+        kinds |= _types(option)
+    return kinds
+
+
+def retype_command_line(config: dict[str, Any], command_line: dict[str, Any], schema_path: str | os.PathLike) -> None:
+    """Give the values of a section set on the command line their types, in place.
+
+    Snakemake reads ``--config 'training={epochs: 2, lr: 0.05}'`` with YAML's BaseLoader, which makes
+    every value inside the braces a string ('2'); each such value whose key the schema does not allow
+    to be a string is read again as YAML (2). Top-level values (``--config sheet=...``) keep
+    Snakemake's own reading."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+
+    def walk(given: Any, target: dict[str, Any], spec: dict[str, Any]) -> None:
+        for key, value in given.items():
+            sub = spec.get("properties", {}).get(key)
+            if sub is None or key not in target:
+                continue
+            if isinstance(value, dict) and isinstance(target[key], dict):
+                walk(value, target[key], sub)
+            elif isinstance(value, str) and target[key] == value and "string" not in _types(sub):
+                try:
+                    target[key] = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    pass  # left a string: the schema check names the key
+
+    for key, value in command_line.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            walk(value, config[key], schema.get("properties", {}).get(key, {}))
+
+
 def check_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
     if problems := config_problems(config, schema_path):
         raise ConfigError(f"the config has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+
+# The config every run starts from, relative to the workflow's directory (the Snakefile's).
+DEFAULT_CONFIG = Path("config") / "config.yaml"
+
+
+def load_run_config(workflow_dir: str | os.PathLike, configfiles: list[str | os.PathLike] = (),
+                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config of a run as the workflow loads it: ``config/config.yaml`` of ``workflow_dir``, each
+    of ``configfiles`` merged over it key by key, then ``overrides`` (``--config``, keys may be dotted),
+    checked against the schema and completed with its defaults. Raises :class:`ConfigError`."""
+    from snakemake.utils import update_config, validate
+
+    config: dict[str, Any] = {}
+    for path in [Path(workflow_dir) / DEFAULT_CONFIG, *map(Path, configfiles)]:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist. Fix: give the path of a config file (relative "
+                              "to the working directory).")
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    update_config(config, dict(overrides or {}))
+    expand_dotted_keys(config, CONFIG_SCHEMA)
+    check_config(config, CONFIG_SCHEMA)
+    validate(config, str(CONFIG_SCHEMA))
+    return config
