@@ -285,6 +285,18 @@ def make_optimizer(model: nn.Module, recipe: CifarRecipe) -> tuple[torch.optim.O
     return optimizer, scheduler
 
 
+def prepare_model(model: nn.Module, recipe: CifarRecipe, device: torch.device) -> nn.Module:
+    """``model`` moved to ``device`` (in channels-last layout with ``recipe.channels_last``), and the
+    module the training steps call: ``torch.compile(model)`` with ``recipe.compile``, else the
+    model itself, which validates and holds the weights that are saved either way. The steps'
+    batches go in channels-last layout too, and with ``recipe.precision`` bf16 the steps run
+    :func:`filterlens.train.batches.sgd_step` with ``autocast=PRECISIONS[recipe.precision]``."""
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if recipe.compile else model
+
+
 def resume_path(output: str | os.PathLike) -> Path:
     """The resume file of an output: ``data/models/.{model}.train_state.pt`` beside it."""
     output = Path(output)
@@ -364,13 +376,8 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
         torch.use_deterministic_algorithms(True)
     else:  # GPU: fast cuDNN kernels; runs agree to floating-point noise, not bitwise
         torch.backends.cudnn.benchmark = True
-    model.to(device)
-    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    if recipe.channels_last:
-        model.to(memory_format=memory_format)
+    step_model = prepare_model(model, recipe, device)
     optimizer, scheduler = make_optimizer(model, recipe)
-    # The training steps' module; the model itself validates and holds the weights saved.
-    step_model = torch.compile(model) if recipe.compile else model
     autocast = PRECISIONS[recipe.precision]
     fingerprint = {"recipe": recipe.fingerprint(), "model": fingerprint_extra or {},
                    "n_train": len(data.x_train), "n_val": len(data.x_val)}
@@ -407,7 +414,7 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
         for index in batches:
             xb = to_float(augment(x_train[index], generator, recipe.crop_padding, recipe.horizontal_flip))
             if recipe.channels_last:
-                xb = xb.contiguous(memory_format=memory_format)
+                xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y_train[index]
             logits, loss = sgd_step(step_model, optimizer, xb, yb, autocast)
             total_loss += loss.detach() * len(index)
