@@ -347,7 +347,7 @@ def test_each_option_trains_resumes_and_is_recorded(tmp_path, cifar10_dir, one_t
     assert state_file.exists()
 
 
-def test_a_resume_file_from_before_the_options_resumes_under_the_defaults(tmp_path, cifar10_dir, one_thread):
+def test_a_resume_state_without_the_option_keys_resumes_under_the_defaults(tmp_path, cifar10_dir, one_thread):
     """A state without the option keys was trained as the defaults train: it resumes under them."""
     data = load_cifar(cifar10_dir, "cifar10", RECIPE, verify_checksums=False)
     state_file = tmp_path / "state.pt"

@@ -8,8 +8,8 @@ checkpoint with the best validation accuracy is kept.
 Options that keep the recipe (:data:`OPTION_KEYS`, default off): ``precision: bf16`` (the
 forward pass and loss of each training step under bfloat16 autocast; weights, optimizer and
 validation in float32), ``channels_last`` (weights and batches in channels-last layout) and
-``compile`` (the training steps run through ``torch.compile`` of the model). The default
-computes exactly what it computed without them. Each is part of the resume fingerprint; a
+``compile`` (the training steps run through ``torch.compile`` of the model). With the
+defaults the step is the recipe's alone: no autocast, no layout change, no compilation. Each is part of the resume fingerprint; a
 resume file that differs from the run in these keys alone is refused with the key and the fix
 (:class:`ResumeOptionError`) rather than discarded, since it may hold days of progress.
 
@@ -342,8 +342,8 @@ def _yaml(value: Any) -> str:
 
 
 def _with_default_options(fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """A stored fingerprint with the options it lacks at their defaults: a resume file written before
-    the options existed was trained as the defaults train."""
+    """A stored fingerprint with the options it lacks at their defaults: a resume file without them
+    was written by a run whose step was the defaults' step."""
     if not isinstance(fingerprint.get("recipe"), dict):
         return fingerprint
     defaults = {key: getattr(CifarRecipe, key) for key in OPTION_KEYS}
