@@ -22,8 +22,8 @@ from conftest import run_snakemake
 import filterlens.train.cifar as cifar
 from filterlens.acquire.checkpoint import build_model, load_checkpoint
 from filterlens.models.architectures import build_architecture
-from filterlens.train.cifar import (CifarDataError, CifarRecipe, augment, load_cifar, recipe_from_config, resume_path,
-                                    train_cifar)
+from filterlens.train.cifar import (OPTION_KEYS, CifarDataError, CifarRecipe, ResumeOptionError, augment, load_cifar,
+                                    recipe_from_config, resume_path, train_cifar)
 
 ARCH = ("wide_resnet", {"depth": 10, "widen_factor": 1})
 # Tiny: 5 x 12 training images, 24 test images, batches of 12, at most 3 steps per epoch.
@@ -157,6 +157,7 @@ def test_recipe_defaults_are_the_papers():
     assert (r.epochs, r.batch_size, r.lr, r.momentum, r.nesterov, r.weight_decay) == (125, 256, 0.01, 0.9, True, 0.01)
     assert (r.lr_step_epochs, r.lr_gamma, r.crop_padding, r.horizontal_flip) == (30, 0.1, 4, True)
     assert r.validation_split == "test"
+    assert r.options() == {"precision": "fp32", "channels_last": False, "compile": False}  # the authors': fp32
     schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     section = schema["properties"]["cifar_training"]["properties"]
     defaults = {k: v["default"] for k, v in section.items() if k != "validation"}
@@ -262,5 +263,105 @@ def test_rule_train_cifar_resumes_and_writes_the_checkpoint_contract(tmp_path, c
     assert (checkpoint.source, checkpoint.normalization, checkpoint.dataset) == ("train_cifar", None, "cifar10")
     assert (checkpoint.architecture, checkpoint.arch_kwargs, checkpoint.num_classes) == (*ARCH, 10)
     assert checkpoint.extra["best_epoch"] == whole.best_epoch and "test set" in checkpoint.extra["validation"]
+    assert checkpoint.extra["training_options"] == {"precision": "fp32", "channels_last": False, "compile": False}
+    assert {k: checkpoint.extra["recipe"][k] for k in OPTION_KEYS} == checkpoint.extra["training_options"]
     _assert_same_state(checkpoint.state_dict, whole.best_state)
     build_model(checkpoint)
+
+
+# --- options that keep the recipe: precision, channels_last, compile --------------------------
+
+OPTIONS = [{"precision": "bf16"}, {"channels_last": True}, {"compile": True}]
+
+
+@pytest.fixture
+def cheap_compile(monkeypatch):
+    """torch.compile with the aot_eager backend, counting the graphs it captures.
+
+    Inductor's default backend compiles C++ kernels on the CPU: 75 s for the tiny WRN-10-1 of
+    these tests on a loaded 2-core machine, too slow for a test. aot_eager runs the same Dynamo
+    capture and AOT autograd of forward and backward (seconds) and only skips the kernel
+    generation, so the option's path through the training step is exercised for real."""
+    real, graphs = torch.compile, []
+    aot_eager = torch._dynamo.lookup_backend("aot_eager")
+
+    def counting(gm, example_inputs):
+        graphs.append(gm)
+        return aot_eager(gm, example_inputs)
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: real(model, backend=counting))
+    yield graphs
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: next(iter(o)))
+def test_each_option_trains_resumes_and_is_recorded(tmp_path, cifar10_dir, one_thread, cheap_compile, option):
+    recipe = CifarRecipe(**{**RECIPE.fingerprint(), "epochs": 3, **option})
+    data = load_cifar(cifar10_dir, "cifar10", recipe, verify_checksums=False)
+    layouts, weights, outputs = [], [], []
+
+    def inspect(epoch, model):
+        conv = model.conv1.weight
+        layouts.append(conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous())
+        weights.append(conv.dtype)
+        if epoch == 1 and not recipe.compile:  # the dtype of conv1's output in the later epochs' steps
+            model.conv1.register_forward_hook(lambda module, args, out: outputs.append((module.training, out.dtype)))
+
+    whole = _train(data, tmp_path / "whole.pt", recipe=recipe, on_epoch_end=inspect)
+    losses = [h["loss"] for h in whole.history]
+    assert losses[-1] < losses[0], losses  # it trains
+    assert weights == [torch.float32] * 3  # weights stay float32 under every option
+    assert layouts == [option.get("channels_last", False)] * 3
+    assert bool(cheap_compile) == option.get("compile", False)  # the steps ran through torch.compile
+    recorded = torch.load(tmp_path / "whole.pt", weights_only=True)["fingerprint"]["recipe"]
+    assert {k: recorded[k] for k in OPTION_KEYS} == recipe.options() == {**CifarRecipe().options(), **option}
+
+    # bf16 autocast reaches the training steps and not the validation pass.
+    if not recipe.compile:
+        step = torch.bfloat16 if option.get("precision") == "bf16" else torch.float32
+        assert set(outputs) == {(True, step), (False, torch.float32)}
+
+    # A killed run resumes after its last epoch and ends where the uninterrupted one ended (bitwise on the CPU).
+    state_file = tmp_path / "resumed.pt"
+
+    def kill_after_second(epoch, model):
+        if epoch == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _train(data, state_file, recipe=recipe, on_epoch_end=kill_after_second)
+    resumed = _train(data, state_file, recipe=recipe)
+    assert resumed.resumed_from == 2 and [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in (*whole.history, *resumed.history)]
+    assert strip[:3] == strip[3:]
+    _assert_same_state(resumed.best_state, whole.best_state)
+
+    # Resumed under the default instead: refused, naming the key, both values and the fix; the file stays.
+    with pytest.raises(ResumeOptionError) as error:
+        _train(data, state_file, recipe=CifarRecipe(**{**recipe.fingerprint(), **CifarRecipe().options()}))
+    (key, value), = option.items()
+    message = str(error.value)
+    default = str(getattr(CifarRecipe(), key)).lower()
+    assert f"cifar_training.{key}: {str(value).lower()}" in message and f"cifar_training.{key}: {default}" in message
+    assert str(state_file) in message and "delete" in message
+    assert state_file.exists()
+
+
+def test_a_resume_state_without_the_option_keys_resumes_under_the_defaults(tmp_path, cifar10_dir, one_thread):
+    """A state without the option keys was trained as the defaults train: it resumes under them."""
+    data = load_cifar(cifar10_dir, "cifar10", RECIPE, verify_checksums=False)
+    state_file = tmp_path / "state.pt"
+    with pytest.raises(Interrupted):
+        _train(data, state_file, on_epoch_end=lambda epoch, model: (_ for _ in ()).throw(Interrupted()))
+    state = torch.load(state_file, weights_only=True)
+    for key in OPTION_KEYS:
+        del state["fingerprint"]["recipe"][key]
+    torch.save(state, state_file)
+    assert _train(data, state_file).resumed_from == 1
+    with pytest.raises(ResumeOptionError, match="cifar_training.precision: fp32"):
+        _train(data, state_file, recipe=CifarRecipe(**{**RECIPE.fingerprint(), "precision": "bf16"}))
+
+
+def test_an_unknown_precision_is_refused_naming_the_key():
+    with pytest.raises(ValueError, match="cifar_training.precision must be one of fp32, bf16"):
+        CifarRecipe(precision="fp16")

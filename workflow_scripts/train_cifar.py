@@ -41,6 +41,7 @@ with rule_script(snakemake) as log:
             source="train_cifar", state_dict=result.best_state,
             extra={
                 "recipe": json.loads(json.dumps(section)),
+                "training_options": recipe.options(),  # precision, channels_last, compile
                 "validation": data.validation,
                 "best_epoch": result.best_epoch,
                 "best_val_acc": result.best_val_acc,

@@ -4,6 +4,7 @@ step, and accuracy over batches."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -40,10 +41,13 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-             y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step of ``optimizer`` on the cross-entropy of the batch; returns its logits and loss."""
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
+             y: torch.Tensor, autocast: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of ``optimizer`` on the cross-entropy of the batch; returns its logits and loss.
+    With ``autocast`` (torch.bfloat16) the forward pass and the loss run under ``torch.autocast``
+    on the batch's device; the backward pass and the step see the float32 weights as always."""
+    with torch.autocast(x.device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext():
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

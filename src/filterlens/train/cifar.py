@@ -5,6 +5,14 @@ lr x0.1 every 30 epochs (``StepLR``, stepped per epoch), fp32 (no mixed precisio
 RandomCrop(32, padding=4) + horizontal flip, inputs in [0, 1] without normalisation; the
 checkpoint with the best validation accuracy is kept.
 
+Options that keep the recipe (:data:`OPTION_KEYS`, default off): ``precision: bf16`` (the
+forward pass and loss of each training step under bfloat16 autocast; weights, optimizer and
+validation in float32), ``channels_last`` (weights and batches in channels-last layout) and
+``compile`` (the training steps run through ``torch.compile`` of the model). With the
+defaults the step is the recipe's alone: no autocast, no layout change, no compilation. Each is part of the resume fingerprint; a
+resume file that differs from the run in these keys alone is refused with the key and the fix
+(:class:`ResumeOptionError`) rather than discarded, since it may hold days of progress.
+
 Data: torchvision's CIFAR-10/100 folders (``cifar-10-batches-py``, ``cifar-100-python``)
 under ``data_dir``, read once with ``torchvision.datasets.CIFAR10/100`` into a uint8 tensor
 that lives on the training device. Batches are drawn and augmented there (the crop and flip
@@ -45,6 +53,8 @@ from filterlens.train.batches import batched_accuracy, random_crop, random_flip,
 
 STATE_FORMAT = "filterlens-train-state"
 STATE_VERSION = 1
+# Options of the recipe that change its speed or numerics, not what it trains (schema: cifar_training).
+OPTION_KEYS = ("precision", "channels_last", "compile")
 
 # torchvision's folder and files of each dataset (torchvision.datasets.CIFAR10/100).
 CIFAR_FILES = {
@@ -60,6 +70,10 @@ class CifarDataError(RuntimeError):
     """The CIFAR data is missing or corrupt; the message names the folder and the fix."""
 
 
+class ResumeOptionError(RuntimeError):
+    """A resume file written with other options (:data:`OPTION_KEYS`); the message names the key and the fix."""
+
+
 def _flat(section: dict[str, Any]) -> dict[str, Any]:
     """A ``cifar_training`` section with ``validation.<key>`` as ``validation_<key>``."""
     flat = {k: v for k, v in section.items() if k != "validation"}
@@ -68,6 +82,8 @@ def _flat(section: dict[str, Any]) -> dict[str, Any]:
 
 
 _DEFAULTS = _flat(schema_defaults("cifar_training"))  # the packaged schema's: the paper's recipe
+# cifar_training.precision: the dtype of the autocast of each training step's forward pass and loss.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,18 @@ class CifarRecipe:
     # Tests and smoke runs only: at most this many batches per epoch / images per split.
     max_steps_per_epoch: int | None = _DEFAULTS["max_steps_per_epoch"]
     limit: int | None = _DEFAULTS["limit"]
+    precision: str = _DEFAULTS["precision"]  # "fp32" (the authors') or "bf16" (autocast of forward and loss)
+    channels_last: bool = _DEFAULTS["channels_last"]
+    compile: bool = _DEFAULTS["compile"]
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"cifar_training.precision must be one of {', '.join(PRECISIONS)}, not "
+                             f"{self.precision!r}")
+
+    def options(self) -> dict[str, Any]:
+        """The options of :data:`OPTION_KEYS` and their values (what a checkpoint records of them)."""
+        return {key: getattr(self, key) for key in OPTION_KEYS}
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resume file must match to be resumed (everything that changes the result)."""
@@ -257,6 +285,18 @@ def make_optimizer(model: nn.Module, recipe: CifarRecipe) -> tuple[torch.optim.O
     return optimizer, scheduler
 
 
+def prepare_model(model: nn.Module, recipe: CifarRecipe, device: torch.device) -> nn.Module:
+    """``model`` moved to ``device`` (in channels-last layout with ``recipe.channels_last``), and the
+    module the training steps call: ``torch.compile(model)`` with ``recipe.compile``, else the
+    model itself, which validates and holds the weights that are saved either way. The steps'
+    batches go in channels-last layout too, and with ``recipe.precision`` bf16 the steps run
+    :func:`filterlens.train.batches.sgd_step` with ``autocast=PRECISIONS[recipe.precision]``."""
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if recipe.compile else model
+
+
 def resume_path(output: str | os.PathLike) -> Path:
     """The resume file of an output: ``data/models/.{model}.train_state.pt`` beside it."""
     output = Path(output)
@@ -279,12 +319,35 @@ def _load_resume(path: Path, fingerprint: dict[str, Any], device: torch.device,
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
         log(f"resume file {path} is not a filterlens training state; training from scratch")
         return None
-    if state["fingerprint"] != fingerprint:
-        changed = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
-                         if fingerprint.get(k) != state["fingerprint"].get(k))
+    stored = _with_default_options(state["fingerprint"])
+    if stored != fingerprint:
+        changed = sorted(k for k in set(fingerprint) | set(stored) if fingerprint.get(k) != stored.get(k))
+        if changed == ["recipe"]:
+            old, new = stored["recipe"], fingerprint["recipe"]
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            if set(keys) <= set(OPTION_KEYS):
+                raise ResumeOptionError("; ".join(
+                    f"resume file {path} was written with cifar_training.{k}: {_yaml(old.get(k))}, but this run "
+                    f"has cifar_training.{k}: {_yaml(new.get(k))}. Fix: set cifar_training.{k}: {_yaml(old.get(k))} "
+                    f"in the config to resume it, or delete {path} to train from scratch with {_yaml(new.get(k))}"
+                    for k in keys))
+            changed = [f"recipe.{k}" for k in keys]
         log(f"resume file {path} was made with other settings ({', '.join(changed)}); training from scratch")
         return None
     return state
+
+
+def _yaml(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
+
+
+def _with_default_options(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A stored fingerprint with the options it lacks at their defaults: a resume file without them
+    was written by a run whose step was the defaults' step."""
+    if not isinstance(fingerprint.get("recipe"), dict):
+        return fingerprint
+    defaults = {key: getattr(CifarRecipe, key) for key in OPTION_KEYS}
+    return {**fingerprint, "recipe": {**defaults, **fingerprint["recipe"]}}
 
 
 @dataclass
@@ -303,7 +366,8 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
     """Train ``model`` (freshly initialised) with ``recipe``, resuming from ``state_file``.
 
     ``state_file`` is written after every epoch and left in place; the caller deletes it once
-    the output is safely written. ``fingerprint_extra`` (the model's id, architecture, ...)
+    the output is safely written. A ``state_file`` written with other options (``recipe.precision``,
+    ``channels_last``, ``compile``) raises :class:`ResumeOptionError`. ``fingerprint_extra`` (the model's id, architecture, ...)
     must match too for a resume. ``on_epoch_end(epoch, model)`` is called after the state file
     of epoch ``epoch`` (1-based) is written (tests use it to interrupt a run).
     """
@@ -312,8 +376,9 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
         torch.use_deterministic_algorithms(True)
     else:  # GPU: fast cuDNN kernels; runs agree to floating-point noise, not bitwise
         torch.backends.cudnn.benchmark = True
-    model.to(device)
+    step_model = prepare_model(model, recipe, device)
     optimizer, scheduler = make_optimizer(model, recipe)
+    autocast = PRECISIONS[recipe.precision]
     fingerprint = {"recipe": recipe.fingerprint(), "model": fingerprint_extra or {},
                    "n_train": len(data.x_train), "n_val": len(data.x_val)}
     state_file = Path(state_file)
@@ -348,8 +413,10 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
         seen = 0
         for index in batches:
             xb = to_float(augment(x_train[index], generator, recipe.crop_padding, recipe.horizontal_flip))
+            if recipe.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y_train[index]
-            logits, loss = sgd_step(model, optimizer, xb, yb)
+            logits, loss = sgd_step(step_model, optimizer, xb, yb, autocast)
             total_loss += loss.detach() * len(index)
             correct += (logits.argmax(1) == yb).sum()
             seen += len(index)
