@@ -200,31 +200,21 @@ def _filters(row: dict[str, Any]) -> int:
 
 
 def _flops(row: dict[str, Any]) -> tuple[float, float]:
-    """FLOPs per image of a training step (forward and backward) and of a forward pass; counted once
-    per distinct module structure (many RobustBench keys build the same WideResNet)."""
+    """FLOPs per image of a training step (forward and backward) and of a forward pass
+    (filterlens.train.cost); counted once per distinct module structure (many RobustBench keys
+    build the same WideResNet)."""
+    from filterlens.config.datasets import dataset_info
+    from filterlens.train.cost import model_image_flops
+
     model = _meta_model(row)
     key = (repr(model), row["dataset"])
     if key not in _FLOPS:
-        _FLOPS[key] = _count_flops(model, _example(row, 1))
+        flops = model_image_flops(model, dataset_info(row["dataset"]).image_size)
+        _FLOPS[key] = (flops.training, flops.forward)
     return _FLOPS[key]
 
 
 _FLOPS: dict[tuple[str, str], tuple[float, float]] = {}
-
-
-def _count_flops(model, batch) -> tuple[float, float]:
-    """In eval mode: the counter counts matrix products and convolutions, the same in both modes, and
-    BatchNorm's training-mode decomposition on the meta device takes ten times as long."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model.eval()
-    with FlopCounterMode(display=False) as counter:
-        model(batch).sum().backward()
-    train_step = counter.get_total_flops() / len(batch)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(batch)
-    return train_step, counter.get_total_flops() / len(batch)
 
 
 def _parameters(row: dict[str, Any]) -> int:
