@@ -111,11 +111,19 @@ def test_stage_lists_each_file_where_it_goes_the_disk_the_training_and_the_netwo
             in report)
     # WRN-28-4's 3x3 filters: 3*16 + 16*64 + 64*64 + 6*64*64 + 64*128 + ... = 644,144 per model, two models
     assert "filter stores still to write (results/filters/, 32.1 bytes per filter): 41.4 MB" in report
-    assert "1 train_cifar job(s), each on a GPU" in report and "GPU-hours: not measured" in report
+    assert "1 train_cifar job(s), each on a GPU" in report and "hours: not measured" in report
     # WRN-28-4 at 32x32: 845M multiply-adds forward (1.69 GFLOPs); a training step about three times that,
     # over 50000 training images, and a forward pass over the 10000 validation images
     assert "normal_mma (cifar10): 2.71e+14 FLOPs per epoch x 125 = 3.38e+16" in report
     assert "drive.google.com: UNREACHABLE" in report
+
+    # with a measured speed: 2 images/s of 1e12 FLOPs each (2 TFLOP/s) make 3.38e16 FLOPs 4.7 hours
+    speed = tmp_path / "training.tsv"
+    speed.write_text("device\toptions\timages_per_s\tflops_per_image\nSome GPU\tfp32\t2\t1e12\n")
+    status, report = _stage("--configfile", str(config), "--throughput", str(speed))
+    assert "hours: 5 on Some GPU (fp32)" in report, report
+    speed.write_text("device\toptions\timages_per_s\nSome GPU\tfp32\tfast\n")
+    assert _stage("--configfile", str(config), "--throughput", str(speed))[0] == 2
 
     target.parent.mkdir(parents=True)
     target.write_bytes(b"staged")  # staging is about the file being there; acquisition checks it

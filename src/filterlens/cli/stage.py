@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "else FILTERLENS_WORKFLOW)")
     parser.add_argument("--timeout", type=float, default=1.5, metavar="SECONDS",
                         help="how long the network check waits for each server (default 1.5)")
+    parser.add_argument("--throughput", default=None, metavar="FILE.tsv",
+                        help="measured training speed that turns the training FLOPs into hours (default: "
+                             "results/benchmarks/training.tsv, which tools/benchmark_training.py writes in the "
+                             "checkout, if present)")
 
 
 def _workflow_dir(given: str | None) -> Path | None:
@@ -77,7 +81,23 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, SheetError, ValueError) as error:
         print(f"filterlens stage: {error}", file=sys.stderr)
         return 2
-    plan = plan_run(config, sheet, resolve, timeout_s=args.timeout)
+    throughput = Path(args.throughput or "results/benchmarks/training.tsv")
+    if args.throughput and not throughput.is_file():
+        print(f"filterlens stage: --throughput {throughput} does not exist. Fix: run tools/benchmark_training.py on "
+              "the training device, or leave --throughput out", file=sys.stderr)
+        return 2
+    from filterlens.train.cost import read_throughputs
+
+    rows = read_throughputs(throughput) if throughput.is_file() else []
+    for number, row in enumerate(rows, start=2):
+        try:
+            float(row["images_per_s"]) * float(row["flops_per_image"]) * len(row["device"] + row["options"])
+        except (KeyError, TypeError, ValueError):
+            print(f"filterlens stage: {throughput}, line {number}: not a row of tools/benchmark_training.py (device, "
+                  "options, images_per_s, flops_per_image). Fix: run tools/benchmark_training.py again, or pass "
+                  "another --throughput", file=sys.stderr)
+            return 2
+    plan = plan_run(config, sheet, resolve, timeout_s=args.timeout, throughputs=rows)
     print(f"run of {sheet_path} ({len(sheet)} models), working directory {os.getcwd()}, workflow {workflow_dir}")
     print("\n".join(plan.lines()))
     print(f"({time.monotonic() - started:.1f} s)")

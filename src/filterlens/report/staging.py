@@ -41,8 +41,6 @@ SUMMARY_BYTES_PER_MODEL = 25e6 / 114
 # The CIFAR archives torchvision reads (https://www.cs.toronto.edu/~kriz/cifar.html).
 CIFAR_ARCHIVE_BYTES = {"cifar10": 170_498_071, "cifar100": 169_001_437}
 CIFAR_TRAIN_IMAGES, CIFAR_TEST_IMAGES = 50_000, 10_000
-# Training throughput measured on a GPU, in FLOPs per second; none is recorded (docs/benchmarks.md).
-MEASURED_TRAINING_FLOPS_PER_S: dict[str, float] = {}
 
 HOSTS = {"robustbench": "drive.google.com", "timm": "huggingface.co", "train_cifar": "www.cs.toronto.edu",
          "filterdb": "zenodo.org"}
@@ -80,6 +78,8 @@ class Plan:
     disk: dict[str, float] = field(default_factory=dict)  # what -> bytes
     unreachable: dict[str, str] | None = None  # host -> why; None: not checked
     seconds: float = 0.0
+    # measured training speed (tools/benchmark_training.py's rows), which turns FLOPs into hours
+    throughputs: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def missing(self) -> list[Item]:
@@ -104,7 +104,7 @@ class Plan:
             out.append(f"training: {len(self.training)} train_cifar job(s), each on a GPU (resources gpu=1), "
                        f"{'/'.join(map(str, epochs))} epoch(s) of the recipe (cifar_training.epochs), "
                        f"{total:.3g} FLOPs in all (forward and backward, counted on the meta device); "
-                       f"GPU-hours: {_gpu_hours(total)}")
+                       f"hours: {_hours(total, self.throughputs)}")
             for job in self.training:
                 out.append(f"  {job.model_id} ({job.dataset}): {job.flops_per_epoch:.3g} FLOPs per epoch x "
                            f"{job.epochs} = {job.flops_per_epoch * job.epochs:.3g}")
@@ -125,10 +125,18 @@ def _size(size: float | None, recorded: bool) -> str:
     return _bytes(size) if recorded else f"about {_bytes(size)}"
 
 
-def _gpu_hours(flops: float) -> str:
-    if not MEASURED_TRAINING_FLOPS_PER_S:
-        return "not measured"
-    return ", ".join(f"{flops / rate / 3600:.1f} on {gpu}" for gpu, rate in MEASURED_TRAINING_FLOPS_PER_S.items())
+def _hours(flops: float, throughputs: list[dict[str, str]]) -> str:
+    """Hours of ``flops`` at each measured device and option set's speed: the mean FLOP/s its
+    architectures achieved (filterlens.train.cost.hours; a rough figure across architectures)."""
+    from filterlens.train.cost import hours
+
+    rates: dict[tuple[str, str], list[float]] = {}
+    for row in throughputs:
+        rates.setdefault((row["device"], row["options"]), []).append(hours(flops, row))
+    if not rates:
+        return ("not measured (tools/benchmark_training.py on the training device writes "
+                "results/benchmarks/training.tsv; --throughput reads it)")
+    return ", ".join(f"{sum(h) / len(h):,.0f} on {device} ({options})" for (device, options), h in rates.items())
 
 
 def network_lines(unreachable: dict[str, str] | None, missing: list[Item]) -> list[str]:
@@ -330,7 +338,8 @@ def _cifar_split_sizes(settings: dict[str, Any]) -> tuple[int, int]:
 
 
 def plan_run(config: dict[str, Any], sheet: pd.DataFrame, resolve=lambda path: path,
-             check_network: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S) -> Plan:
+             check_network: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S,
+             throughputs: list[dict[str, str]] | None = None) -> Plan:
     """The full report: items, disk (stores, summaries, checkpoints), training jobs, network."""
     started = time.monotonic()
     items = staging_items(config, sheet, resolve)
@@ -355,7 +364,7 @@ def plan_run(config: dict[str, Any], sheet: pd.DataFrame, resolve=lambda path: p
             "downloads (where they go)": sum(i.download_bytes or 0 for i in items if not i.present and i.host)}
     hosts = sorted({i.host for i in items if not i.present and i.host})
     unreachable = unreachable_hosts(hosts, timeout_s) if check_network else None
-    return Plan(items, training, disk, unreachable, time.monotonic() - started)
+    return Plan(items, training, disk, unreachable, time.monotonic() - started, throughputs or [])
 
 
 # --- the workflow's checks ----------------------------------------------------------------------
