@@ -123,3 +123,35 @@ class CodeRunningPayload:
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
+
+FAKE_RUN_BINS = 8
+
+
+def fake_run(root: Path) -> Path:
+    """The files of a finished micro run that a bundle reads, with small made-up contents."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    analysis = root / "results" / "analysis"
+    analysis.mkdir(parents=True)
+    components = np.linalg.qr(rng.normal(size=(9, 9)))[0]
+    np.savez(analysis / "basis_full.npz", n=np.asarray(100), mean=np.zeros(9), components=components,
+             explained_variance=np.linspace(9, 1, 9), ratio=np.linspace(9, 1, 9) / 45)
+    pd.DataFrame({"min": [-1.0], "max": [1.0]}).to_csv(analysis / "coefficient_range.tsv", sep="\t", index=False)
+    pd.DataFrame({"set": ["full"], "ratio": [1.0]}).to_csv(analysis / "bases.tsv", sep="\t", index=False)
+    for model in ("micro_normal", "micro_robust"):
+        folder = root / "results" / "summaries" / model
+        folder.mkdir(parents=True)
+        pd.DataFrame({"model_id": model, "layer_id": [0, 1, 2], "name": ["0", "1", "2"],
+                      "depth_group": ["first", "0.4-0.5", "0.9-1.0"]}).to_csv(folder / "layers.tsv", sep="\t",
+                                                                               index=False)
+        np.savez(folder / "histograms.npz", counts=rng.integers(0, 5, size=(3, 9, FAKE_RUN_BINS)), low=-1.0, high=1.0)
+    provenance = root / "results" / "provenance"
+    provenance.mkdir(parents=True)
+    (provenance / "provenance.json").write_text(json.dumps({
+        "config": {"analysis": {"depth_definition": "graph_level"}, "extraction": {"fold_batchnorm": True}},
+        "packages": {"numpy": np.__version__}, "sheet": {"path": str(REPO / "config" / "models" / "micro.tsv")}}))
+    return root

@@ -151,6 +151,49 @@ def config_read(path: Path) -> None:
     check_config(config if isinstance(config, dict) else {"(not a mapping)": config}, CONFIG_SCHEMA)
 
 
+def bundle_input(folder: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import REPO, fake_run
+
+    from filterlens.analyse.bundle import export_bundle
+
+    archive = folder / "valid.tar.gz"
+    export_bundle(fake_run(folder / "run"), archive, REPO / "config" / "models" / "micro.tsv")
+    return archive
+
+
+def bundle_damage(valid: Path, target: Path, rng: np.random.Generator) -> None:
+    """One member damaged in a careful forgery: the manifest's and the archive's checksums made
+    to match, so that the damage reaches the member's parser."""
+    import hashlib
+    import io
+    import tarfile
+
+    from filterlens.analyse.bundle import checksum_path
+
+    with tarfile.open(valid, "r:gz") as tar:
+        members = {info.name: tar.extractfile(info).read() for info in tar}
+    names = sorted(members)
+    victim = names[int(rng.integers(len(names)))]
+    members[victim] = mutate(members[victim], rng)
+    if victim != "manifest.json":
+        manifest = json.loads(members["manifest.json"])
+        manifest["members"][victim] = hashlib.sha256(members[victim]).hexdigest()
+        members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(target, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    checksum_path(target).write_text(f"{hashlib.sha256(target.read_bytes()).hexdigest()}  {target.name}\n")
+
+
+def bundle_read(path: Path) -> None:
+    from filterlens.analyse.bundle import read_bundle
+
+    read_bundle(path)
+
+
 def sheet_input(folder: Path) -> Path:
     path = folder / "valid.tsv"
     header = "model_id\tdataset\tarchitecture\tarch_kwargs\trobust\tsource\tsource_key\tcounterpart\tclean_acc\trobust_acc"
@@ -168,6 +211,7 @@ def sheet_read(path: Path) -> None:
 
 def _errors(reader: str) -> tuple[type[BaseException], ...]:
     from filterlens.acquire.checkpoint import CheckpointError
+    from filterlens.analyse.bundle import BundleError
     from filterlens.config.sheet import SheetError
     from filterlens.config.validation import ConfigError
     from filterlens.extract.filterdb import FilterDBError
@@ -175,7 +219,7 @@ def _errors(reader: str) -> tuple[type[BaseException], ...]:
 
     return {"store": (FilterStoreError,), "filterdb": (FilterDBError, FilterStoreError),
             "weights": (CheckpointError,), "checkpoint": (CheckpointError,), "sheet": (SheetError,),
-            "config": (ConfigError,)}[reader]
+            "config": (ConfigError,), "bundle": (BundleError,)}[reader]
 
 
 READERS = {
@@ -185,6 +229,7 @@ READERS = {
     "checkpoint": (checkpoint_input, file_damage, checkpoint_read),
     "sheet": (sheet_input, file_damage, sheet_read),
     "config": (config_input, file_damage, config_read),
+    "bundle": (bundle_input, bundle_damage, bundle_read),
 }
 
 
@@ -207,7 +252,7 @@ def main(reader: str, examples: int, seed: int, folder: Path) -> dict:
         except BaseException:  # noqa: BLE001 - anything else is what the fuzzing looks for
             failures.append({"example": example, "error": traceback.format_exc(limit=-3)[-1500:]})
         finally:
-            for leftover in (target, target.with_suffix(".zarr")):
+            for leftover in (target, target.with_suffix(".zarr"), Path(f"{target}.sha256")):
                 shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"reader": reader, "examples": examples, "refused": refused, "failures": failures,

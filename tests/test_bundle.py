@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE, run_snakemake
+from conftest import FAKE_RUN_BINS, REPO, SNAKEMAKE, fake_run, run_snakemake
 from filterlens.analyse.bundle import BundleError, checksum_path, export_bundle, read_bundle
 from filterlens.analyse.placement import closer_pool
 from filterlens.cli import main
@@ -27,38 +27,13 @@ from filterlens.io.files import read_tsv
 from filterlens.method.depth_groups import DEPTH_GROUPS
 
 SHEET = REPO / "config" / "models" / "micro.tsv"
-BINS = 8
-
-
-def _fake_run(root: Path) -> Path:
-    """The files of a finished micro run that a bundle reads, with small made-up contents."""
-    rng = np.random.default_rng(0)
-    analysis = root / "results" / "analysis"
-    analysis.mkdir(parents=True)
-    components = np.linalg.qr(rng.normal(size=(9, 9)))[0]
-    np.savez(analysis / "basis_full.npz", n=np.asarray(100), mean=np.zeros(9), components=components,
-             explained_variance=np.linspace(9, 1, 9), ratio=np.linspace(9, 1, 9) / 45)
-    pd.DataFrame({"min": [-1.0], "max": [1.0]}).to_csv(analysis / "coefficient_range.tsv", sep="\t", index=False)
-    pd.DataFrame({"set": ["full"], "ratio": [1.0]}).to_csv(analysis / "bases.tsv", sep="\t", index=False)
-    for model in ("micro_normal", "micro_robust"):
-        folder = root / "results" / "summaries" / model
-        folder.mkdir(parents=True)
-        pd.DataFrame({"model_id": model, "layer_id": [0, 1, 2], "name": ["0", "1", "2"],
-                      "depth_group": ["first", "0.4-0.5", "0.9-1.0"]}).to_csv(folder / "layers.tsv", sep="\t",
-                                                                               index=False)
-        np.savez(folder / "histograms.npz", counts=rng.integers(0, 5, size=(3, 9, BINS)), low=-1.0, high=1.0)
-    provenance = root / "results" / "provenance"
-    provenance.mkdir(parents=True)
-    (provenance / "provenance.json").write_text(json.dumps({
-        "config": {"analysis": {"depth_definition": "graph_level"}, "extraction": {"fold_batchnorm": True}},
-        "packages": {"numpy": np.__version__}, "sheet": {"path": str(SHEET)}}))
-    return root
+BINS = FAKE_RUN_BINS
 
 
 @pytest.fixture
 def bundle(tmp_path) -> Path:
     archive = tmp_path / "reference.tar.gz"
-    export_bundle(_fake_run(tmp_path / "run"), archive, SHEET)
+    export_bundle(fake_run(tmp_path / "run"), archive, SHEET)
     return archive
 
 
@@ -68,7 +43,7 @@ def bundle(tmp_path) -> Path:
     ("results/provenance/provenance.json", "provenance"),
 ])
 def test_a_run_without_a_file_of_the_bundle_names_the_file_and_its_rule(tmp_path, capsys, missing, rule):
-    run = _fake_run(tmp_path / "run")
+    run = fake_run(tmp_path / "run")
     (run / missing).unlink()
     archive = tmp_path / "reference.tar.gz"
     assert main(["export-bundle", str(run), str(archive), "--sheet", str(SHEET)]) == 1
@@ -79,7 +54,7 @@ def test_a_run_without_a_file_of_the_bundle_names_the_file_and_its_rule(tmp_path
 
 def test_the_bundle_command_takes_the_sheet_from_the_runs_provenance(tmp_path, capsys):
     archive = tmp_path / "reference.tar.gz"
-    assert main(["export-bundle", str(_fake_run(tmp_path / "run")), str(archive)]) == 0
+    assert main(["export-bundle", str(fake_run(tmp_path / "run")), str(archive)]) == 0
     assert f"{archive}: " in capsys.readouterr().out and read_bundle(archive).bins == BINS
 
 
@@ -160,9 +135,70 @@ def test_a_pickled_array_is_never_unpickled(bundle, tmp_path):
     buffer = io.BytesIO()
     np.savez(buffer, counts=np.array([CodeRunningPayload(marker)], dtype=object), allow_pickle=True)
     _rewrite(bundle, {**_members(bundle), "pools.npz": buffer.getvalue()})
-    with pytest.raises(BundleError, match="cannot be read .*allow_pickle"):
+    with pytest.raises(BundleError, match=r"cannot be read .*array 'counts' is object of shape \(1,\)"):
         read_bundle(bundle)
     assert not marker.exists()
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _manifest_edit(bundle: Path, edit) -> dict[str, bytes]:
+    members = _members(bundle)
+    manifest = json.loads(members["manifest.json"])
+    edit(manifest)
+    return {**members, "manifest.json": json.dumps(manifest).encode()}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: {**_members(b), "manifest.json": b"[1, 2]"}, r"manifest.json: it is a list, not an object"),
+    (lambda b: {**_members(b), "manifest.json": b'{"format": "\xff\xfe"}'.replace(b"\\xff\\xfe", b"\xff\xfe")},
+     r"manifest.json is not UTF-8 text"),
+    (lambda b: {**_members(b), "manifest.json": b"[" * 100_000 + b"]" * 100_000},
+     r"manifest.json nests deeper than 16 levels"),
+    (lambda b: _manifest_edit(b, lambda m: m["definitions"]["range"].update(low=2.0)),
+     r"'definitions.range' is .*not finite low < high"),
+    (lambda b: {**_members(b), "basis_full.npz": _npz(n=np.array(5), mean=np.zeros(9), components=np.zeros((3, 3)),
+                                                      explained_variance=np.ones(9), ratio=np.ones(9) / 9)},
+     r"array 'components' is float64 of shape \(3, 3\) .* expected numbers of shape \(9, 9\)"),
+    (lambda b: {**_members(b), "basis_full.npz": _npz(n=np.array(5), mean=np.full(9, np.nan),
+                                                      components=np.eye(9), explained_variance=np.ones(9),
+                                                      ratio=np.ones(9) / 9)},
+     r"basis_full.npz: array\(s\) mean hold NaN or infinite values"),
+    # 3 MB of zeros that a .npz declares as counts of the wrong shape: refused by its header, not inflated
+    (lambda b: {**_members(b), "pools.npz": _npz(counts=np.zeros((2**20, 9, 8), np.int64))},
+     r"array 'counts' is int64 of shape \(1048576, 9, 8\)"),
+], ids=["manifest a list", "manifest not utf-8", "manifest nested 1e5 deep", "low above high",
+        "basis of the wrong shape", "basis with nan", "npz bomb of the wrong shape"])
+def test_a_crafted_bundle_is_refused_by_the_projects_error_naming_the_member(bundle, damage, message):
+    members = damage(bundle)
+    try:  # a careful forgery: the manifest's checksums made to match wherever it is an object
+        forged = isinstance(json.loads(members["manifest.json"]), dict)
+    except (ValueError, RecursionError):
+        forged = False
+    _rewrite(bundle, members, fix_manifest=forged)
+    with pytest.raises(BundleError, match=message):
+        read_bundle(bundle)
+
+
+def test_a_member_that_unpacks_beyond_a_bundles_bounds_is_refused_before_it_is_inflated(bundle, monkeypatch):
+    import resource
+
+    import filterlens.analyse.bundle as bundle_module
+
+    # the real gzip bomb: a member declaring 200 MB of zeros (a few hundred kB packed); the bound
+    # is lowered so that the test inflates little, and the reader's peak memory stays flat
+    members = {**_members(bundle), "bases.tsv": bytes(200 * 2**20)}
+    _rewrite(bundle, members, fix_manifest=False)
+    assert bundle.stat().st_size < 2**20
+    monkeypatch.setattr(bundle_module, "MAX_MEMBER_BYTES", 2**20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleError, match=r"member 'bases.tsv' unpacks to 209715200 bytes .* Fix: export"):
+        read_bundle(bundle)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
 
 
 def test_the_closer_pool_is_the_smaller_kl_beyond_the_noise_level():

@@ -17,7 +17,7 @@ EXAMPLES = 120
 EXTRA_PEAK_MB = 256
 
 
-@pytest.mark.parametrize("reader", ["store", "filterdb", "weights", "checkpoint", "sheet", "config"])
+@pytest.mark.parametrize("reader", ["store", "filterdb", "weights", "checkpoint", "sheet", "config", "bundle"])
 def test_a_damaged_input_reads_or_is_refused_by_the_projects_error_within_memory(tmp_path, reader):
     result = subprocess.run([sys.executable, str(REPO / "tests" / "fuzz_readers.py"), reader, str(EXAMPLES), "0",
                              str(tmp_path)], capture_output=True, text=True,

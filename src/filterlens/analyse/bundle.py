@@ -16,9 +16,12 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,8 +276,20 @@ class Bundle:
         return self.counts[rows[0]]
 
 
+# What a bundle may hold, unpacked (docs/bundle.md): the paper's zoo gives about 0.6 MB in 120
+# members, so these bounds leave room for zoos a hundred times larger and refuse a
+# decompression bomb before it is inflated.
+MAX_MEMBER_BYTES = 64 * 2**20
+MAX_BUNDLE_BYTES = 256 * 2**20
+MAX_MEMBERS = 20_000
+MAX_JSON_DEPTH = 16
+
+
 def _archive_members(archive: Path) -> dict[str, bytes]:
-    members = {}
+    """The members by name, each read up to its declared size within the bounds above; the
+    gzip stream is inflated as the members are read, never beyond them."""
+    members: dict[str, bytes] = {}
+    total = 0
     try:
         with tarfile.open(archive, mode="r:gz") as tar:
             for info in tar:
@@ -283,10 +298,82 @@ def _archive_members(archive: Path) -> dict[str, bytes]:
                                       f"{', '.join(FIXED_MEMBERS)}, layers/<model>.tsv; plain files only)")
                 if info.name in members:
                     raise BundleError(f"{archive}: member {info.name!r} appears twice")
-                members[info.name] = tar.extractfile(info).read()
-    except (tarfile.TarError, OSError, EOFError) as error:
+                total += info.size
+                if info.size > MAX_MEMBER_BYTES or total > MAX_BUNDLE_BYTES or len(members) >= MAX_MEMBERS:
+                    raise BundleError(f"{archive}: member {info.name!r} unpacks to {info.size} bytes ({total} so far, "
+                                      f"member {len(members) + 1}), beyond what a bundle holds (at most "
+                                      f"{MAX_MEMBER_BYTES} bytes a member, {MAX_BUNDLE_BYTES} in all, {MAX_MEMBERS} "
+                                      "members). Fix: export the reference again with filterlens export-bundle")
+                members[info.name] = tar.extractfile(info).read(info.size)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise BundleError(f"{archive}: not a readable .tar.gz ({error})") from None
     return members
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(2**20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest(archive: Path, data: bytes) -> dict:
+    """manifest.json as a mapping of the fields the reader uses, or :class:`BundleError`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{archive}: manifest.json is not UTF-8 text. Fix: export the reference again") from None
+    if max(_depths(text), default=0) > MAX_JSON_DEPTH:
+        raise BundleError(f"{archive}: manifest.json nests deeper than {MAX_JSON_DEPTH} levels. Fix: export the "
+                          "reference again")
+    try:
+        manifest = json.loads(text)
+    except ValueError as error:
+        raise BundleError(f"{archive}: manifest.json is not JSON ({error})") from None
+    problems = []
+    if not isinstance(manifest, dict):
+        problems.append(f"it is a {type(manifest).__name__}, not an object")
+    else:
+        definitions = manifest.get("definitions")
+        if not isinstance(manifest.get("members"), dict) or not all(
+                isinstance(v, str) for v in manifest["members"].values()):
+            problems.append("'members' is not an object of sha256 strings")
+        if not isinstance(definitions, dict):
+            problems.append("'definitions' is not an object")
+        else:
+            value_range = definitions.get("range")
+            low, high = (value_range.get("low"), value_range.get("high")) if isinstance(value_range, dict) else (0, 0)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in (low, high)) or not low < high:
+                problems.append(f"'definitions.range' is {value_range!r}, not finite low < high")
+            bins = definitions.get("bins")
+            if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= 100_000:
+                problems.append(f"'definitions.bins' is {bins!r}, not a count of bins")
+    if problems:
+        raise BundleError(f"{archive}: manifest.json: {'; '.join(problems)}. Fix: export the reference again with "
+                          "filterlens export-bundle")
+    return manifest
+
+
+def _depths(text: str):
+    """The nesting depth after each bracket of a JSON text (strings skipped), without parsing it."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            yield depth
+        elif char in "]}":
+            depth -= 1
 
 
 def read_bundle(archive: str | os.PathLike) -> Bundle:
@@ -296,15 +383,16 @@ def read_bundle(archive: str | os.PathLike) -> Bundle:
     checksum = checksum_path(archive)
     if not checksum.is_file():
         raise BundleError(f"{checksum} is missing: a bundle is read only with its checksum file")
-    expected = checksum.read_text().split()[0] if checksum.read_text().split() else ""
-    actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+    words = checksum.read_text(errors="replace")[:200].split()
+    expected = words[0] if words else ""
+    actual = _file_sha256(archive)
     if actual != expected:
         raise BundleError(f"{archive}: sha256 {actual} does not match {checksum} ({expected}): "
                           "the archive is damaged or altered")
     members = _archive_members(archive)
     if "manifest.json" not in members:
         raise BundleError(f"{archive}: no manifest.json")
-    manifest = json.loads(members.pop("manifest.json"))
+    manifest = _manifest(archive, members.pop("manifest.json"))
     if manifest.get("format") != FORMAT or manifest.get("format_version") not in READABLE_VERSIONS:
         raise BundleError(f"{archive}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}, "
                           f"this code reads {FORMAT!r} versions {', '.join(map(str, READABLE_VERSIONS))}")
@@ -316,20 +404,49 @@ def read_bundle(archive: str | os.PathLike) -> Bundle:
             raise BundleError(f"{archive}: member {name} does not match its sha256 in the manifest")
     try:
         return _parse(manifest, members)
-    except (KeyError, ValueError, TypeError) as error:  # allow_pickle=False refuses object arrays: ValueError
+    # allow_pickle=False refuses object arrays: ValueError; a damaged .npz: BadZipFile, EOFError, zlib.error
+    except (KeyError, ValueError, TypeError, zipfile.BadZipFile, EOFError, OSError, zlib.error,
+            NotImplementedError) as error:  # NotImplementedError: a zip feature the reader lacks
         raise BundleError(f"{archive}: a member cannot be read ({type(error).__name__}: {error})") from None
 
 
+def _arrays(name: str, data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The arrays of the .npz member ``name``, each of the shape given and of numbers, every value
+    finite; the shapes and sizes its entries declare are checked before anything is inflated."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        declared = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        if set(declared) != set(shapes):
+            raise ValueError(f"{name} holds arrays {sorted(declared)}, expected {sorted(shapes)}")
+        for key, shape in shapes.items():
+            with archive.open(declared[key]) as entry:
+                version = np.lib.format.read_magic(entry)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"{name}: array {key!r} is in .npy format version {version}")
+                declared_shape, _, dtype = read_header(entry)
+            if tuple(declared_shape) != shape or dtype.kind not in "iuf" or (
+                    declared[key].file_size > 1024 + dtype.itemsize * math.prod(shape)):
+                raise ValueError(f"{name}: array {key!r} is {dtype} of shape {tuple(declared_shape)} in "
+                                 f"{declared[key].file_size} bytes, expected numbers of shape {shape}")
+    with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+        arrays = {key: loaded[key] for key in shapes}
+    if bad := [key for key, array in arrays.items() if not np.isfinite(array).all()]:
+        raise ValueError(f"{name}: array(s) {', '.join(bad)} hold NaN or infinite values")
+    return arrays
+
+
 def _parse(manifest: dict, members: dict[str, bytes]) -> Bundle:
-    with np.load(io.BytesIO(members["basis_full.npz"]), allow_pickle=False) as data:
-        basis = Basis(int(data["n"]), data["mean"], data["components"], data["explained_variance"], data["ratio"])
-    with np.load(io.BytesIO(members["pools.npz"]), allow_pickle=False) as data:
-        counts = data["counts"]
+    basis = _arrays("basis_full.npz", members["basis_full.npz"], {"n": (), "mean": (9,), "components": (9, 9),
+                                                                   "explained_variance": (9,), "ratio": (9,)})
+    basis = Basis(int(basis["n"]), basis["mean"], basis["components"], basis["explained_variance"], basis["ratio"])
     definitions = manifest["definitions"]
+    pools = pd.read_csv(io.BytesIO(members["pools.tsv"]), sep="\t")
+    counts = _arrays("pools.npz", members["pools.npz"], {"counts": (len(pools), 9, int(definitions["bins"]))})["counts"]
     layers = {Path(name).stem: pd.read_csv(io.BytesIO(data), sep="\t", dtype={"name": str})
               for name, data in members.items() if name.startswith("layers/")}
     sheet = pd.read_csv(io.BytesIO(members["sheet.tsv"]), sep="\t", dtype=str, keep_default_na=False)
     noise = pd.read_csv(io.BytesIO(members["noise.tsv"]), sep="\t") if "noise.tsv" in members else None
     return Bundle(manifest, basis, float(definitions["range"]["low"]), float(definitions["range"]["high"]),
-                  int(definitions["bins"]), pd.read_csv(io.BytesIO(members["pools.tsv"]), sep="\t"), counts,
+                  int(definitions["bins"]), pools, counts,
                   layers, sheet, noise)
