@@ -105,7 +105,8 @@ def weights_input(folder: Path) -> Path:
 
 
 def weights_read(path: Path) -> None:
-    from filterlens.acquire.local import read_state_dict, usable_tensors
+    from filterlens.acquire.checkpoint import usable_tensors
+    from filterlens.acquire.local import read_state_dict
 
     state = read_state_dict(path)
     usable_tensors(state, state, str(path))

@@ -521,3 +521,18 @@ def test_sources_that_bypass_the_checks_stop_the_sheet_before_any_job(tmp_path, 
     result = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and message in output, output
+
+
+def test_a_published_checkpoint_with_nan_weights_is_refused_before_it_becomes_a_checkpoint(tmp_path, no_network):
+    from filterlens.acquire.checkpoint import CheckpointError
+
+    state = _robustbench_state_dict(0)
+    first = next(key for key in state if key.endswith("weight"))
+    state[first][0] = float("nan")
+    folder = tmp_path / "robustbench" / "cifar10" / "Linf"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": state}, folder / "Ding2020MMA.pt")
+    model, facts = load_robustbench(ENTRY, tmp_path / "robustbench", None, sleep=_no_sleep)  # RobustBench's loader
+    with pytest.raises(CheckpointError, match=rf"rb_x: RobustBench's Ding2020MMA: NaN or infinite values in {first}; "
+                                              r"Fix: the published weights cannot be analysed as they are"):
+        robustbench_checkpoint("rb_x", ENTRY, model, facts)

@@ -58,6 +58,43 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> None:
         torch.save(checkpoint.to_dict(), temporary)
 
 
+def usable_tensors(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                   what: str, fix: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors as the analysis needs them: a floating tensor where the model holds one
+    (half precision cast to the model's dtype, integers and booleans refused), every value
+    finite, and BatchNorm variances that a fold can take (not negative). Raises
+    :class:`CheckpointError` naming the keys and the fix."""
+    usable, wrong_dtype, not_finite, negative_var = {}, [], [], []
+    for key, tensor in state_dict.items():
+        model_dtype = expected[key].dtype if key in expected else tensor.dtype
+        if model_dtype.is_floating_point:
+            if not tensor.dtype.is_floating_point:
+                wrong_dtype.append(f"{key} ({str(tensor.dtype).removeprefix('torch.')})")
+                continue
+            tensor = tensor.to(model_dtype)
+            if not bool(torch.isfinite(tensor).all()):
+                not_finite.append(key)
+            elif key.endswith("running_var") and bool((tensor < 0).any()):
+                negative_var.append(key)
+        usable[key] = tensor
+    problems = []
+    if wrong_dtype:
+        problems.append(f"tensors of a non-floating dtype where the model holds floating ones: "
+                        f"{', '.join(wrong_dtype[:5])}. Fix: save the weights in float32 (or float16/bfloat16, "
+                        "which are cast); quantised weights are not analysed")
+    if not_finite:
+        problems.append(f"NaN or infinite values in {', '.join(not_finite[:5])}. Fix: save the weights of a "
+                        "finished training run, not of one that diverged")
+    if negative_var:
+        problems.append(f"negative BatchNorm variances in {', '.join(negative_var[:5])}, which no fold can take. "
+                        "Fix: save the model's state_dict() as it trained")
+    if problems:
+        if fix:  # one fix for every problem: the weights are not the user's to save again
+            problems = [problem.split(". Fix:")[0] for problem in problems] + [f"Fix: {fix}"]
+        raise CheckpointError(f"{what}: " + "; ".join(problems))
+    return usable
+
+
 def load_checkpoint(path: str | os.PathLike, model_id: str | None = None, dataset: str | None = None,
                     fix: str | None = None) -> Checkpoint:
     """The checkpoint at ``path``; with ``model_id`` / ``dataset`` (the sheet row's), one that

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import torch
 from torch import nn
 
-from filterlens.acquire.checkpoint import Checkpoint, fit_problems
+from filterlens.acquire.checkpoint import Checkpoint, fit_problems, usable_tensors
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.config.datasets import dataset_info
 from filterlens.io.atomic import atomic_output
@@ -535,6 +535,11 @@ def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
+# The published weights cannot be saved again by the user: what to do when they are unusable.
+UNUSABLE_FIX = ("the published weights cannot be analysed as they are; leave the model out of the sheet (and tell "
+                "its authors)")
+
+
 def robustbench_checkpoint(model_id: str, entry: RobustBenchEntry, model: nn.Module,
                            facts: list[dict[str, Any]] | None = None) -> Checkpoint:
     """A loaded RobustBench model as a checkpoint; inputs in [0, 1] (RobustBench normalises inside)."""
@@ -542,6 +547,7 @@ def robustbench_checkpoint(model_id: str, entry: RobustBenchEntry, model: nn.Mod
     num_classes = dataset_info(entry.dataset).num_classes
     state_dict = _plain_state_dict(model)
     check_fits(state_dict, "robustbench", arch_kwargs, num_classes, model_id)
+    state_dict = usable_tensors(state_dict, state_dict, f"{model_id}: RobustBench's {entry.key}", fix=UNUSABLE_FIX)
     from filterlens.models.compat import import_robustbench
 
     robustbench = import_robustbench()
@@ -586,6 +592,8 @@ def timm_checkpoint(model_id: str, name: str, model: nn.Module, pretrained_name:
     num_classes = int(getattr(model, "num_classes", 1000))
     state_dict = _plain_state_dict(model)
     check_fits(state_dict, "timm", {"name": name}, num_classes, model_id)
+    state_dict = usable_tensors(state_dict, state_dict, f"{model_id}: timm's {pretrained_name or name}",
+                                fix=UNUSABLE_FIX)
     import timm
 
     return Checkpoint(model_id=model_id, dataset="imagenet", num_classes=num_classes, architecture="timm",

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from filterlens.acquire.checkpoint import Checkpoint, CheckpointError
+from filterlens.acquire.checkpoint import Checkpoint, CheckpointError, usable_tensors
 from filterlens.acquire.downloads import check_fits
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.config.datasets import dataset_info
@@ -70,41 +70,6 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"weights file {path}: entries that are not tensors: {', '.join(others[:5])}. Fix: "
                               "save the state dict alone, or put the tensors under 'state_dict'.")
     return {str(k): v.detach().cpu() for k, v in data.items()}
-
-
-def usable_tensors(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
-                   what: str) -> dict[str, torch.Tensor]:
-    """The tensors as the analysis needs them: a floating tensor where the model holds one
-    (half precision cast to the model's dtype, integers and booleans refused), every value
-    finite, and BatchNorm variances that a fold can take (not negative). Raises
-    :class:`CheckpointError` naming the keys and the fix."""
-    usable, wrong_dtype, not_finite, negative_var = {}, [], [], []
-    for key, tensor in state_dict.items():
-        model_dtype = expected[key].dtype if key in expected else tensor.dtype
-        if model_dtype.is_floating_point:
-            if not tensor.dtype.is_floating_point:
-                wrong_dtype.append(f"{key} ({str(tensor.dtype).removeprefix('torch.')})")
-                continue
-            tensor = tensor.to(model_dtype)
-            if not bool(torch.isfinite(tensor).all()):
-                not_finite.append(key)
-            elif key.endswith("running_var") and bool((tensor < 0).any()):
-                negative_var.append(key)
-        usable[key] = tensor
-    problems = []
-    if wrong_dtype:
-        problems.append(f"tensors of a non-floating dtype where the model holds floating ones: "
-                        f"{', '.join(wrong_dtype[:5])}. Fix: save the weights in float32 (or float16/bfloat16, "
-                        "which are cast); quantised weights are not analysed")
-    if not_finite:
-        problems.append(f"NaN or infinite values in {', '.join(not_finite[:5])}. Fix: save the weights of a "
-                        "finished training run, not of one that diverged")
-    if negative_var:
-        problems.append(f"negative BatchNorm variances in {', '.join(negative_var[:5])}, which no fold can take. "
-                        "Fix: save the model's state_dict() as it trained")
-    if problems:
-        raise CheckpointError(f"{what}: " + "; ".join(problems))
-    return usable
 
 
 def _normalization(architecture: str, arch_kwargs: dict[str, Any], num_classes: int) -> dict | None:
