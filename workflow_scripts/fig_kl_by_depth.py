@@ -55,6 +55,13 @@ with rule_script(snakemake) as log:
     log.info("\n%s", stats[["dataset", "depth_group", "kl", "kl_low", "kl_high", "null_q95", "p_permutation",
                             "p_holm"]].to_string(index=False))
     ax.set_ylim(bottom=0)
+    # an empty group is written as such, so that no bar is not read as a KL of 0
+    for i, dataset in enumerate(datasets):
+        for x, group in enumerate(DEPTH_GROUPS):
+            rows = table[(table.dataset == dataset) & (table.depth_group == group)]
+            if len(rows) and rows.kl.isna().all():
+                ax.text(x - 0.4 + (i + 0.5) * width, 0, "no filters", rotation=90, ha="center", va="bottom",
+                        fontsize=4, color="0.45")
     handles, labels = ax.get_legend_handles_labels()
     handles += [plt.Line2D([], [], color="black", linewidth=0.6), plt.Line2D([], [], color="0.45", linewidth=1.2)]
     labels += ["95% bootstrap interval", "noise: 95% of permutation null"]
