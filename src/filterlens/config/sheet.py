@@ -94,6 +94,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list
     if header is None:
         problems.append(f"{path} has no header line; the first line that is not a comment names the columns "
                         f"{COLUMNS}")
+    elif not rows and not problems:
+        problems.append(f"{path} has no model rows (a line whose first character is '#' is a comment). Fix: add "
+                        "a row per model under the header")
     return header or [], rows, problems
 
 
