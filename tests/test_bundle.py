@@ -201,6 +201,14 @@ def test_a_member_that_unpacks_beyond_a_bundles_bounds_is_refused_before_it_is_i
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
 
 
+def test_a_candidate_is_inside_the_reference_only_as_close_to_a_pool_as_its_members():
+    from filterlens.analyse.placement import inside_reference
+
+    assert inside_reference(0.03, 0.5, 0.04) == "yes"  # as close to the robust pool as a member of it
+    assert inside_reference(1.55, 1.79, 0.04) == "no"  # a random-weight WRN-10-1: nearer robust, far from both
+    assert inside_reference(float("nan"), 0.5, 0.04) == inside_reference(0.1, 0.5, float("nan")) == ""
+
+
 def test_the_closer_pool_is_the_smaller_kl_beyond_the_noise_level():
     nan = float("nan")
     assert [closer_pool(0.1, 0.2, 0.05), closer_pool(0.3, 0.2, 0.05), closer_pool(0.1, 0.2, 0.1),

@@ -35,6 +35,16 @@ def closer_pool(kl_robust: float, kl_normal: float, noise: float) -> str:
     return "robust" if kl_robust < kl_normal else "normal"
 
 
+def inside_reference(kl_robust: float, kl_normal: float, noise: float) -> str:
+    """'yes' where the candidate lies no farther from its nearer pool than the reference's own
+    models lie from theirs (the noise level), 'no' where it lies farther from both: then
+    ``closer_to`` says which pool is nearer, not that the candidate resembles its models (a
+    random-weight model is far from both); '' where a KL or the noise level is NaN."""
+    if math.isnan(kl_robust) or math.isnan(kl_normal) or math.isnan(noise):
+        return ""
+    return "yes" if min(kl_robust, kl_normal) <= noise else "no"
+
+
 def placement_table(bundle: Bundle, datasets: Mapping[str, str], histograms: Mapping[str, np.ndarray],
                     outside: Mapping[str, np.ndarray], layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per candidate and depth group ('all' first): KL to the bundle's robust and normal
@@ -56,6 +66,7 @@ def placement_table(bundle: Bundle, datasets: Mapping[str, str], histograms: Map
             rows.append({"model_id": model, "dataset": dataset, "depth_group": group,
                          "kl_robust": kl["robust"], "kl_normal": kl["normal"], "noise": noise,
                          "closer_to": closer_pool(kl["robust"], kl["normal"], noise),
+                         "inside_reference": inside_reference(kl["robust"], kl["normal"], noise),
                          "n_filters": int(p[0].sum() + beyond[model][0].sum()),
                          "coefficients_below_range": int(beyond[model][:, 0].sum()),
                          "coefficients_above_range": int(beyond[model][:, 1].sum())})
