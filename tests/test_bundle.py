@@ -206,7 +206,7 @@ def test_a_candidate_is_inside_the_reference_only_as_close_to_a_pool_as_its_memb
 
     assert inside_reference(0.03, 0.5, 0.04) == "yes"  # as close to the robust pool as a member of it
     assert inside_reference(1.55, 1.79, 0.04) == "no"  # a random-weight WRN-10-1: nearer robust, far from both
-    assert inside_reference(float("nan"), 0.5, 0.04) == inside_reference(0.1, 0.5, float("nan")) == ""
+    assert inside_reference(float("nan"), 0.5, 0.04) == inside_reference(0.1, 0.5, float("nan")) == "unknown"
 
 
 def test_the_closer_pool_is_the_smaller_kl_beyond_the_noise_level():

@@ -39,9 +39,9 @@ def inside_reference(kl_robust: float, kl_normal: float, noise: float) -> str:
     """'yes' where the candidate lies no farther from its nearer pool than the reference's own
     models lie from theirs (the noise level), 'no' where it lies farther from both: then
     ``closer_to`` says which pool is nearer, not that the candidate resembles its models (a
-    random-weight model is far from both); '' where a KL or the noise level is NaN."""
+    random-weight model is far from both); 'unknown' where a KL or the noise level is NaN."""
     if math.isnan(kl_robust) or math.isnan(kl_normal) or math.isnan(noise):
-        return ""
+        return "unknown"
     return "yes" if min(kl_robust, kl_normal) <= noise else "no"
 
 
