@@ -155,3 +155,33 @@ def fake_run(root: Path) -> Path:
         "config": {"analysis": {"depth_definition": "graph_level"}, "extraction": {"fold_batchnorm": True}},
         "packages": {"numpy": np.__version__}, "sheet": {"path": str(REPO / "config" / "models" / "micro.tsv")}}))
     return root
+
+
+def bundle_members(archive: Path) -> dict[str, bytes]:
+    """A bundle's members by name, unchecked."""
+    import tarfile
+
+    with tarfile.open(archive, "r:gz") as tar:
+        return {info.name: tar.extractfile(info).read() for info in tar}
+
+
+def rewrite_bundle(archive: Path, members: dict[str, bytes], fix_manifest: bool = True) -> None:
+    """The archive with ``members`` and a matching sha256 file; ``fix_manifest``: the manifest's
+    checksums made to match too (a careful forgery)."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    from filterlens.analyse.bundle import checksum_path
+
+    if fix_manifest:
+        manifest = json.loads(members["manifest.json"])
+        manifest["members"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "manifest.json"}
+        members = {**members, "manifest.json": json.dumps(manifest).encode()}
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    checksum_path(archive).write_text(f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  x\n")

@@ -166,27 +166,14 @@ def bundle_input(folder: Path) -> Path:
 def bundle_damage(valid: Path, target: Path, rng: np.random.Generator) -> None:
     """One member damaged in a careful forgery: the manifest's and the archive's checksums made
     to match, so that the damage reaches the member's parser."""
-    import hashlib
-    import io
-    import tarfile
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import bundle_members, rewrite_bundle
 
-    from filterlens.analyse.bundle import checksum_path
-
-    with tarfile.open(valid, "r:gz") as tar:
-        members = {info.name: tar.extractfile(info).read() for info in tar}
+    members = bundle_members(valid)
     names = sorted(members)
     victim = names[int(rng.integers(len(names)))]
     members[victim] = mutate(members[victim], rng)
-    if victim != "manifest.json":
-        manifest = json.loads(members["manifest.json"])
-        manifest["members"][victim] = hashlib.sha256(members[victim]).hexdigest()
-        members["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(target, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    checksum_path(target).write_text(f"{hashlib.sha256(target.read_bytes()).hexdigest()}  {target.name}\n")
+    rewrite_bundle(target, members, fix_manifest=victim != "manifest.json")
 
 
 def bundle_read(path: Path) -> None:

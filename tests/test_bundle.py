@@ -4,7 +4,6 @@ models of a fresh working directory against the micro run's bundle."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -12,14 +11,13 @@ import re
 import shlex
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FAKE_RUN_BINS, REPO, SNAKEMAKE, fake_run, run_snakemake
+from conftest import FAKE_RUN_BINS, REPO, SNAKEMAKE, bundle_members, fake_run, rewrite_bundle, run_snakemake
 from filterlens.analyse.bundle import BundleError, checksum_path, export_bundle, read_bundle
 from filterlens.analyse.placement import closer_pool
 from filterlens.cli import main
@@ -58,26 +56,6 @@ def test_the_bundle_command_takes_the_sheet_from_the_runs_provenance(tmp_path, c
     assert f"{archive}: " in capsys.readouterr().out and read_bundle(archive).bins == BINS
 
 
-def _members(archive: Path) -> dict[str, bytes]:
-    with tarfile.open(archive, "r:gz") as tar:
-        return {info.name: tar.extractfile(info).read() for info in tar}
-
-
-def _rewrite(archive: Path, members: dict[str, bytes], fix_manifest: bool = True) -> None:
-    """The archive with ``members`` and a matching sha256 file; ``fix_manifest``: the manifest's
-    checksums made to match too (a careful forgery)."""
-    if fix_manifest:
-        manifest = json.loads(members["manifest.json"])
-        manifest["members"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "manifest.json"}
-        members = {**members, "manifest.json": json.dumps(manifest).encode()}
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    checksum_path(archive).write_text(f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  x\n")
-
-
 def test_a_bundle_holds_the_reference_and_reads_back(bundle, tmp_path):
     read = read_bundle(bundle)
     assert read.bins == BINS and (read.low, read.high) == (-1.0, 1.0)
@@ -113,16 +91,16 @@ def test_a_bundle_without_its_checksum_file_is_refused(bundle):
 
 
 def test_an_altered_member_is_refused_even_with_a_new_archive_checksum(bundle):
-    members = _members(bundle)
+    members = bundle_members(bundle)
     members["coefficient_range.tsv"] = b"min\tmax\n-9\t9\n"
-    _rewrite(bundle, members, fix_manifest=False)
+    rewrite_bundle(bundle, members, fix_manifest=False)
     with pytest.raises(BundleError, match="coefficient_range.tsv does not match its sha256"):
         read_bundle(bundle)
 
 
 @pytest.mark.parametrize("name", ["../outside.tsv", "/etc/passwd", "layers/../../x.tsv", "notes.txt"])
 def test_members_outside_the_allow_list_are_refused(bundle, name, tmp_path):
-    _rewrite(bundle, {**_members(bundle), name: b"x"})
+    rewrite_bundle(bundle, {**bundle_members(bundle), name: b"x"})
     with pytest.raises(BundleError, match="is not one a bundle holds"):
         read_bundle(bundle)
     assert not (tmp_path / "outside.tsv").exists()
@@ -134,7 +112,7 @@ def test_a_pickled_array_is_never_unpickled(bundle, tmp_path):
 
     buffer = io.BytesIO()
     np.savez(buffer, counts=np.array([CodeRunningPayload(marker)], dtype=object), allow_pickle=True)
-    _rewrite(bundle, {**_members(bundle), "pools.npz": buffer.getvalue()})
+    rewrite_bundle(bundle, {**bundle_members(bundle), "pools.npz": buffer.getvalue()})
     with pytest.raises(BundleError, match=r"cannot be read .*array 'counts' is object of shape \(1,\)"):
         read_bundle(bundle)
     assert not marker.exists()
@@ -147,29 +125,29 @@ def _npz(**arrays) -> bytes:
 
 
 def _manifest_edit(bundle: Path, edit) -> dict[str, bytes]:
-    members = _members(bundle)
+    members = bundle_members(bundle)
     manifest = json.loads(members["manifest.json"])
     edit(manifest)
     return {**members, "manifest.json": json.dumps(manifest).encode()}
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda b: {**_members(b), "manifest.json": b"[1, 2]"}, r"manifest.json: it is a list, not an object"),
-    (lambda b: {**_members(b), "manifest.json": b'{"format": "\xff\xfe"}'.replace(b"\\xff\\xfe", b"\xff\xfe")},
+    (lambda b: {**bundle_members(b), "manifest.json": b"[1, 2]"}, r"manifest.json: it is a list, not an object"),
+    (lambda b: {**bundle_members(b), "manifest.json": b'{"format": "\xff\xfe"}'.replace(b"\\xff\\xfe", b"\xff\xfe")},
      r"manifest.json is not UTF-8 text"),
-    (lambda b: {**_members(b), "manifest.json": b"[" * 100_000 + b"]" * 100_000},
+    (lambda b: {**bundle_members(b), "manifest.json": b"[" * 100_000 + b"]" * 100_000},
      r"manifest.json nests deeper than 16 levels"),
     (lambda b: _manifest_edit(b, lambda m: m["definitions"]["range"].update(low=2.0)),
      r"'definitions.range' is .*not finite low < high"),
-    (lambda b: {**_members(b), "basis_full.npz": _npz(n=np.array(5), mean=np.zeros(9), components=np.zeros((3, 3)),
+    (lambda b: {**bundle_members(b), "basis_full.npz": _npz(n=np.array(5), mean=np.zeros(9), components=np.zeros((3, 3)),
                                                       explained_variance=np.ones(9), ratio=np.ones(9) / 9)},
      r"array 'components' is float64 of shape \(3, 3\) .* expected numbers of shape \(9, 9\)"),
-    (lambda b: {**_members(b), "basis_full.npz": _npz(n=np.array(5), mean=np.full(9, np.nan),
+    (lambda b: {**bundle_members(b), "basis_full.npz": _npz(n=np.array(5), mean=np.full(9, np.nan),
                                                       components=np.eye(9), explained_variance=np.ones(9),
                                                       ratio=np.ones(9) / 9)},
      r"basis_full.npz: array\(s\) mean hold NaN or infinite values"),
     # 3 MB of zeros that a .npz declares as counts of the wrong shape: refused by its header, not inflated
-    (lambda b: {**_members(b), "pools.npz": _npz(counts=np.zeros((2**20, 9, 8), np.int64))},
+    (lambda b: {**bundle_members(b), "pools.npz": _npz(counts=np.zeros((2**20, 9, 8), np.int64))},
      r"array 'counts' is int64 of shape \(1048576, 9, 8\)"),
 ], ids=["manifest a list", "manifest not utf-8", "manifest nested 1e5 deep", "low above high",
         "basis of the wrong shape", "basis with nan", "npz bomb of the wrong shape"])
@@ -179,7 +157,7 @@ def test_a_crafted_bundle_is_refused_by_the_projects_error_naming_the_member(bun
         forged = isinstance(json.loads(members["manifest.json"]), dict)
     except (ValueError, RecursionError):
         forged = False
-    _rewrite(bundle, members, fix_manifest=forged)
+    rewrite_bundle(bundle, members, fix_manifest=forged)
     with pytest.raises(BundleError, match=message):
         read_bundle(bundle)
 
@@ -191,8 +169,8 @@ def test_a_member_that_unpacks_beyond_a_bundles_bounds_is_refused_before_it_is_i
 
     # the real gzip bomb: a member declaring 200 MB of zeros (a few hundred kB packed); the bound
     # is lowered so that the test inflates little, and the reader's peak memory stays flat
-    members = {**_members(bundle), "bases.tsv": bytes(200 * 2**20)}
-    _rewrite(bundle, members, fix_manifest=False)
+    members = {**bundle_members(bundle), "bases.tsv": bytes(200 * 2**20)}
+    rewrite_bundle(bundle, members, fix_manifest=False)
     assert bundle.stat().st_size < 2**20
     monkeypatch.setattr(bundle_module, "MAX_MEMBER_BYTES", 2**20)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -201,7 +179,7 @@ def test_a_member_that_unpacks_beyond_a_bundles_bounds_is_refused_before_it_is_i
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
 
 
-def test_a_candidate_is_inside_the_reference_only_as_close_to_a_pool_as_its_members():
+def test_a_candidate_is_inside_the_reference_only_as_close_to_a_pool_as_itsbundle_members():
     from filterlens.analyse.placement import inside_reference
 
     assert inside_reference(0.03, 0.5, 0.04) == "yes"  # as close to the robust pool as a member of it
@@ -258,12 +236,12 @@ def test_a_pool_of_one_model_and_a_depth_group_without_filters_give_no_number(bu
 
 
 def test_a_version_1_bundle_without_a_noise_level_is_read_and_claims_no_closer_pool(bundle):
-    members = _members(bundle)
+    members = bundle_members(bundle)
     del members["noise.tsv"]
     manifest = json.loads(members["manifest.json"])
     manifest["format_version"] = 1
     members["manifest.json"] = json.dumps(manifest).encode()
-    _rewrite(bundle, members)
+    rewrite_bundle(bundle, members)
     read = read_bundle(bundle)
     assert read.noise is None and np.isnan(read.noise_level("coloured_digits", "first"))
 
