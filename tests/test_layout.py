@@ -12,8 +12,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "filterlens"
 # The stages in data-flow order (docs/design.md, "Library layout").
+# method (definitions on arrays) is the ground floor: it imports no other stage, and every stage may use it.
 # cli (the filterlens command) comes last: it may call every stage, and none calls it.
-STAGES = ["io", "config", "models", "train", "acquire", "extract", "method", "reduce", "analyse", "report", "cli"]
+STAGES = ["method", "io", "config", "models", "train", "acquire", "extract", "probe", "reduce", "analyse", "report",
+          "cli"]
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
 
 

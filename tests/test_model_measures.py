@@ -1,4 +1,4 @@
-"""The filter measures that run a model (filterlens.method.model_measures), on tiny models whose
+"""The filter measures that run a model (filterlens.probe.model_measures), on tiny models whose
 answers are known: input sizes through strides and pooling, the spectrum of an identity conv,
 and perturbation ratios of a conv that passes its input through."""
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from filterlens.extract.weights import plan_extraction
-from filterlens.method.model_measures import (conv_input_sizes, perturbation_ratios, perturbation_table, spectra_table,
+from filterlens.probe.model_measures import (conv_input_sizes, perturbation_ratios, perturbation_table, spectra_table,
                                               spectrum_problem)
 from filterlens.train.minizoo import PGDSettings
 

@@ -1,7 +1,7 @@
 """Rule layer_perturbation: the perturbation-to-signal ratio ||f_l(x) - f_l(x')||_2 / ||f_l(x)||_2
 of every 3x3 layer's output (docs/method.md §7) for a seeded subset of test images x and their L-inf PGD
 versions x' against the model itself (the evaluation attack of the config), and, as a baseline,
-for random sign noise of the same size eps (filterlens.method.model_measures)."""
+for random sign noise of the same size eps (filterlens.probe.model_measures)."""
 
 import torch
 
@@ -10,7 +10,7 @@ from filterlens.config.datasets import dataset_info
 from filterlens.extract.weights import plan_extraction
 from filterlens.io.files import read_tsv, write_tsv
 from filterlens.io.scripting import rule_script, set_torch_threads
-from filterlens.method.model_measures import perturbation_ratios, perturbation_table
+from filterlens.probe.model_measures import perturbation_ratios, perturbation_table
 from filterlens.method.sampling import sample_indices
 from filterlens.train.digits import load_split
 from filterlens.train.settings import pgd_from_config

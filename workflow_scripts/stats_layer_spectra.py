@@ -1,6 +1,6 @@
 """Rule layer_spectra: the singular values of every 3x3 layer of one model as a linear operator
 on its input size (docs/method.md §7), exactly, by the FFT method, summarised per layer
-(filterlens.method.model_measures). Input sizes come from a forward pass on the meta device (no compute)."""
+(filterlens.probe.model_measures). Input sizes come from a forward pass on the meta device (no compute)."""
 
 import torch
 
@@ -9,7 +9,7 @@ from filterlens.config.datasets import dataset_info
 from filterlens.extract.weights import plan_extraction
 from filterlens.io.files import read_tsv, write_tsv
 from filterlens.io.scripting import rule_script, set_torch_threads
-from filterlens.method.model_measures import conv_input_sizes, spectra_table
+from filterlens.probe.model_measures import conv_input_sizes, spectra_table
 from filterlens.models.architectures import build_architecture
 
 # The last line of a failed job's log: the model (its wildcard) and how to go on without spectra.

@@ -33,7 +33,7 @@ from filterlens.models.convgraph import evaluation_mode, run_with_pre_hooks
 from filterlens.train.attacks import pgd_linf
 from filterlens.train.minizoo import PGDSettings
 
-LOG = logging.getLogger("filterlens.method.model_measures")
+LOG = logging.getLogger("filterlens.probe.model_measures")
 PERTURBATIONS = ("pgd", "random")
 
 
