@@ -35,6 +35,8 @@ from filterlens.report.figure_data import (
     activation_test_images,
     resolve_pair,
 )
+from filterlens.method.measures import FILTER, QUALITY
+from filterlens.method.measures import names as measure_names
 from filterlens.models.local_sources import own_files
 from filterlens.reduce.jobs import (
     PASS_MEM_MB,
@@ -300,18 +302,9 @@ def cifar_test_images(wildcards):
 
 # --- Beyond the paper: the measures tested (rules/statistics.smk, docs/method.md §7) --------
 
-QUALITY_METRICS = ["sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"]
-FILTER_MEASURES = [
-    "l1l2_ratio",
-    "hf_share",
-    "spectral_norm",
-    "spectral_norm_max",
-    "sigma_mean",
-    "stable_rank_ratio",
-    "effective_rank_ratio",
-    "perturbation_ratio",
-    "perturbation_ratio_random",
-]
+# The measures each statistics rule tests, in the registry's order (filterlens.method.measures).
+QUALITY_METRICS = measure_names(QUALITY)
+FILTER_MEASURES = measure_names(FILTER)
 # Exact spectra are costly for wide models: config analysis.spectra can turn them off.
 SPECTRA_MODELS = CHECKPOINT_MODELS if config["analysis"]["spectra"] else []
 # Perturbation ratios need test images: the models of the mini zoo's dataset, unless config

@@ -6,7 +6,7 @@ import numpy as np
 
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.report.labels import MEASURE_LABELS as LABELS
+from filterlens.method.measures import LABELS
 from filterlens.report.style import COLUMN_WIDTH, apply_style, dataset_colors, dataset_label, dataset_order, save_figure
 
 with rule_script(snakemake) as log:

@@ -11,12 +11,9 @@ from filterlens.analyse.statistics import significance_mark
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.method.measures import FILTER, drawn
 from filterlens.report.style import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
                                      apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
-
-ROWS = [("l1l2_ratio", "L1/L2 sparsity\nratio"), ("hf_share", "high-frequency\nenergy share"),
-        ("spectral_norm", "spectral norm"), ("effective_rank_ratio", "effective rank\n/ count"),
-        ("perturbation_ratio", "perturbation-to-\nsignal ratio (PGD)")]
 
 
 def draw_marks(ax, stats, dataset, metric, alpha):
@@ -38,7 +35,7 @@ with rule_script(snakemake) as log:
     # models of unknown robustness (robust empty in the sheet) are in neither box
     table = table[table.depth_group.isin(DEPTH_GROUPS) & table.robust.isin([True, False])].copy()
     table["training"] = np.where(table.robust == True, "robust", "normal")  # noqa: E712
-    rows = [(c, label) for c, label in ROWS if c in table and table[c].notna().any()]
+    rows = [(c, label) for c, label in drawn(FILTER) if c in table and table[c].notna().any()]
     datasets = dataset_order(table.dataset)
     fig, axes = plt.subplots(len(rows), len(datasets), squeeze=False, sharex=True, sharey="row",
                              figsize=(min(TEXT_WIDTH, COLUMN_WIDTH * max(1, len(datasets))), 1.3 * len(rows) + 0.4),

@@ -12,15 +12,14 @@ from filterlens.config.sheet import pairs, read_sheet
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.method.measures import QUALITY, drawn
 from filterlens.report.figure_data import quality_over_pairings
 from filterlens.report.style import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER,
                                      apply_style, dataset_label, dataset_order, depth_group_label, save_figure)
 
 with rule_script(snakemake) as log:
     apply_style()
-    entropy = f"entropy_{snakemake.params.entropy}"
-    metrics = [("sparsity", "sparsity"), (entropy, f"variance entropy\n({snakemake.params.entropy})"),
-               ("orthogonality", "orthogonality")]
+    metrics = drawn(QUALITY, snakemake.params.entropy)
     table = quality_over_pairings(read_tsv(snakemake.input.quality), pairs(read_sheet(snakemake.input.sheet)))
     stats = read_tsv(snakemake.input.stats)
     alpha = snakemake.params.alpha

@@ -15,6 +15,7 @@ from filterlens.analyse.kl import ALL
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.method.depth_groups import DEPTH_GROUPS
+from filterlens.method.measures import QUALITY, drawn
 from filterlens.report.style import (DEPTH_AXIS_LABEL, TEXT_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style,
                                      dataset_label, depth_group_label, save_figure)
 
@@ -31,9 +32,7 @@ def reference_layers(bundle, dataset):
 
 with rule_script(snakemake) as log:
     apply_style()
-    metrics = [("sparsity", "sparsity"), (f"entropy_{snakemake.params.entropy}",
-                                          f"variance entropy\n({snakemake.params.entropy})"),
-               ("orthogonality", "orthogonality")]
+    metrics = drawn(QUALITY, snakemake.params.entropy)
     bundle = read_bundle(snakemake.input.bundle)
     placement = read_tsv(snakemake.input.placement)
     candidates = list(dict.fromkeys(placement.model_id))

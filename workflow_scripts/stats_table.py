@@ -9,7 +9,7 @@ import pandas as pd
 from filterlens.io.files import read_tsv
 from filterlens.io.scripting import rule_script
 from filterlens.report.formatting import formatted, write_table_files
-from filterlens.report.labels import MEASURE_LABELS as LABELS
+from filterlens.method.measures import LABELS
 from filterlens.report.style import dataset_label
 
 

@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from filterlens.method.depth_groups import sorted_by_model_and_depth, with_all_group
+from filterlens.method.measures import QUALITY, aggregate, table_columns
 
 # --- layer quality -------------------------------------------------------------------------
 
@@ -28,26 +28,23 @@ def check_layers_in_sheet(layers: pd.DataFrame, sheet: pd.DataFrame) -> None:
                            "results/summaries/<model>/ of those models and summarize the sheet's models again.")
 
 
-def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
-    ok = values.notna() & (weights > 0)
-    return float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+def measures_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame, family: str, counts) -> pd.DataFrame:
+    """Per model and depth group (and 'all'): the model's dataset and robustness, ``n_layers``, the counts
+    ``counts(part)`` (a dict of columns) and the family's measures of the registry
+    (:mod:`filterlens.method.measures`), each aggregated from the group's per-layer rows as registered."""
+    rows = []
+    for (model, group), part in with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
+        rows.append({"model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": sheet.loc[model, "robust"],
+                     "depth_group": group, "n_layers": len(part), **counts(part),
+                     **{m.name: aggregate(part, m) for m in table_columns(family)}})
+    return sorted_by_model_and_depth(pd.DataFrame(rows))
 
 
 def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """Per model and depth group (and 'all'): sparsity = sparse / filters; variance entropy =
     mean over layers weighted by non-sparse filters; orthogonality = mean weighted by c_out."""
     check_layers_in_sheet(layers, sheet)
-    rows = []
-    for (model, group), part in with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
-        rows.append({
-            "model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": sheet.loc[model, "robust"],
-            "depth_group": group, "n_layers": len(part), "n_filters": int(part.n_filters.sum()),
-            "sparsity": part.n_sparse.sum() / part.n_filters.sum() if part.n_filters.sum() else float("nan"),
-            "entropy_unscaled": _weighted_mean(part.entropy_unscaled, part.n_nonsparse),
-            "entropy_scaled": _weighted_mean(part.entropy_scaled, part.n_nonsparse),
-            "orthogonality": _weighted_mean(part.orthogonality, part.c_out),
-        })
-    return sorted_by_model_and_depth(pd.DataFrame(rows))
+    return measures_by_depth(layers, sheet, QUALITY, lambda part: {"n_filters": int(part.n_filters.sum())})
 
 
 def sparse_shares(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:

@@ -24,9 +24,9 @@ from filterlens.cli.model_arguments import (
     json_object,
     print_table,
 )
+from filterlens.method.measures import QUALITY, names
 
-QUALITY = ["model_id", "depth_group", "n_layers", "n_filters", "sparsity", "entropy_unscaled", "entropy_scaled",
-           "orthogonality"]
+SHOWN = ["model_id", "depth_group", "n_layers", "n_filters", *names(QUALITY)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 "on the basis of both)", result.kl_by_depth)
     print_table("PCA bases: share of variance of the first component (lower: filters more diverse)",
                 result.first_component_shares)
-    print_table("Layer quality by depth group", result.quality_by_depth, QUALITY)
+    print_table("Layer quality by depth group", result.quality_by_depth, SHOWN)
     if args.output:
         from filterlens.io.files import write_tsv
 

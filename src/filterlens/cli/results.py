@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from filterlens.method.measures import QUALITY, names
+
 OUTPUTS = [
     ("models, filter counts, accuracies", "results/tables/models.tsv"),
     ("filter stores (Zarr v3)", "results/filters/<model>.zarr"),
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     show("KL by depth group (paired)", root / "results/analysis/kl_by_depth.tsv", ["dataset", "depth_group", "kl"],
          missing={"kl": "no filters"})
     show("Layer quality per model (all layers)", root / "results/analysis/quality_by_depth.tsv",
-         ["model_id", "robust", "sparsity", "entropy_unscaled", "entropy_scaled", "orthogonality"],
+         ["model_id", "robust", *names(QUALITY)],
          "depth_group == 'all'")
     show("Sparse filters", root / "results/analysis/sparse_shares.tsv")
     show("The paper's findings in this run", root / "results/tables/findings.tsv",
