@@ -13,4 +13,4 @@ rule coloured_digits:
     params:
         dataset=config["dataset"],
     script:
-        "../workflow_scripts/make_coloured_digits.py"
+        "../workflow_scripts/coloured_digits.py"

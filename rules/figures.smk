@@ -27,7 +27,7 @@ rule fig1_kl_by_depth:
     params:
         alpha=config["statistics"]["alpha"],
     script:
-        "../workflow_scripts/fig_kl_by_depth.py"
+        "../workflow_scripts/fig1_kl_by_depth.py"
 
 
 rule fig2_pca_basis:
@@ -49,7 +49,7 @@ rule fig2_pca_basis:
     conda:
         "../envs/figures.yaml"
     script:
-        "../workflow_scripts/fig_pca_basis.py"
+        "../workflow_scripts/fig2_pca_basis.py"
 
 
 rule coefficient_distributions:
@@ -67,7 +67,7 @@ rule coefficient_distributions:
     conda:
         "../envs/figures.yaml"
     script:
-        "../workflow_scripts/fig_coefficient_distributions_data.py"
+        "../workflow_scripts/coefficient_distributions.py"
 
 
 rule fig3_coefficient_distributions:
@@ -89,7 +89,7 @@ rule fig3_coefficient_distributions:
     conda:
         "../envs/figures.yaml"
     script:
-        "../workflow_scripts/fig_coefficient_distributions.py"
+        "../workflow_scripts/fig3_coefficient_distributions.py"
 
 
 rule pair_filters:
@@ -106,7 +106,7 @@ rule pair_filters:
     params:
         pair=FIGURE_PAIR,
     script:
-        "../workflow_scripts/fig_pair_filters_data.py"
+        "../workflow_scripts/pair_filters.py"
 
 
 rule fig4_first_layer_filters:
@@ -130,7 +130,7 @@ rule fig4_first_layer_filters:
     params:
         pair=FIGURE_PAIR,
     script:
-        "../workflow_scripts/fig_first_layer_filters.py"
+        "../workflow_scripts/fig4_first_layer_filters.py"
 
 
 rule fig5_last_layer_filters:
@@ -155,7 +155,7 @@ rule fig5_last_layer_filters:
         pair=FIGURE_PAIR,
         last_layer=config["figures"]["last_layer"],
     script:
-        "../workflow_scripts/fig_last_layer_filters.py"
+        "../workflow_scripts/fig5_last_layer_filters.py"
 
 
 rule fig6_activations_data:
@@ -175,7 +175,7 @@ rule fig6_activations_data:
         activations=config["figures"]["activations"],
         verify_checksums=config["cifar_training"]["verify_checksums"],
     script:
-        "../workflow_scripts/fig_activations_data.py"
+        "../workflow_scripts/fig6_activations_data.py"
 
 
 rule fig6_activations:
@@ -200,7 +200,7 @@ rule fig6_activations:
         model=FIGURE_ROBUST,
         activations=config["figures"]["activations"],
     script:
-        "../workflow_scripts/fig_activations.py"
+        "../workflow_scripts/fig6_activations.py"
 
 
 rule fig7_layer_quality:
@@ -227,7 +227,7 @@ rule fig7_layer_quality:
         entropy=config["figures"]["entropy"],
         alpha=config["statistics"]["alpha"],
     script:
-        "../workflow_scripts/fig_layer_quality.py"
+        "../workflow_scripts/fig7_layer_quality.py"
 
 
 rule fig8_correlations:
@@ -251,7 +251,7 @@ rule fig8_correlations:
     params:
         settings=config["statistics"],
     script:
-        "../workflow_scripts/fig_correlations.py"
+        "../workflow_scripts/fig8_correlations.py"
 
 
 rule fig9_filter_measures:
@@ -278,4 +278,4 @@ rule fig9_filter_measures:
         perturbation=config["analysis"]["perturbation"],
         attack=config["evaluation"],
     script:
-        "../workflow_scripts/fig_filter_measures.py"
+        "../workflow_scripts/fig9_filter_measures.py"

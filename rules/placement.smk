@@ -37,7 +37,7 @@ rule placement:
         tsv="results/tables/placement.tsv",
         html=report(
             "results/tables/placement.html",
-            caption="report/placement_table.rst",
+            caption="report/placement.rst",
             category="Placement against a reference",
             labels={"item": "Table", "shows": "KL to the reference's pools"},
         ),
@@ -63,7 +63,7 @@ rule fig_placement:
         pdf="results/figures/placement.pdf",
         png=report(
             "results/figures/placement.png",
-            caption="report/placement.rst",
+            caption="report/fig_placement.rst",
             category="Placement against a reference",
             labels={"item": "Figure", "shows": "candidates vs the reference"},
         ),

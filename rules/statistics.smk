@@ -24,7 +24,7 @@ rule layer_spectra:
     params:
         fold_batchnorm=config["extraction"]["fold_batchnorm"],
     script:
-        "../workflow_scripts/stats_layer_spectra.py"
+        "../workflow_scripts/layer_spectra.py"
 
 
 rule layer_perturbation:
@@ -50,7 +50,7 @@ rule layer_perturbation:
         attack=config["evaluation"],
         settings=config["analysis"]["perturbation"],
     script:
-        "../workflow_scripts/stats_layer_perturbation.py"
+        "../workflow_scripts/layer_perturbation.py"
 
 
 rule filter_measures:
@@ -70,7 +70,7 @@ rule filter_measures:
     conda:
         "../envs/analysis.yaml"
     script:
-        "../workflow_scripts/stats_filter_measures.py"
+        "../workflow_scripts/filter_measures.py"
 
 
 rule stats_quality:
@@ -159,4 +159,4 @@ rule correlations:
         measures=QUALITY_METRICS + FILTER_MEASURES,
         settings=config["statistics"],
     script:
-        "../workflow_scripts/stats_correlations.py"
+        "../workflow_scripts/correlations.py"

@@ -44,7 +44,7 @@ rule table1_zoo_summary:
     conda:
         "../envs/figures.yaml"
     script:
-        "../workflow_scripts/table_zoo_summary.py"
+        "../workflow_scripts/table1_zoo_summary.py"
 
 
 rule table_pairs:
@@ -102,7 +102,7 @@ rule paper_comparison:
         fold_batchnorm=config["extraction"]["fold_batchnorm"],
         filterdb_models=config["filterdb"]["models"],
     script:
-        "../workflow_scripts/table_paper_comparison.py"
+        "../workflow_scripts/paper_comparison.py"
 
 
 # Which of the paper's findings this run shows (src/filterlens/analyse/findings.py names each criterion).
@@ -136,7 +136,7 @@ rule findings:
     params:
         entropy=config["figures"]["entropy"],
     script:
-        "../workflow_scripts/table_findings.py"
+        "../workflow_scripts/findings.py"
 
 
 rule table_statistics:
@@ -149,7 +149,7 @@ rule table_statistics:
         tex="results/tables/table_statistics.tex",
         html=report(
             "results/tables/table_statistics.html",
-            caption="report/stats_table.rst",
+            caption="report/table_statistics.rst",
             category="Tables",
             subcategory="Beyond the paper",
             labels={"item": "Statistics", "shows": "robust vs normal, tested"},
@@ -163,4 +163,4 @@ rule table_statistics:
     params:
         settings=config["statistics"],
     script:
-        "../workflow_scripts/stats_table.py"
+        "../workflow_scripts/table_statistics.py"

@@ -2,6 +2,7 @@
 earlier ones only, and no module that reaches outside the package for its own files."""
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -144,3 +145,23 @@ def test_a_rule_script_is_one_rule_script_block_after_its_imports(script):
     allowed = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
     assert all(isinstance(node, allowed) for node in head), \
         f"{script.name}: statements before the rule_script block do more than import and define"
+
+
+def _rule_scripts() -> dict[str, list[str]]:
+    """The rules that run each script of workflow_scripts/ (a rule of a loop, named in its body, as '<loop>')."""
+    used = {}
+    for path in sorted((REPO / "rules").rglob("*.smk")):
+        for block in re.split(r"^[ \t]*rule\b", path.read_text(), flags=re.M)[1:]:
+            name = re.match(r"[ \t]*(\w*)[ \t]*:", block).group(1) or "<loop>"
+            script = re.search(r'^\s+script:\s*\n\s+"[^"]*workflow_scripts/(\w+)\.py"', block, re.M)
+            if script:
+                used.setdefault(script.group(1), []).append(name)
+    return used
+
+
+def test_a_rules_script_is_named_after_it_or_shared():
+    """`snakemake <rule>` and its script are found by one name; a script several rules run is named for what it does."""
+    used = _rule_scripts()
+    assert len(used) > 20, "no rule scripts found: has the rule syntax changed?"
+    wrong = {script: rules for script, rules in used.items() if len(rules) == 1 and rules != [script]}
+    assert not wrong, f"rule scripts not named after their rule (script: rules): {wrong}"

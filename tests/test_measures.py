@@ -70,7 +70,7 @@ def test_the_figures_draw_the_chosen_entropy():
 
 
 # Per-layer columns named where they are written or logged, not lists of per-model measures.
-PER_LAYER = {"workflow_scripts/stats_layer_perturbation.py", "src/filterlens/cli/analyze.py"}
+PER_LAYER = {"workflow_scripts/layer_perturbation.py", "src/filterlens/cli/analyze.py"}
 
 
 def test_no_rule_analysis_or_figure_lists_the_measures_itself():

@@ -189,8 +189,8 @@ def test_user_architectures_run_through_every_rule(tmp_path):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("script, rule", [("stats_layer_spectra.py", "layer_spectra"),
-                                          ("stats_layer_perturbation.py", "layer_perturbation")])
+@pytest.mark.parametrize("script, rule", [("layer_spectra.py", "layer_spectra"),
+                                          ("layer_perturbation.py", "layer_perturbation")])
 def test_the_config_a_failed_model_measures_job_names_leaves_its_rule_out(tmp_path, script, rule):
     # The fix in the job's last log line (its FIX), as a config file given last on the micro config.
     fix = re.search(r"`(analysis: \{.*?\})`", (REPO / "workflow_scripts" / script).read_text()).group(1)
