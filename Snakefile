@@ -22,10 +22,7 @@ report: "rules/report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
-include: "rules/acquire.smk"
-include: "rules/acquire_pretrained.smk"
-include: "rules/own_models.smk"
-include: "rules/train_cifar.smk"
+include: "rules/checkpoints.smk"  # every rule that makes data/models/{model}.pt, by sheet source
 include: "rules/filterdb.smk"
 include: "rules/extract.smk"
 include: "rules/evaluate.smk"

@@ -254,7 +254,7 @@ FILTERDB_INPUTS = {
 }
 
 
-# --- Pretrained models (rules/acquire_pretrained.smk) --------------------------------------
+# --- Pretrained models (rules/checkpoints.smk) ---------------------------------------------
 
 # The lock file found as the sheet is (workflow_path): a run in a directory of its own verifies
 # against, and records into, the checkout's lock (docs/runs.md).
@@ -265,7 +265,7 @@ ACQUISITION = {
 }
 
 
-# --- Your own models (rules/own_models.smk) -------------------------------------------------
+# --- Your own models (rules/checkpoints.smk) -----------------------------------------------
 
 # Every model's own files by role: the weights of a source local row, the constructor file of an
 # architecture python row (inputs of acquire_local; the provenance record holds their sha256).
