@@ -39,17 +39,17 @@ test: venv
 # Benchmark the reductions against the read floor (synthetic zoos of ~50M and ~200M filters).
 # About 8 GB under data/benchmark/, kept for reruns: results/benchmarks/reductions.{tsv,png}
 benchmark: venv
-	$(PY) tools/benchmark_reductions.py $(BENCHMARK_ARGS)
+	$(PY) dev/perf/benchmark_reductions.py $(BENCHMARK_ARGS)
 
-# Run the paper-scale benchmark: 114 real architectures with random weights (config/scale.yaml).
-# ~1.0 billion filters, ~33 GB of stores: per stage wall time, peak RSS, disk, throughput vs the
-# read floor in results/benchmarks/scale.tsv.
+# Run the paper-scale benchmark: 114 real architectures with random weights (dev/perf/Snakefile,
+# dev/perf/config/scale.yaml). ~1.0 billion filters, ~33 GB of stores: per stage wall time, peak
+# RSS, disk, throughput vs the read floor in results/benchmarks/scale.tsv.
 scale: venv
-	CORES=$(CORES) tools/scale_run $(SCALE_ARGS)
+	CORES=$(CORES) dev/perf/scale_run $(SCALE_ARGS)
 
 # Benchmark the plain in-memory approach on the scale run's stores (results/benchmarks/in_memory.tsv).
 in-memory: venv
-	$(PY) tools/benchmark_in_memory.py $(IN_MEMORY_ARGS)
+	$(PY) dev/perf/benchmark_in_memory.py $(IN_MEMORY_ARGS)
 
 # Lint the workflow (snakemake --lint) and check its formatting (snakefmt --check).
 lint: venv

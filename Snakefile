@@ -40,4 +40,3 @@ rule all:
         COMPARISON_TARGETS,  # rules/common.smk: none on a sheet without a robust/normal pair
         "results/provenance/provenance.json",
         PLACEMENT_TARGETS,
-        COPY_FLOOR_TARGETS,

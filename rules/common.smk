@@ -11,13 +11,20 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+# The workflow's folder, found from this file: workflow.basedir is the folder of the Snakefile
+# that snakemake was given, another one where a workflow imports this one as a module
+# (dev/perf/Snakefile).
+WORKFLOW_DIR = os.path.dirname(
+    workflow.current_basedir.get_path_or_uri(secret_free=True)
+)
+
 # The library: on sys.path for the parse-time checks here, and on PYTHONPATH for every rule script
 # (local jobs, conda environments and cluster jobs, which parse this file again). The clone's
 # .venv imports the same src/ (tools/ensure-venv), so notebooks get the same package.
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+sys.path.insert(0, os.path.join(WORKFLOW_DIR, "src"))
 from filterlens.io.scripting import share_with_rule_scripts
 
-share_with_rule_scripts(os.path.join(workflow.basedir, "src"))
+share_with_rule_scripts(os.path.join(WORKFLOW_DIR, "src"))
 
 from filterlens.config.validation import (
     CONFIG_SCHEMA,
@@ -53,7 +60,7 @@ def workflow_path(path):
     """A relative path from the working directory, else from the workflow's own directory where it
     is there, else in the working directory (where a new lock file is recorded): the sheet, the lock
     file and the workflow's reference files (docs/runs.md)."""
-    in_workflow = os.path.join(workflow.basedir, path)
+    in_workflow = os.path.join(WORKFLOW_DIR, path)
     if os.path.isabs(path) or os.path.exists(path) or not os.path.exists(in_workflow):
         return path
     return in_workflow
@@ -314,21 +321,6 @@ PERTURBATION_MODELS = (
 )
 
 
-# --- Benchmarks (rules/extract.smk) ---------------------------------------------------------
-
-# Models whose extraction job is timed against a copy-floor job on the same checkpoint.
-COPY_FLOOR_MODELS = config["extraction"]["copy_floor_models"]
-if unknown := [m for m in COPY_FLOOR_MODELS if m not in CHECKPOINT_MODELS]:
-    raise WorkflowError(
-        f"config extraction.copy_floor_models: {', '.join(unknown)} "
-        f"{'is not a model' if len(unknown) == 1 else 'are not models'} of the sheet {SHEET_PATH} "
-        "extracted from a checkpoint. Fix: name models of the sheet whose source is not the filter database."
-    )
-COPY_FLOOR_TARGETS = expand(
-    "results/benchmarks/copy_floor/{model}.tsv", model=COPY_FLOOR_MODELS
-)
-
-
 # --- Figures and tables (rules/figures.smk, rules/tables.smk) -------------------------------
 
 try:  # a sheet without a pair has no Fig. 4-6: figures.pair is not checked against it
@@ -401,7 +393,7 @@ STATISTICS_TARGETS += expand(
 
 # --- Provenance (rules/provenance.smk) --------------------------------------------------------
 
-PROVENANCE = run_facts(config, SHEET_PATH, workflow.basedir)
+PROVENANCE = run_facts(config, SHEET_PATH, WORKFLOW_DIR)
 # Models imported from the filter database have no checkpoint to hash; seeded random ones
 # have a temporary one (the seed is in the sheet and config, the store records its sha256).
 HASHED_MODELS = [m for m in CHECKPOINT_MODELS if m not in models_where(source="random")]

@@ -13,11 +13,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+# The measurement's Snakefile: the workflow as a module, the copy floor and the scale report.
+PERF_SNAKEFILE = REPO / "dev" / "perf" / "Snakefile"
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with ``workdir`` as working directory."""
-    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+def run_snakemake(workdir: Path, *args: str, check: bool = True, snakefile: Path = REPO / "Snakefile"
+                  ) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile (or ``snakefile``) with ``workdir`` as working directory."""
+    command = [str(SNAKEMAKE), "--snakefile", str(snakefile), "--directory", str(workdir), *args]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -46,10 +49,10 @@ def micro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def load_tool(name: str):
-    """A script of tools/ as a module (the tools are not part of the package)."""
+    """A script of dev/perf/ as a module (the benchmarks are not part of the package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "dev" / "perf" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

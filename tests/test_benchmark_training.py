@@ -1,4 +1,4 @@
-"""tools/benchmark_training.py on a tiny sheet: the throughput table it writes, and the counterparts' cost."""
+"""dev/perf/benchmark_training.py on a tiny sheet: the throughput table it writes, and the counterparts' cost."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ TINY = ("wide_resnet", {"depth": 10, "widen_factor": 1})
 
 
 def _tool(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "benchmark_training.py"), *args],
+    return subprocess.run([sys.executable, str(REPO / "dev" / "perf" / "benchmark_training.py"), *args],
                           capture_output=True, text=True, check=True).stdout
 
 

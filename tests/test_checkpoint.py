@@ -3,13 +3,10 @@
 import numpy as np
 import pytest
 import torch
-import zarr
-from conftest import REPO, write_filter_store
+from conftest import REPO
 
 from filterlens.acquire.checkpoint import (Checkpoint, CheckpointError, build_model, classifier, load_checkpoint,
                                            save_checkpoint)
-from filterlens.extract.copy_floor import write_copy_floor
-from filterlens.extract.store import FILTERS, open_filter_store
 from filterlens.models.architectures import build_architecture
 
 KWARGS = {"depth": 10, "widen_factor": 1}
@@ -139,19 +136,6 @@ def test_a_crafted_checkpoint_runs_no_code(tmp_path):
                                               r"Fix: delete .*m\.pt and acquire the model again"):
         load_checkpoint(tmp_path / "m.pt", model_id="m")
     assert not marker.exists()
-
-
-def test_the_copy_floor_writes_every_3x3_weight_unprocessed_with_the_stores_codecs(tmp_path):
-    checkpoint, model = _checkpoint()
-    save_checkpoint(checkpoint, tmp_path / "m.pt")
-    n_filters = write_copy_floor(tmp_path / "m.pt", tmp_path / "floor.zarr", chunk_rows=1024)
-    expected = np.concatenate([w.reshape(-1, 9).numpy() for w in model.state_dict().values()
-                               if w.ndim == 4 and w.shape[-2:] == (3, 3)])
-    array = zarr.open_group(str(tmp_path / "floor.zarr"), mode="r")[FILTERS]
-    assert n_filters == len(expected) and array.chunks == (1024, 9)
-    np.testing.assert_array_equal(array[:], expected)
-    store = open_filter_store(write_filter_store(tmp_path / "store.zarr", [(1, 1, 1)], [expected[:1]], 1024))
-    assert array.metadata.codecs == store.filters.metadata.codecs
 
 
 # A non-persistent buffer: the real constructor makes it, the state dict does not hold it.

@@ -133,7 +133,9 @@ def test_the_passes_load_no_torch_while_they_run(tmp_path):
     assert result.stdout.strip() == "{'summarize': [], 'coefficients': []}"
 
 
-@pytest.mark.parametrize("script", sorted((REPO / "workflow_scripts").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("script", sorted([*(REPO / "workflow_scripts").glob("*.py"),
+                                           *(REPO / "dev" / "perf" / "scripts").glob("*.py")]),
+                         ids=lambda p: str(p.relative_to(REPO)))
 def test_a_rule_script_is_one_rule_script_block_after_its_imports(script):
     """A finished job's process ends where the block ends (filterlens.io.scripting.end_job_process):
     nothing of the script may follow it, and everything it does runs inside it."""

@@ -5,13 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, run_snakemake
+import pytest
+from conftest import PERF_SNAKEFILE, REPO, run_snakemake
 
 BIN = Path(sys.executable).parent
 
 
-def test_snakemake_lint_is_clean(tmp_path):
-    result = run_snakemake(REPO, "--lint", check=False)
+@pytest.mark.parametrize("snakefile", [REPO / "Snakefile", PERF_SNAKEFILE], ids=["workflow", "dev/perf"])
+def test_snakemake_lint_is_clean(snakefile):
+    result = run_snakemake(REPO, "--lint", check=False, snakefile=snakefile)
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Congratulations, your workflow is in a good condition!" in output, output
 

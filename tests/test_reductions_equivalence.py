@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_filter_store
+from reference_reductions import all_scaled_filters, distributions, fit_pca, scaled_filters, split_layer
+from reference_reductions import orthogonality as plain_orthogonality
 from scipy.stats import entropy
 from sklearn.decomposition import PCA
 
@@ -20,8 +22,6 @@ from filterlens.method import orthogonality as orthogonality_module
 from filterlens.method.distributions import distribution, histogram_edges
 from filterlens.method.pca import pca
 from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize
-from filterlens.reduce.reference import all_scaled_filters, distributions, fit_pca, scaled_filters, split_layer
-from filterlens.reduce.reference import orthogonality as plain_orthogonality
 
 BINS = 70
 CHUNK_ROWS = 500
@@ -78,7 +78,7 @@ def streamed(zoo):
     return summaries, bases, (low, high), histograms
 
 
-# --- the plain way: filterlens.reduce.reference -------------------------------------------------------
+# --- the plain way: reference_reductions -------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def plain(zoo):

@@ -1,14 +1,20 @@
-"""The scale run's report (tools/scale_report.py) and the in-memory comparison
-(tools/benchmark_in_memory.py) on tiny inputs the tests write."""
+"""The scale run's report (dev/perf/scale_report.py), the floors the jobs are timed against
+(dev/perf/floors.py) and the in-memory comparison (dev/perf/benchmark_in_memory.py) on tiny
+inputs the tests write. The report as the run's last job: tests/test_scale_config.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, load_tool, write_filter_store
+import zarr
+from conftest import load_tool, write_filter_store
 
-from filterlens.config.sheet import read_sheet
+from filterlens.acquire.checkpoint import Checkpoint, save_checkpoint
+from filterlens.extract.store import FILTERS, open_filter_store
+from filterlens.method.pca import Moments
+from filterlens.models.architectures import build_architecture
+from filterlens.reduce.passes import summarize
 
 
 def _store(path, n_rows: int, c_out: int = 4):
@@ -93,16 +99,6 @@ def test_benchmark_files_of_the_other_job_layout_are_left_out(tmp_path):
     assert sorted(zip(jobs.stage, jobs.job)) == [("extract", "small"), ("summarize", "small")]
 
 
-def test_batches_are_those_the_scale_config_gives_the_workflow():
-    report = load_tool("scale_report")
-    batches = report.run_batches(REPO / "config" / "scale.yaml")
-    models = list(read_sheet(REPO / "config" / "models" / "scale.tsv").model_id)
-    assert [len(b) for b in batches["summarize"]] == [8] * 14 + [2]
-    assert [m for batch in batches["summarize"] for m in batch] == models
-    assert batches["coefficient_range"] == batches["summarize"]
-    assert report.run_batches(REPO / "config" / "paper.yaml") == NO_BATCHES  # a job per model
-
-
 def test_extraction_jobs_are_compared_with_the_copy_floor_jobs_of_the_same_models(tmp_path):
     report = load_tool("scale_report")
     benchmarks = tmp_path / "benchmarks"
@@ -152,3 +148,36 @@ def test_in_memory_run_measures_the_plain_reductions(tmp_path):
     stores = [_store(tmp_path / "a.zarr", 4096, c_out=64)]
     row = tool.run_size(stores, 1)
     assert row["n_filters"] == 4096 and row["peak_rss_mb"] > 0 and row["wall_s"] >= row["reduce_s"] > 0
+
+
+def test_the_copy_floor_writes_every_3x3_weight_unprocessed_with_the_stores_codecs(tmp_path):
+    floors = load_tool("floors")
+    kwargs = {"depth": 10, "widen_factor": 1}
+    model = build_architecture("wide_resnet", kwargs, 10)
+    save_checkpoint(Checkpoint(model_id="m", dataset="coloured_digits", num_classes=10, architecture="wide_resnet",
+                               arch_kwargs=kwargs, normalization=None, source="minizoo",
+                               state_dict=model.state_dict()), tmp_path / "m.pt")
+    n_filters = floors.write_copy_floor(tmp_path / "m.pt", tmp_path / "floor.zarr", chunk_rows=1024)
+    expected = np.concatenate([w.reshape(-1, 9).numpy() for w in model.state_dict().values()
+                               if w.ndim == 4 and w.shape[-2:] == (3, 3)])
+    array = zarr.open_group(str(tmp_path / "floor.zarr"), mode="r")[FILTERS]
+    assert n_filters == len(expected) and array.chunks == (1024, 9)
+    np.testing.assert_array_equal(array[:], expected)
+    store = open_filter_store(write_filter_store(tmp_path / "store.zarr", [(1, 1, 1)], [expected[:1]], 1024))
+    assert array.metadata.codecs == store.filters.metadata.codecs
+
+
+def test_the_read_floor_and_pass_1_without_orthogonality_stream_as_pass_1(tmp_path):
+    """sum_rows reads every row; pass 1 without its Gram products merges the same pieces into the
+    same moments as pass 1, over segments smaller than a layer."""
+    floors = load_tool("floors")
+    rng = np.random.default_rng(0)
+    rows = [rng.standard_normal((n, 9)).astype(np.float32) for n in (48, 512)]
+    store = open_filter_store(write_filter_store(tmp_path / "m.zarr", [(3, 16, 1), (32, 16, 1)], rows, 100))
+    assert floors.sum_rows(store, 2, 300) == pytest.approx(float(sum(r.sum(dtype=np.float64) for r in rows)))
+    scaled = floors.summarize_without_orthogonality(store, 2, 300)
+    expected = summarize(store, 2, 300)[1].scaled
+    assert len(scaled) == 2
+    for ours, theirs in zip(scaled, expected):
+        assert isinstance(ours, Moments) and ours.n == theirs.n
+        np.testing.assert_array_equal(ours.gram, theirs.gram)

@@ -60,4 +60,4 @@ def test_hours_at_a_measured_speed(tiny, tmp_path):
 def test_a_row_without_a_speed_names_the_column_and_the_fix(row, what):
     with pytest.raises(ValueError, match=what) as error:
         hours(1e15, row)
-    assert "results/benchmarks/training.tsv" in str(error.value) and "tools/benchmark_training.py" in str(error.value)
+    assert "results/benchmarks/training.tsv" in str(error.value) and "dev/perf/benchmark_training.py" in str(error.value)

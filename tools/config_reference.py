@@ -41,7 +41,6 @@ mini zoo, in the workflow's directory) is always loaded first, whatever the work
 | `config/config.yaml` | the default: the offline mini zoo (`make run`) |
 | `config/micro.yaml` | a smoke test in seconds (two tiny models), used by the tests |
 | `config/paper.yaml` | the paper's zoo: 71 robust RobustBench models and their 43 normal counterparts |
-| `config/scale.yaml` | the paper's 114 architectures with seeded random weights: time, memory and disk at full size |
 
 ```bash
 .venv/bin/snakemake --cores all --configfile config/paper.yaml

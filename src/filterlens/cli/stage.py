@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long the network check waits for each server (default 1.5)")
     parser.add_argument("--throughput", default=None, metavar="FILE.tsv",
                         help="measured training speed that turns the training FLOPs into hours (default: "
-                             "results/benchmarks/training.tsv, which tools/benchmark_training.py writes in the "
+                             "results/benchmarks/training.tsv, which dev/perf/benchmark_training.py writes in the "
                              "checkout, if present)")
 
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     throughput = Path(args.throughput or "results/benchmarks/training.tsv")
     if args.throughput and not throughput.is_file():
-        print(f"filterlens stage: --throughput {throughput} does not exist. Fix: run tools/benchmark_training.py on "
+        print(f"filterlens stage: --throughput {throughput} does not exist. Fix: run dev/perf/benchmark_training.py on "
               "the training device, or leave --throughput out", file=sys.stderr)
         return 2
     from filterlens.train.cost import read_throughputs
@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             float(row["images_per_s"]) * float(row["flops_per_image"]) * len(row["device"] + row["options"])
         except (KeyError, TypeError, ValueError):
-            print(f"filterlens stage: {throughput}, line {number}: not a row of tools/benchmark_training.py (device, "
-                  "options, images_per_s, flops_per_image). Fix: run tools/benchmark_training.py again, or pass "
-                  "another --throughput", file=sys.stderr)
+            print(f"filterlens stage: {throughput}, line {number}: not a row of dev/perf/benchmark_training.py "
+                  "(device, options, images_per_s, flops_per_image). Fix: run dev/perf/benchmark_training.py again, "
+                  "or pass another --throughput", file=sys.stderr)
             return 2
     plan = plan_run(config, sheet, resolve, timeout_s=args.timeout, throughputs=rows)
     print(f"run of {sheet_path} ({len(sheet)} models), working directory {os.getcwd()}, workflow {workflow_dir}")

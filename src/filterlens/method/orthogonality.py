@@ -26,7 +26,7 @@ def gram_dtype(c_out: int) -> type:
 
     The rows are scaled to unit norm in float64, then rounded; float32 GEMM is about twice as
     fast, and the blocks' sums of |G| are taken in float64. The diagonal is exact either way.
-    Measured against the float64 formula (tools/orthogonality_precision.py): on the 3x3
+    Measured against the float64 formula (dev/perf/orthogonality_precision.py): on the 3x3
     layers of two trained RobustBench models (WRN-34-10 Wu2020Adversarial, WRN-70-16
     Gowal2020Uncovering_70_16_extra; 86 layers of c_out 256..1024) float32 moves the value by
     at most 7e-11; on synthetic layers of c_out 256..1024 (Gaussian, low-rank, positive,

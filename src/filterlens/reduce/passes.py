@@ -105,13 +105,8 @@ class LayerMoments:
         return cls(unpack("scaled"), unpack("unscaled"))
 
 
-def summarize(store: FilterStore, threads: int, max_rows: int,
-              with_orthogonality: bool = True) -> tuple[pd.DataFrame, LayerMoments]:
-    """Pass 1. Returns the per-layer table and the per-layer moments.
-
-    ``with_orthogonality=False`` leaves that column NaN (the benchmark uses it to show the
-    cost of the one compute-bound metric apart from the streaming).
-    """
+def summarize(store: FilterStore, threads: int, max_rows: int) -> tuple[pd.DataFrame, LayerMoments]:
+    """Pass 1. Returns the per-layer table and the per-layer moments."""
     # Imported here, not with the module: importing numba costs every process time and memory
     # (docs/benchmarks.md), and only pass 1 uses it (passes 2 and 3 and the merges import this module).
     from filterlens.reduce.piece_summary import summarize_piece
@@ -124,7 +119,7 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
             pieces.append((piece, summarize_piece(layout.piece_rows(rows, segment, piece),
                                                   layout.max_abs[piece.layer_id])))
         grams = {lid: _layer_orthogonality(layout, lid, rows, layout.row_start[lid] - segment.start)
-                 for lid in (segment.whole_layers if with_orthogonality else ())}
+                 for lid in segment.whole_layers}
         return pieces, grams
 
     segments = _segments(store, max_rows)
@@ -148,7 +143,7 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
             measure_sums[lid] += s.measure_sums
         for lid, value in grams.items():
             ortho[lid] = value
-    for lid in range(n_layers) if with_orthogonality else ():
+    for lid in range(n_layers):
         if not any(lid in s.whole_layers for s in segments) and count[lid]:
             ortho[lid] = _split_layer_orthogonality(store, layout, lid, threads)
     _check_layer_table(store, layout, seen_max)

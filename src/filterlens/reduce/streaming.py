@@ -133,14 +133,6 @@ def map_segments(store: FilterStore, segments: Sequence[Segment], task: Callable
         raise _locate_unreadable(store, segments, error) from error
 
 
-def sum_rows(store: FilterStore, threads: int, max_rows: int) -> float:
-    """Decompress and sum every row of ``store`` as the passes read it (their segments, their
-    Dask tasks) and do nothing else: the read floor the passes are measured against
-    (docs/benchmarks.md)."""
-    segments = plan_segments(store.table, store.filters.chunks[0], max_rows)
-    return float(sum(map_segments(store, segments, lambda rows, _: rows.sum(dtype=np.float64), threads)))
-
-
 def map_threads(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
     """``function(item)`` for every item on Dask's threaded scheduler with ``threads`` workers,
     BLAS at one thread per task (results do not depend on the scheduling); results in order.

@@ -78,7 +78,7 @@ class Plan:
     disk: dict[str, float] = field(default_factory=dict)  # what -> bytes
     unreachable: dict[str, str] | None = None  # host -> why; None: not checked
     seconds: float = 0.0
-    # measured training speed (tools/benchmark_training.py's rows), which turns FLOPs into hours
+    # measured training speed (dev/perf/benchmark_training.py's rows), which turns FLOPs into hours
     throughputs: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -134,7 +134,7 @@ def _hours(flops: float, throughputs: list[dict[str, str]]) -> str:
     for row in throughputs:
         rates.setdefault((row["device"], row["options"]), []).append(hours(flops, row))
     if not rates:
-        return ("not measured (tools/benchmark_training.py on the training device writes "
+        return ("not measured (dev/perf/benchmark_training.py on the training device writes "
                 "results/benchmarks/training.tsv; --throughput reads it)")
     return ", ".join(f"{sum(h) / len(h):,.0f} on {device} ({options})" for (device, options), h in rates.items())
 

@@ -1,5 +1,5 @@
 """What training a model costs before it runs: FLOPs counted on the meta device, and hours on a
-device whose throughput was measured (``tools/benchmark_training.py`` writes
+device whose throughput was measured (``dev/perf/benchmark_training.py`` writes
 ``results/benchmarks/training.tsv``; docs/benchmarks.md, "Training the counterparts").
 
 FLOPs are those torch's :class:`torch.utils.flop_counter.FlopCounterMode` counts: convolutions
@@ -86,16 +86,16 @@ def hours(flops: float, throughput_row: dict[str, Any]) -> float:
     missing = [c for c in THROUGHPUT_COLUMNS if throughput_row.get(c) in (None, "")]
     if missing:
         raise ValueError(f"a throughput row of results/benchmarks/training.tsv needs {', '.join(missing)}: "
-                         f"rerun tools/benchmark_training.py to write them")
+                         f"rerun dev/perf/benchmark_training.py to write them")
     rate = float(throughput_row["images_per_s"]) * float(throughput_row["flops_per_image"])
     if rate <= 0:
         raise ValueError(f"a throughput row of results/benchmarks/training.tsv has images_per_s "
                          f"{throughput_row['images_per_s']} and flops_per_image {throughput_row['flops_per_image']}: "
-                         f"not a measured speed; rerun tools/benchmark_training.py")
+                         f"not a measured speed; rerun dev/perf/benchmark_training.py")
     return flops / rate / 3600.0
 
 
 def read_throughputs(path: str | os.PathLike) -> list[dict[str, str]]:
-    """The rows of a throughput table (tools/benchmark_training.py's TSV) as dicts of strings."""
+    """The rows of a throughput table (dev/perf/benchmark_training.py's TSV) as dicts of strings."""
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))

@@ -1,6 +1,6 @@
 """Where an extraction job's time goes, against the copy floor.
 
-    python tools/profile_extraction.py [--models Chen2021LTD_WRN34_10 ...] [--dataset cifar10] [--out DIR]
+    python dev/perf/profile_extraction.py [--models Chen2021LTD_WRN34_10 ...] [--dataset cifar10] [--out DIR]
 
 For each RobustBench CIFAR architecture named (seeded random weights, as rule random_init
 makes them), in this process and on one thread: building the model with random weights and
@@ -8,10 +8,10 @@ saving its checkpoint (rule random_init's work), then each phase of rule extract
 work (load the checkpoint memory-mapped, build the model from it, plan the 3x3 layers, fold
 BatchNorm into rows, write the filter store, hash the checkpoint), and the **copy floor**:
 load the same checkpoint memory-mapped and write its 3x3 weights unprocessed into a Zarr array
-with the store's codec and chunks (:mod:`filterlens.extract.copy_floor`, rule copy_floor's
+with the store's codec and chunks (dev/perf/floors.py, rule copy_floor's
 work). Start-up (imports) is measured apart, with
-``tools/import_times.py workflow_scripts/extract_filters.py``; the scale run times the jobs of
-both (tools/scale_report.py, x_copy_floor). Prints a Markdown table; the
+``dev/perf/import_times.py workflow_scripts/extract_filters.py``; the scale run times the jobs of
+both (dev/perf/scale_report.py, x_copy_floor). Prints a Markdown table; the
 checkpoints and stores go to ``--out`` (a temporary folder by default) and are deleted.
 """
 
@@ -26,10 +26,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from filterlens.acquire.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint  # noqa: E402
-from filterlens.extract.copy_floor import write_copy_floor  # noqa: E402
+from floors import write_copy_floor  # noqa: E402  (dev/perf/floors.py)
 from filterlens.extract.store import FilterStoreWriter  # noqa: E402
 from filterlens.extract.weights import layer_rows, plan_extraction  # noqa: E402
 from filterlens.io.hashing import sha256_of  # noqa: E402

@@ -1,12 +1,12 @@
 """The plain in-memory approach (the authors' way) on growing parts of a zoo's filter stores,
 for comparison with the streamed reductions of the scale run.
 
-    python tools/benchmark_in_memory.py [--stores 'results/filters/*.zarr'] [--max-gb 16]
+    python dev/perf/benchmark_in_memory.py [--stores 'results/filters/*.zarr'] [--max-gb 16]
 
 For each size, a fresh process loads every filter of the first stores (in name order) until
 the size is reached, computes each layer's orthogonality (whole float64 Gram), splits off the
 sparse filters, scales the rest (float64), fits scikit-learn's PCA on all of them, projects
-them and counts 70-bin histograms per component (filterlens.reduce.reference, the reference of the
+them and counts 70-bin histograms per component (tests/reference_reductions.py, the reference of the
 equivalence tests). It records wall time and peak
 RSS. Two small sizes give the memory per filter; the largest size whose projected peak fits
 in --max-gb is measured too, and the RAM the approach would need for all the stores is
@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "dev" / "perf"))
+sys.path.insert(0, str(REPO / "tests"))  # reference_reductions: the plain way, the tests' reference
 
 BINS = 70
 
@@ -53,7 +54,7 @@ def load_layers(stores: list[str], size: int) -> tuple[list[tuple[np.ndarray, in
 def run_size(stores: list[str], size: int) -> dict:
     from process_memory import peak_rss_mb
 
-    from filterlens.reduce.reference import fit_pca, histograms, orthogonality, scaled_filters
+    from reference_reductions import fit_pca, histograms, orthogonality, scaled_filters
 
     start = time.perf_counter()
     layers, total = load_layers(stores, size)

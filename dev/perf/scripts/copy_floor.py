@@ -1,12 +1,13 @@
-"""Rule copy_floor: a checkpoint's 3x3 weights written unprocessed into a Zarr array, the floor
-that the scale run times extraction jobs against (docs/benchmarks.md)."""
+"""Rule copy_floor (dev/perf/rules/copy_floor.smk): a checkpoint's 3x3 weights written unprocessed
+into a Zarr array, the floor that the scale run times extraction jobs against (docs/benchmarks.md)."""
 
 import tempfile
 from pathlib import Path
 
-from filterlens.extract.copy_floor import write_copy_floor
+import filterlens.acquire.checkpoint  # noqa: F401  (torch at the job's start, as extraction imports it)
 from filterlens.io.files import write_tsv_rows
 from filterlens.io.scripting import rule_script
+from floors import write_copy_floor  # dev/perf/floors.py (dev/perf/rules/common.smk shares dev/perf)
 
 with rule_script(snakemake) as log:
     table = Path(snakemake.output[0])

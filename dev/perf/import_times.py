@@ -1,6 +1,6 @@
 """Import time of rule scripts and modules, as ``python -X importtime`` reports it.
 
-    python tools/import_times.py [workflow_scripts/summarize_model.py ... filterlens.reduce.passes ...]
+    python dev/perf/import_times.py [workflow_scripts/summarize_model.py ... filterlens.reduce.passes ...]
 
 For a rule script, its top-level import statements are run (not its body, which needs
 Snakemake's ``snakemake`` object); for a module name, ``import <module>``. Each runs in a fresh
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT = ["workflow_scripts/summarize_model.py", "workflow_scripts/coefficient_range.py",
            "workflow_scripts/coefficient_histograms.py", "filterlens.reduce.passes", "filterlens.extract.store"]
 HEAVY = ["torch", "pandas", "scipy", "numba", "dask", "dask.array", "zarr", "numpy"]
@@ -32,7 +32,9 @@ def import_code(target: str) -> str:
 
 def measure(code: str) -> tuple[float, list[str]]:
     probe = f"{code}\nimport sys\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    # src and dev/perf, as the workflow's rules share them with their scripts
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "dev" / "perf"),
+                                                        os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", probe], capture_output=True, text=True,
                             env=env, cwd=REPO, check=True)
     total_us = 0

@@ -1,7 +1,7 @@
 """Each pass over filter stores in this process, on the reduction jobs' one thread: seconds and
 nanoseconds per filter, against the read (decompress and sum) of the same store.
 
-    python tools/time_passes.py results/filters/<model>.zarr [...] [--repeat 5] [--bins 70]
+    python dev/perf/time_passes.py results/filters/<model>.zarr [...] [--repeat 5] [--bins 70]
 
 The basis is the store's own (pass 1's scaled moments), the histogram range its own
 coefficient range (pass 2). Pass 1 is also timed without its orthogonality column (the Gram
@@ -17,13 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from filterlens.extract.store import open_filter_store  # noqa: E402
 from filterlens.method.pca import Moments, pca  # noqa: E402
 from filterlens.reduce.jobs import PASS_MEM_MB, PASS_THREADS  # noqa: E402  (the passes' jobs')
 from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize  # noqa: E402
-from filterlens.reduce.streaming import rows_per_segment, sum_rows  # noqa: E402
+from filterlens.reduce.streaming import rows_per_segment  # noqa: E402
+from floors import sum_rows, summarize_without_orthogonality  # noqa: E402  (dev/perf/floors.py)
 
 
 def time_passes(path: str, repeat: int, bins: int) -> dict[str, float]:
@@ -35,7 +37,7 @@ def time_passes(path: str, repeat: int, bins: int) -> dict[str, float]:
         "read": lambda: sum_rows(store, PASS_THREADS, max_rows),
         "pass 1 (summary)": lambda: summarize(store, PASS_THREADS, max_rows),
         # the Gram products of orthogonality are compute that no read does: pass 1 without them
-        "pass 1 without orthogonality": lambda: summarize(store, PASS_THREADS, max_rows, with_orthogonality=False),
+        "pass 1 without orthogonality": lambda: summarize_without_orthogonality(store, PASS_THREADS, max_rows),
         "pass 2 (coefficient range)": lambda: coefficient_range(store, basis, PASS_THREADS, max_rows),
         "pass 3 (histograms)": lambda: coefficient_histograms(store, basis, low.min(), high.max(), bins, PASS_THREADS,
                                                               max_rows),

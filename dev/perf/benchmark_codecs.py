@@ -1,6 +1,6 @@
 """Benchmark of the filter store's codec: disk, write and read time per filter, by codec.
 
-    python tools/benchmark_codecs.py [--stores 'results/filters/*.zarr'] [--scale-models KEY ...]
+    python dev/perf/benchmark_codecs.py [--stores 'results/filters/*.zarr'] [--scale-models KEY ...]
                                      [--max-filters 2000000] [--chunk-rows 65536] [--repeat 3]
 
 The same (n, 9) float32 filters are written into a Zarr array with each candidate codec
@@ -10,7 +10,7 @@ The same (n, 9) float32 filters are written into a Zarr array with each candidat
               e.g. a run's results/filters/*.zarr
     random    real architectures of config/models/scale.tsv (--scale-models, by source_key)
               with the seeded random initial weights of rule random_init, BatchNorm folded as
-              config/scale.yaml extracts them
+              dev/perf/config/scale.yaml extracts them
 
 Each set is cut to at most --max-filters rows (every k-th row, so every layer keeps its
 share; whole chunks where it fills more than one). Per codec and set:
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 DEFAULT_SCALE_MODELS = ["Addepalli2021Towards_PARN18", "Gowal2020Uncovering_28_10_extra"]
@@ -168,9 +168,9 @@ def main() -> None:
     parser.add_argument("--stores", nargs="*", default=[], help="filter stores of trained models (globs)")
     parser.add_argument("--scale-models", nargs="*", default=DEFAULT_SCALE_MODELS,
                         help="source_key or model_id of config/models/scale.tsv rows, initialised at random")
-    parser.add_argument("--seed", type=int, default=0, help="training.seed of config/scale.yaml")
+    parser.add_argument("--seed", type=int, default=0, help="training.seed of dev/perf/config/scale.yaml")
     parser.add_argument("--max-filters", type=int, default=2_000_000, help="filters per set at most")
-    parser.add_argument("--chunk-rows", type=int, default=65536, help="rows per chunk (config/scale.yaml's)")
+    parser.add_argument("--chunk-rows", type=int, default=65536, help="rows per chunk (dev/perf/config/scale.yaml's)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, default=REPO / "data" / "benchmark" / "codecs")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "codecs.tsv")

@@ -1,6 +1,6 @@
 """Benchmark of the reduction passes against the read floor, on synthetic zoos.
 
-    python tools/benchmark_reductions.py [--sizes 50000000 200000000] [--threads 2] [--mem-mb 2000]
+    python dev/perf/benchmark_reductions.py [--sizes 50000000 200000000] [--threads 2] [--mem-mb 2000]
 
 For each size, a zoo is made from the real shapes of the paper's RobustBench architectures
 (built on the meta device, in the order of config/reference/paper_models.csv, until the
@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "dev" / "perf"))
 
 from process_memory import peak_rss_mb  # noqa: E402  (after the path)
 
@@ -108,6 +108,7 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
     from filterlens.method.pca import Moments, pca
     from filterlens.reduce.passes import LayerMoments, coefficient_histograms, coefficient_range, summarize
     from filterlens.reduce.streaming import rows_per_segment
+    from floors import summarize_without_orthogonality
 
     max_rows = rows_per_segment(mem_mb, threads)
     rows = 0
@@ -130,7 +131,7 @@ def run_pass(name: str, stores: list[str], work: Path, threads: int, mem_mb: int
                 with dask.config.set(scheduler="threads", num_workers=threads):
                     da.from_zarr(store.filters).sum().compute()
             elif name == "summary_streaming":
-                summarize(store, threads, max_rows, with_orthogonality=False)
+                summarize_without_orthogonality(store, threads, max_rows)
             elif name == "summary":
                 _, moments = summarize(store, threads, max_rows)
                 write_npz(work / f"{Path(path).stem}.moments.npz", **moments.to_arrays())

@@ -1,11 +1,15 @@
 """The scale run's table: per stage the wall time, peak RSS per job, disk and throughput
 against the read floor, from Snakemake's benchmark files (benchmarks/<stage>/...).
 
-    python tools/scale_report.py [--stores 'results/filters/*.zarr'] [--configfile config/scale.yaml]
-                                 [--threads 1] [--floor-only [--models-per-job N]]
+The table is rule scale_report of dev/perf/Snakefile (dev/perf/Snakefile), the
+last job of the run, which gives it the workflow's own plan: the stores and the models each
+batch job read. By hand, on any stores, only the read floor and the read-only jobs:
+
+    python dev/perf/scale_report.py --floor-only [--stores 'results/filters/*.zarr']
+                                    [--models-per-job N] [--threads 1] [--jobs 2]
 
 The read floor is measured here, on the run's own stores: decompress and sum each store as
-the passes read it (filterlens.reduce.streaming.sum_rows, the reduction jobs' threads),
+the passes read it (dev/perf/floors.py sum_rows, the reduction jobs' threads),
 in this one process. Each reduction job also starts a Python process and imports numpy, Zarr
 and Dask's scheduler (docs/benchmarks.md, "Imports"), once for the stores it reads (one, or a
 batch of the config's analysis.models_per_job): x_read_floor is over all jobs,
@@ -21,11 +25,12 @@ per job) measures without any start-up.
 Per-model stages run one job per model or batch; their wall time is the sum over jobs (their
 jobs take one thread each and run two at a time on 2 cores, so a stage's elapsed time is about
 half the sum).
-The extraction jobs of the models of config extraction.copy_floor_models are compared with
+The extraction jobs of the models of config perf.copy_floor_models are compared with
 rule copy_floor's jobs on the same checkpoints (x_copy_floor; per model in
 results/benchmarks/scale_copy_floor.tsv).
-Writes results/benchmarks/scale.tsv and prints it with the run's elapsed time (tools/scale_run
-records start and end in logs/scale/) and its disk use (logs/scale/disk.tsv).
+The rule writes results/benchmarks/scale.tsv and logs it with the run's elapsed time (from
+logs/scale/start, which dev/perf/scale_run records, to the report's start) and its disk use
+(logs/scale/disk.tsv). Paths are relative to the working directory, the run's.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd  # imported in the functions that use it: the read-only job must not pay for it
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "dev" / "perf"))  # floors
 
 from filterlens.reduce.jobs import PASS_MEM_MB, PASS_THREADS, model_batches  # noqa: E402  (plain Python: a read-only job loads nothing more)
 
@@ -56,7 +62,7 @@ STAGES = {
     "coefficient_histograms": "results/summaries/*/histograms.npz",
 }
 READ_PASSES = ["summarize", "coefficient_range", "coefficient_histograms"]
-# Rule copy_floor's jobs (config extraction.copy_floor_models): the floor of those models'
+# Rule copy_floor's jobs (config perf.copy_floor_models): the floor of those models'
 # extraction jobs, the same checkpoint's 3x3 weights written unprocessed.
 COPY_FLOOR = "copy_floor"
 
@@ -75,27 +81,6 @@ def job_table(benchmarks: Path) -> pd.DataFrame:
         rows.append({"stage": stage, "job": "/".join(relative.parts[1:]) or relative.stem, "wall_s": float(b.s),
                      "cpu_s": float(b.cpu_time), "peak_rss_mb": float(b.max_rss)})
     return pd.DataFrame(rows)
-
-
-def run_batches(configfile: Path) -> dict[str, list[list[str]]]:
-    """Per reading pass, the models of each of its batch jobs (batches/N), as the workflow makes
-    them from ``configfile`` over config/config.yaml (rules/common.smk); no batches when each
-    model has a job of its own."""
-    import yaml
-
-    from filterlens.config.sheet import pairs, read_sheet
-
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    overrides = yaml.safe_load(configfile.read_text()) or {}
-    for key, value in overrides.items():  # the config's sections are one level deep where this reads them
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    sheet = read_sheet(REPO / config["sheet"])
-    per_job = config.get("analysis", {}).get("models_per_job", 1)
-    models = list(sheet.model_id)
-    paired = set(pairs(sheet).robust) | set(pairs(sheet).normal)
-    batches = model_batches(models, per_job)
-    return {"summarize": batches, "coefficient_range": batches,
-            "coefficient_histograms": model_batches([m for m in models if m in paired], per_job)}
 
 
 def of_this_layout(jobs: pd.DataFrame, batches: dict[str, list[list[str]]]) -> pd.DataFrame:
@@ -128,7 +113,7 @@ def job_stores(jobs: pd.DataFrame, batches: dict[str, list[list[str]]]) -> pd.Da
 def disk_bytes(patterns: str) -> int:
     total = 0
     for pattern in patterns.split():
-        for match in glob.glob(str(REPO / pattern)):
+        for match in glob.glob(pattern):
             p = Path(match)
             total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
     return total
@@ -139,7 +124,8 @@ def read_stores(paths: list[str], threads: int, mem_mb: int = PASS_MEM_MB) -> li
     (with their jobs' mem_mb, filterlens.reduce.jobs); returns their filters. A read-only job imports
     this and the store only, as the coefficient jobs import little more (tests/test_layout.py)."""
     from filterlens.extract.store import open_filter_store
-    from filterlens.reduce.streaming import rows_per_segment, sum_rows
+    from filterlens.reduce.streaming import rows_per_segment
+    from floors import sum_rows
 
     counts = []
     for path in paths:
@@ -272,13 +258,14 @@ def copy_floor_table(jobs: pd.DataFrame) -> pd.DataFrame:
     return table.assign(x_copy_floor=table.wall_s_extract / table.wall_s_floor).rename(columns={"job": "model"})
 
 
-def run_facts(logs: Path) -> list[str]:
+def run_facts(logs: Path, end: float) -> list[str]:
+    """The run's elapsed time from ``logs``/start to ``end`` (seconds since the epoch), and its disk use."""
     import pandas as pd
 
     lines = []
-    if (logs / "start").exists() and (logs / "end").exists():
-        elapsed = int((logs / "end").read_text()) - int((logs / "start").read_text())
-        lines.append(f"elapsed (tools/scale_run): {elapsed / 3600:.2f} h ({elapsed} s)")
+    if (logs / "start").exists():
+        elapsed = int(end) - int((logs / "start").read_text())
+        lines.append(f"elapsed (dev/perf/scale_run, to the report): {elapsed / 3600:.2f} h ({elapsed} s)")
     if (logs / "disk.tsv").exists():
         disk = pd.read_csv(logs / "disk.tsv", sep="\t")
         lines.append(f"disk: stores {disk.stores_bytes.iloc[-1] / 1e9:.1f} GB at the end; temporary checkpoints "
@@ -287,65 +274,70 @@ def run_facts(logs: Path) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stores", default="results/filters/*.zarr")
-    parser.add_argument("--benchmarks", type=Path, default=REPO / "benchmarks")
-    parser.add_argument("--logs", type=Path, default=REPO / "logs" / "scale")
-    parser.add_argument("--threads", type=int, default=PASS_THREADS,
-                        help="the reduction jobs' threads (filterlens.reduce.jobs)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="read-only jobs at a time: the run's --cores over the jobs' threads")
-    parser.add_argument("--large", type=int, default=10**7,
-                        help="jobs whose stores are at least this large on average get their own x read floor "
-                             "column (each job's process start-up weighs on the small ones)")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.tsv")
-    parser.add_argument("--floor-only", action="store_true",
-                        help="only the read floor and the read-only jobs of --stores (any stores, no run needed)")
-    parser.add_argument("--models-per-job", type=int, default=1,
-                        help="with --floor-only: stores per read-only job (config analysis.models_per_job)")
-    parser.add_argument("--configfile", type=Path, default=REPO / "config" / "scale.yaml",
-                        help="the run's config (over config/config.yaml): which models each batch job read")
-    parser.add_argument("--read", nargs="+", help=argparse.SUPPRESS)  # the read-only job of these stores
-    args = parser.parse_args()
-    if args.read:
-        read_stores(args.read, args.threads)
-        return
-    stores = sorted(glob.glob(str(REPO / args.stores)))
-    if not stores:
-        sys.exit(f"scale_report: no stores match {args.stores}. Fix: run tools/scale_run (make scale) first.")
-    if args.floor_only:
-        floor, read_jobs = read_floor(model_batches(stores, args.models_per_job) or [[p] for p in stores],
-                                      args.threads, args.jobs)
-        print(floor.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-        print(f"\n{len(stores)} stores, {floor.n_filters.sum():,} filters: read floor {floor.floor_s.sum():.2f} s, "
-              f"{len(read_jobs)} read-only jobs {read_jobs.job_s_alone.sum():.2f} s one at a time "
-              f"({read_jobs.job_s_alone.sum() / floor.floor_s.sum():.2f}x), {read_jobs.job_s.sum():.2f} s "
-              f"{args.jobs} at a time ({read_jobs.job_s.sum() / floor.floor_s.sum():.2f}x; the same reads "
-              f"{args.jobs} at a time in this process {read_jobs.floor_side_s.sum():.2f} s)")
-        return
-    batches = run_batches(args.configfile)
-    jobs = of_this_layout(job_table(args.benchmarks), batches)
-    reading = job_stores(jobs, batches)
+def report(stores: list[str], batches: dict[str, list[list[str]]], out: Path, copies_out: Path,
+           benchmarks: Path = Path("benchmarks"), logs: Path = Path("logs") / "scale", threads: int = PASS_THREADS,
+           jobs: int = 2, large: int = 10**7, end: float | None = None) -> str:
+    """Write the scale table (``out``) and the extraction jobs against their copy floor
+    (``copies_out``) of a run whose reading passes' batch jobs read ``batches`` (per pass, the
+    models of each batches/N job; none where each model has a job of its own); returns the
+    text to show. ``end``: the run's end (default now)."""
+    end = time.time() if end is None else end
+    job_rows = of_this_layout(job_table(benchmarks), batches)
+    reading = job_stores(job_rows, batches)
     by_model = {Path(p).stem: p for p in stores}
     groups = [[by_model[m] for m in models] for models in dict.fromkeys(reading.models)
               if all(m in by_model for m in models)]
     grouped = {p for group in groups for p in group}
     groups += [[p] for p in stores if p not in grouped]  # every store has its read floor
-    floor, read_jobs = read_floor(groups, args.threads, args.jobs)
-    copies = copy_floor_table(jobs)
-    table = stage_table(jobs, floor, read_jobs, reading, args.large, copies)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
-    copies.to_csv(args.out.with_name(f"{args.out.stem}_copy_floor.tsv"), sep="\t", index=False, float_format="%.4g")
-    print(f"{len(floor)} stores, {floor.n_filters.sum():,} filters, {(floor.n_filters >= args.large).sum()} "
-          f"of them with >= {args.large:,}; {len(read_jobs)} read-only jobs\n")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    floor, read_jobs = read_floor(groups, threads, jobs)
+    copies = copy_floor_table(job_rows)
+    table = stage_table(job_rows, floor, read_jobs, reading, large, copies)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, sep="\t", index=False, float_format="%.4g")
+    copies.to_csv(copies_out, sep="\t", index=False, float_format="%.4g")
+    lines = [f"{len(floor)} stores, {floor.n_filters.sum():,} filters, {(floor.n_filters >= large).sum()} "
+             f"of them with >= {large:,}; {len(read_jobs)} read-only jobs\n",
+             table.to_string(index=False, float_format=lambda v: f"{v:.3g}")]
     if len(copies):
-        print("\nextraction jobs against their copy floor:")
-        print(copies.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    for line in run_facts(args.logs):
-        print(line)
+        lines += ["\nextraction jobs against their copy floor:",
+                  copies.to_string(index=False, float_format=lambda v: f"{v:.3g}")]
+    return "\n".join(lines + run_facts(logs, end))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the read floor and the read-only jobs of --stores (any stores, no run needed); "
+                             "the whole table is rule scale_report of dev/perf/Snakefile")
+    parser.add_argument("--stores", default="results/filters/*.zarr")
+    parser.add_argument("--threads", type=int, default=PASS_THREADS,
+                        help="the reduction jobs' threads (filterlens.reduce.jobs)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="read-only jobs at a time: the run's --cores over the jobs' threads")
+    parser.add_argument("--models-per-job", type=int, default=1,
+                        help="stores per read-only job (config analysis.models_per_job)")
+    parser.add_argument("--read", nargs="+", help=argparse.SUPPRESS)  # the read-only job of these stores
+    args = parser.parse_args()
+    if args.read:
+        read_stores(args.read, args.threads)
+        return
+    if not args.floor_only:
+        sys.exit("scale_report: the scale table is rule scale_report of the run (it reads the workflow's own plan). "
+                 "Fix: run make scale, or .venv/bin/snakemake -s dev/perf/Snakefile --configfile "
+                 "dev/perf/config/scale.yaml --forcerun scale_report; or pass --floor-only for the read floor of "
+                 "--stores alone.")
+    stores = sorted(glob.glob(args.stores))
+    if not stores:
+        sys.exit(f"scale_report: no stores match {args.stores}. Fix: run make scale first, or name stores with "
+                 "--stores.")
+    floor, read_jobs = read_floor(model_batches(stores, args.models_per_job) or [[p] for p in stores],
+                                  args.threads, args.jobs)
+    print(floor.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\n{len(stores)} stores, {floor.n_filters.sum():,} filters: read floor {floor.floor_s.sum():.2f} s, "
+          f"{len(read_jobs)} read-only jobs {read_jobs.job_s_alone.sum():.2f} s one at a time "
+          f"({read_jobs.job_s_alone.sum() / floor.floor_s.sum():.2f}x), {read_jobs.job_s.sum():.2f} s "
+          f"{args.jobs} at a time ({read_jobs.job_s.sum() / floor.floor_s.sum():.2f}x; the same reads "
+          f"{args.jobs} at a time in this process {read_jobs.floor_side_s.sum():.2f} s)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The plain way (the authors' approach): every filter in memory, scikit-learn PCA, numpy
 histograms. It is the reference the streamed reductions are tested against
 (tests/test_reductions_equivalence.py) and the in-memory side of the scale comparison
-(tools/benchmark_in_memory.py); nothing in the workflow uses it.
+(dev/perf/benchmark_in_memory.py, dev/perf/orthogonality_precision.py); nothing in the workflow uses it.
 """
 
 from __future__ import annotations

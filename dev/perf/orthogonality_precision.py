@@ -1,6 +1,6 @@
 """How far the float32 Gram moves orthogonality from the float64 formula (filterlens.method.orthogonality.gram_dtype).
 
-    python tools/orthogonality_precision.py [--checkpoints data/models/*.pt]
+    python dev/perf/orthogonality_precision.py [--checkpoints data/models/*.pt]
 
 Compares, layer by layer, orthogonality computed with the Gram forced to float32 against the
 formula in float64 (every filterbank in memory, one GEMM): on synthetic layers of c_out 16 to
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # reference_reductions
 
 from filterlens.method import orthogonality as ortho  # noqa: E402
-from filterlens.reduce.reference import orthogonality as float64_formula  # noqa: E402  (the whole Gram, float64)
+from reference_reductions import orthogonality as float64_formula  # noqa: E402  (the whole Gram, float64)
 
 SIZES = [16, 64, 128, 256, 512, 1024]
 

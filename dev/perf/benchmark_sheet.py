@@ -1,7 +1,7 @@
 """How long reading and validating a zoo sheet takes, and the memory it needs, by size; and
 what a parse of the workflow costs on the paper's config (each job parses the workflow again).
 
-    python tools/benchmark_sheet.py [--rows 10000 100000 1000000] [--output results/benchmarks/sheet.tsv]
+    python dev/perf/benchmark_sheet.py [--rows 10000 100000 1000000] [--output results/benchmarks/sheet.tsv]
 
 The sheets repeat config/models/paper.tsv's 114 rows with numbered ids (every pair intact),
 written under data/benchmark/sheets/. Each is read in a fresh process
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER_SHEET = REPO / "config" / "models" / "paper.tsv"
 READ = """
 import json, resource, sys, time

@@ -1,9 +1,9 @@
 """Images per second of training the normal CIFAR counterparts (rule train_cifar) with each option of
 cifar_training, their FLOPs per image, and the FLOPs-based cost of every counterpart of a sheet.
 
-    python tools/benchmark_training.py [--models LABEL=MODEL_ID ...] [--options fp32 bf16+channels_last ...]
+    python dev/perf/benchmark_training.py [--models LABEL=MODEL_ID ...] [--options fp32 bf16+channels_last ...]
                                        [--batch N] [--steps N] [--warmup N] [--output results/benchmarks/training.tsv]
-    python tools/benchmark_training.py --counterparts [--throughput results/benchmarks/training.tsv --hours-at fp32]
+    python dev/perf/benchmark_training.py --counterparts [--throughput results/benchmarks/training.tsv --hours-at fp32]
 
 Throughput: each model (a row of --sheet, built as the sheet builds it: filterlens.models.architectures)
 is prepared as train_cifar prepares it (filterlens.train.cifar.prepare_model: the device, channels-last
@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 import torch  # noqa: E402
