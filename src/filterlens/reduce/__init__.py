@@ -1,1 +1,1 @@
-"""The streamed passes over one model's filter store, planned in bounded segments, and the plain reference."""
+"""The streamed passes over one model's filter store, planned in bounded segments."""
