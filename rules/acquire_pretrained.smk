@@ -1,5 +1,5 @@
 # Acquisition of pretrained models (the paper's zoo), into the checkpoint contract
-# data/models/{model}.pt like every other source (filterlens.acquire.downloads).
+# data/models/{model}.pt like every other source (filterlens.acquire.robustbench_weights, filterlens.acquire.timm_weights).
 #
 # - robustbench: robustbench.utils.load_model reads config acquisition.model_dir in
 #   RobustBench's own layout, <model_dir>/<dataset>/<threat_model>/<key>.pt, and downloads
