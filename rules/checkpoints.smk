@@ -69,7 +69,7 @@ rule random_init:
 # --- robustbench, timm -------------------------------------------------------------------------
 
 
-# Pretrained models (the paper's zoo), downloaded (filterlens.acquire.downloads).
+# Pretrained models (the paper's zoo), downloaded (filterlens.acquire.robustbench_weights, filterlens.acquire.timm_weights).
 #
 # - robustbench: robustbench.utils.load_model reads config acquisition.model_dir in
 #   RobustBench's own layout, <model_dir>/<dataset>/<threat_model>/<key>.pt, and downloads

@@ -37,6 +37,7 @@ from filterlens.config.datasets import CIFAR_TEST_FILES, LOCAL_TEST_DATA, test_i
 from filterlens.config.sheet import SheetError, pairs, read_sheet
 from filterlens.extract.filterdb import config_problems as filterdb_problems
 from filterlens.extract.filterdb import database_files, download_problems, uses_filterdb
+from filterlens.extract.jobs import EXTRACT_MEM_MB, EXTRACT_RUNTIME
 from filterlens.report.figure_data import (
     FigureConfigError,
     activation_test_images,

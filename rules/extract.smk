@@ -10,13 +10,13 @@ rule extract_filters:
     wildcard_constraints:
         model=one_of(CHECKPOINT_MODELS),
     # Extract as soon as a checkpoint exists: temporary ones (random_init) are then deleted
-    # one by one instead of piling up (~40 GB at paper scale).
+    # one by one instead of piling up (their disk at paper scale: docs/runs.md).
     priority: 10
     conda:
         "../envs/models.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=EXTRACT_MEM_MB,
+        runtime=EXTRACT_RUNTIME,
     params:
         extraction={
             key: config["extraction"][key] for key in ("chunk_rows", "fold_batchnorm")

@@ -21,11 +21,14 @@ import pytest
 import torch
 from conftest import REPO, CodeRunningPayload, run_snakemake
 
-from filterlens.acquire import downloads as acquire
+from filterlens.acquire import timm_weights
 from filterlens.acquire.checkpoint import build_model, load_checkpoint, save_checkpoint
-from filterlens.acquire.downloads import (AcquisitionError, LockMismatch, RobustBenchEntry, file_problem,
-                                          load_robustbench, read_lock, robustbench_checkpoint, timm_checkpoint,
-                                          verify_or_record, with_retries)
+from filterlens.acquire.errors import AcquisitionError, PermanentError
+from filterlens.acquire.lock_file import LockMismatch, read_lock, verify_or_record
+from filterlens.acquire.retries import with_retries
+from filterlens.acquire.robustbench_weights import (RobustBenchEntry, file_problem, load_robustbench,
+                                                    robustbench_checkpoint)
+from filterlens.acquire.timm_weights import timm_checkpoint
 from filterlens.io.hashing import sha256_of
 from filterlens.models.architectures import build_architecture
 from filterlens.models.compat import import_robustbench
@@ -128,7 +131,7 @@ def test_a_bad_file_is_removed_reported_and_downloaded_again(model_dir, tmp_path
         shutil.copy(good_file, destination)
 
     monkeypatch.setattr(robustbench.utils, "download_gdrive_new", fake_download)
-    caplog.set_level("WARNING", logger="filterlens.acquire.downloads")
+    caplog.set_level("WARNING", logger="filterlens.acquire.robustbench_weights")
     model, facts = load_robustbench(ENTRY, model_dir, tmp_path / "lock.tsv", sleep=_no_sleep)
     assert downloads == [ENTRY.zoo_entry()["gdrive_id"]]
     assert facts[0]["sha256"] == sha256_of(good_file)
@@ -196,14 +199,14 @@ def test_lock_file_records_then_verifies_and_reads_back(tmp_path):
     first.write_bytes(b"one")
     second.write_bytes(b"two")
     lock = tmp_path / "conf" / "lock.tsv"
-    verify_or_record(lock, model_dir, [first], acquire.LOG)
-    verify_or_record(lock, model_dir, [second, first], acquire.LOG)
+    verify_or_record(lock, model_dir, [first])
+    verify_or_record(lock, model_dir, [second, first])
     assert list(read_lock(lock)) == ["a/x.pt", "a/y.pt"]
     assert read_lock(lock)["a/y.pt"]["bytes"] == 3
     assert lock.read_text().startswith("# sha256")
     first.write_bytes(b"changed")
     with pytest.raises(LockMismatch, match="a/x.pt"):
-        verify_or_record(lock, model_dir, [first], acquire.LOG)
+        verify_or_record(lock, model_dir, [first])
     lock.write_text("file\tsha256\tbytes\na/x.pt\tnot-a-hash\t3\n")
     with pytest.raises(AcquisitionError, match=r"line 2: sha256 'not-a-hash' is not 64 hex digits"):
         read_lock(lock)
@@ -257,7 +260,8 @@ TIMM_OFFLINE = textwrap.dedent("""
     from safetensors.torch import save_file
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from filterlens.acquire.downloads import AcquisitionError, load_timm
+    from filterlens.acquire.errors import AcquisitionError
+    from filterlens.acquire.timm_weights import load_timm
     cache = Path(sys.argv[1]) / "hub"
     try:
         load_timm("resnet18.tv_in1k", sleep=lambda s: None)
@@ -325,7 +329,7 @@ def test_rule_acquires_from_a_prefilled_model_dir_and_extracts(tmp_path, good_fi
 
 
 def test_timm_download_failures_are_retried_with_backoff(monkeypatch):
-    monkeypatch.setattr(acquire, "hf_offline", lambda: False)
+    monkeypatch.setattr(timm_weights, "hf_offline", lambda: False)
     sleeps, calls = Sleeps(), []
 
     def flaky_hub(name, pretrained):
@@ -333,7 +337,7 @@ def test_timm_download_failures_are_retried_with_backoff(monkeypatch):
         raise ConnectionError("hub unreachable")
 
     with pytest.raises(AcquisitionError) as error:
-        acquire.load_timm("resnet18.tv_in1k", attempts=3, backoff_s=1, create_model=flaky_hub, sleep=sleeps)
+        timm_weights.load_timm("resnet18.tv_in1k", attempts=3, backoff_s=1, create_model=flaky_hub, sleep=sleeps)
     assert calls == ["resnet18.tv_in1k"] * 3 and sleeps == [1, 2]
     assert "hub unreachable" in str(error.value) and "pretrained=True" in str(error.value)
 
@@ -344,11 +348,11 @@ def test_timm_without_pretrained_weights_or_without_the_hub_fails_at_once(monkey
     def never(*args, **kwargs):
         raise AssertionError("create_model called")
 
-    with pytest.raises(acquire.PermanentError, match="no pretrained weights 'resnet18.no_such_tag'"):
-        acquire.load_timm("resnet18.no_such_tag", create_model=never, sleep=_no_sleep)
+    with pytest.raises(PermanentError, match="no pretrained weights 'resnet18.no_such_tag'"):
+        timm_weights.load_timm("resnet18.no_such_tag", create_model=never, sleep=_no_sleep)
     monkeypatch.setattr(timm.models._hub, "_has_hf_hub", False)  # as with huggingface_hub >= 1.0
-    with pytest.raises(acquire.PermanentError, match=r"huggingface_hub of requirements.txt \(< 1.0\)"):
-        acquire.load_timm("resnet18.tv_in1k", create_model=never, sleep=_no_sleep)
+    with pytest.raises(PermanentError, match=r"huggingface_hub of requirements.txt \(< 1.0\)"):
+        timm_weights.load_timm("resnet18.tv_in1k", create_model=never, sleep=_no_sleep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,7 +397,7 @@ def test_trust_pickles_unpickles_only_files_the_lock_pins(model_dir, tmp_path, n
     lock = tmp_path / "lock.tsv"
     # a first download that holds more than tensors and would run code: refused, nothing recorded
     torch.save({"state_dict": _robustbench_state_dict(0), "payload": CodeRunningPayload(marker)}, path)
-    with pytest.raises(acquire.PermanentError) as error:
+    with pytest.raises(PermanentError) as error:
         load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
     message = str(error.value)
     assert "unpickles only files whose sha256 the lock file" in message
@@ -402,10 +406,10 @@ def test_trust_pickles_unpickles_only_files_the_lock_pins(model_dir, tmp_path, n
     # a checkpoint with a harmless non-tensor object (training arguments), pinned by its owner: loaded
     torch.save({"state_dict": {f"module.{k}": v for k, v in _robustbench_state_dict(0).items()},
                 "args": argparse.Namespace(lr=0.1)}, path)
-    with pytest.raises(acquire.PermanentError, match="not record"):
+    with pytest.raises(PermanentError, match="not record"):
         load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
     lock.write_text("file\tsha256\tbytes\n" + _lock_row(path, model_dir))
-    with pytest.raises(acquire.PermanentError, match="set config acquisition.trust_pickles: true"):
+    with pytest.raises(PermanentError, match="set config acquisition.trust_pickles: true"):
         load_robustbench(ENTRY, model_dir, lock, trust_pickles=False, sleep=_no_sleep)
     model, facts = load_robustbench(ENTRY, model_dir, lock, trust_pickles=True, sleep=_no_sleep)
     assert facts[0]["sha256"] == sha256_of(path)
@@ -484,7 +488,7 @@ def test_the_entries_served_elsewhere_are_exactly_robustbenchs(monkeypatch):
                     found[(dataset.value, threat.name, key)] = "torchvision"
     assert found == SERVED_ELSEWHERE
     assert sum(1 for (_, threat, _), how in found.items() if threat == "Linf" and how == "timm") == 9
-    with pytest.raises(acquire.PermanentError, match="not from its model directory"):
+    with pytest.raises(PermanentError, match="not from its model directory"):
         load_robustbench(RobustBenchEntry("cifar10", "Debenedetti2022Light_XCiT-S12"), "md", None,
                          load_model=_never_load, sleep=_no_sleep)
 
@@ -494,8 +498,8 @@ def test_timm_names_that_load_from_any_repository_are_refused():
         raise AssertionError("create_model called")
 
     for name in ("hf-hub:someone/resnet50", "hf_hub:someone/resnet50", "local-dir:/tmp/x", "someone/resnet50"):
-        with pytest.raises(acquire.PermanentError, match="arbitrary Hugging Face repository"):
-            acquire.load_timm(name, create_model=never, sleep=_no_sleep)
+        with pytest.raises(PermanentError, match="arbitrary Hugging Face repository"):
+            timm_weights.load_timm(name, create_model=never, sleep=_no_sleep)
 
 
 def _sheet_line(model_id, arch, kwargs, source, source_key):

@@ -53,7 +53,7 @@ def test_empty_and_html_files_are_named(tmp_path, content, message):
     (b"<?xml version='1.0'?><Error>AccessDenied</Error>", "is an HTML/XML page, not weights"),
 ])
 def test_one_failed_download_check_serves_acquisition_and_loading(tmp_path, content, problem):
-    from filterlens.acquire.downloads import file_problem
+    from filterlens.acquire.robustbench_weights import file_problem
     from filterlens.acquire.failed_downloads import failed_download_problem
 
     path = tmp_path / "m.pt"

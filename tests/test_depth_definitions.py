@@ -14,7 +14,8 @@ from test_convgraph_known_answers import PreActToy
 
 from filterlens.cli import main
 from filterlens.extract.store import (FORMAT_VERSION, FilterStoreError, FilterStoreWriter, open_filter_store,
-                                      rewrite_attrs, with_depth_definition)
+                                      with_depth_definition)
+from filterlens.extract.store_upgrade import rewrite_attrs
 from filterlens.extract.weights import iter_layer_rows, plan_extraction
 from filterlens.models.architectures import build_architecture
 from filterlens.reduce.passes import summarize

@@ -282,10 +282,10 @@ def test_a_store_is_read_from_its_own_regular_files_alone(tmp_path, rows, kind):
 
 
 def test_oversized_metadata_is_refused_unread(tmp_path, rows, monkeypatch):
-    import filterlens.extract.store as store_module
+    import filterlens.extract.store_checks as checks_module
 
     path = tmp_path / "toy.zarr"
     _write(path, rows)
-    monkeypatch.setattr(store_module, "MAX_METADATA_BYTES", 100)
+    monkeypatch.setattr(checks_module, "MAX_METADATA_BYTES", 100)
     with pytest.raises(FilterStoreError, match=r"zarr.json holds \d+ bytes, above 100"):
         open_filter_store(path)

@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from filterlens.config.sheet import COLUMNS, SheetError, read_sheet
-from filterlens.extract.store import LAYER_COLUMNS, FilterStoreError, open_filter_store
+from filterlens.extract.layer_table import LAYER_COLUMNS
+from filterlens.extract.store import FilterStoreError, open_filter_store
 from filterlens.method.filters import sparse_mask
 from filterlens.models.sheet_checks import row_build_problems
 from filterlens.reduce.passes import summarize

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from filterlens.acquire.checkpoint import CheckpointError, build_model, load_checkpoint
-from filterlens.acquire.downloads import AcquisitionError
+from filterlens.acquire.errors import AcquisitionError
 from filterlens.acquire.local import local_checkpoint, read_state_dict
 from filterlens.config.sheet import SheetError, read_sheet
 from filterlens.extract.store import open_filter_store

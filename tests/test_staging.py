@@ -17,7 +17,8 @@ import pytest
 import requests
 from conftest import REPO, run_snakemake
 
-from filterlens.acquire.downloads import NetworkUnreachable, with_retries
+from filterlens.acquire.errors import NetworkUnreachable
+from filterlens.acquire.retries import with_retries
 from filterlens.cli import stage
 from filterlens.config.validation import CONFIG_SCHEMA, ConfigError, expand_dotted_keys, retype_command_line
 from filterlens.io.network import unreachable_hosts

@@ -17,7 +17,7 @@ from conftest import REPO, run_snakemake
 from torch import nn
 
 from filterlens.acquire.checkpoint import build_model
-from filterlens.acquire.downloads import AcquisitionError
+from filterlens.acquire.errors import AcquisitionError
 from filterlens.acquire.local import local_checkpoint
 from filterlens.models.architectures import build_architecture
 from filterlens.models.sheet_checks import row_build_problems

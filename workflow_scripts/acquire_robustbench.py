@@ -1,7 +1,7 @@
 """Rule acquire_robustbench: a RobustBench model zoo entry into the checkpoint contract."""
 
 from filterlens.acquire.checkpoint import save_checkpoint
-from filterlens.acquire.downloads import RobustBenchEntry, load_robustbench, robustbench_checkpoint
+from filterlens.acquire.robustbench_weights import RobustBenchEntry, load_robustbench, robustbench_checkpoint
 from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:

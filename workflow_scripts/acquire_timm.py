@@ -5,7 +5,7 @@ HF_HUB_OFFLINE=1 uses it without network (both read from the environment of snak
 """
 
 from filterlens.acquire.checkpoint import save_checkpoint
-from filterlens.acquire.downloads import load_timm, timm_base_name, timm_checkpoint
+from filterlens.acquire.timm_weights import load_timm, timm_base_name, timm_checkpoint
 from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:

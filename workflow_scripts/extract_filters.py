@@ -4,8 +4,7 @@ import torch
 
 from filterlens.acquire.checkpoint import build_model, load_checkpoint
 from filterlens.config.datasets import dataset_info
-from filterlens.extract.store import FilterStoreWriter
-from filterlens.extract.weights import iter_layer_rows, plan_extraction
+from filterlens.extract.weights import iter_layer_rows, plan_extraction, write_filter_store
 from filterlens.io.hashing import sha256_of
 from filterlens.io.scripting import rule_script
 
@@ -24,18 +23,7 @@ with rule_script(snakemake) as log:
     log.info("%s: %d 3x3 layers, %d filters, depth by %s (max conv depth %s), BatchNorm %s", checkpoint.model_id,
              len(plan.layers), plan.n_filters, plan.depth_method, plan.max_conv_depths,
              "folded" if settings["fold_batchnorm"] else "not folded (raw weights)")
-    attrs = {
-        "model_id": checkpoint.model_id,
-        "dataset": checkpoint.dataset,
-        "architecture": checkpoint.architecture,
-        "arch_kwargs": checkpoint.arch_kwargs,
-        "depth_method": plan.depth_method,
-        "depth_definition": plan.depth_definition,
-        "max_conv_depth": plan.max_conv_depth,
-        "max_conv_depths": plan.max_conv_depths,
-        "fold_batchnorm": settings["fold_batchnorm"],
-        "checkpoint_sha256": sha256_of(snakemake.input[0]),
-    }
-    with FilterStoreWriter(snakemake.output[0], plan.n_filters, settings["chunk_rows"], attrs) as writer:
-        for layer, rows in iter_layer_rows(model, plan):
-            writer.write_layer(layer, rows)
+    write_filter_store(snakemake.output[0], plan, iter_layer_rows(model, plan), settings["chunk_rows"],
+                       model_id=checkpoint.model_id, dataset=checkpoint.dataset,
+                       architecture=checkpoint.architecture, arch_kwargs=checkpoint.arch_kwargs,
+                       checkpoint_sha256=sha256_of(snakemake.input[0]))

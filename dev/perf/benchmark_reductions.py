@@ -46,6 +46,8 @@ sys.path.insert(0, str(REPO / "dev" / "perf"))
 
 from process_memory import peak_rss_mb  # noqa: E402  (after the path)
 
+from filterlens.reduce.jobs import PASS_MEM_MB  # noqa: E402  (plain Python: the passes' jobs' memory)
+
 PASSES = ["read_floor", "summary_streaming", "summary", "coefficient_range", "coefficient_histograms", "merge"]
 BINS = 70
 
@@ -68,9 +70,18 @@ def paper_architectures():
         yield row["Network"], plan_extraction(model, torch.empty(1, 3, info.image_size, info.image_size, device="meta"))
 
 
+def random_rows(plan, rng: np.random.Generator):
+    """Each layer of ``plan`` with He-initialised random rows, a tenth of them near zero (sparse)."""
+    for layer in plan.layers:
+        fan_in = layer.c_in // layer.groups * 9
+        rows = rng.standard_normal((layer.n_filters, 9), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
+        rows[rng.random(layer.n_filters) < 0.1] *= np.float32(1e-3)  # some sparse filters
+        yield layer, rows
+
+
 def make_zoo(size: int, root: Path, chunk_rows: int) -> list[Path]:
     """Stores of real architecture shapes with random weights, at least ``size`` filters in all."""
-    from filterlens.extract.store import FilterStoreWriter
+    from filterlens.extract.weights import write_filter_store
 
     root.mkdir(parents=True, exist_ok=True)
     paths, total = [], 0
@@ -82,15 +93,8 @@ def make_zoo(size: int, root: Path, chunk_rows: int) -> list[Path]:
         total += plan.n_filters
         if path.exists():
             continue
-        rng = np.random.default_rng(index)
-        attrs = {"model_id": path.stem, "depth_method": plan.depth_method, "max_conv_depth": plan.max_conv_depth,
-                 "synthetic": True}
-        with FilterStoreWriter(path, plan.n_filters, chunk_rows, attrs) as writer:
-            for layer in plan.layers:
-                fan_in = layer.c_in // layer.groups * 9
-                rows = rng.standard_normal((layer.n_filters, 9), dtype=np.float32) * np.float32(np.sqrt(2 / fan_in))
-                rows[rng.random(layer.n_filters) < 0.1] *= np.float32(1e-3)  # some sparse filters
-                writer.write_layer(layer, rows)
+        write_filter_store(path, plan, random_rows(plan, np.random.default_rng(index)), chunk_rows,
+                           model_id=path.stem, dataset=None, synthetic=True)
         print(f"  wrote {path.name}: {plan.n_filters:,} filters", flush=True)
     return paths
 
@@ -181,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=float, nargs="+", default=[50e6, 200e6])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--mem-mb", type=int, default=2000, help="the per-model rules' resources.mem_mb")
+    parser.add_argument("--mem-mb", type=int, default=PASS_MEM_MB, help="the per-model rules' resources.mem_mb")
     parser.add_argument("--chunk-rows", type=int, default=65536)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every pass; the shortest wall time counts")
     parser.add_argument("--data", type=Path, default=REPO / "data" / "benchmark")

@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from filterlens.acquire.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from floors import write_copy_floor  # noqa: E402  (dev/perf/floors.py)
-from filterlens.extract.store import FilterStoreWriter  # noqa: E402
-from filterlens.extract.weights import layer_rows, plan_extraction  # noqa: E402
+from filterlens.extract.weights import layer_rows, plan_extraction, write_filter_store  # noqa: E402
 from filterlens.io.hashing import sha256_of  # noqa: E402
 from filterlens.models.architectures import build_architecture  # noqa: E402
 from filterlens.models.robustbench_zoo import zoo  # noqa: E402
@@ -65,12 +64,8 @@ def profile(key: str, dataset: str, folder: Path, chunk_rows: int) -> dict[str, 
     plan = timed("plan", plan_extraction, model, torch.empty(1, 3, 32, 32, device="meta"), fold_batchnorm=True)
     rows = timed("fold + rows", lambda: [layer_rows(model, plan, layer) for layer in plan.layers])
 
-    def write_store():
-        with FilterStoreWriter(folder / f"{key}.zarr", plan.n_filters, chunk_rows, {"model_id": key}) as writer:
-            for layer, layer_filters in zip(plan.layers, rows):
-                writer.write_layer(layer, layer_filters)
-
-    timed("write store", write_store)
+    timed("write store", write_filter_store, folder / f"{key}.zarr", plan, zip(plan.layers, rows), chunk_rows,
+          model_id=key, dataset=dataset)
     timed("sha256", sha256_of, checkpoint_path)
     times["extraction"] = sum(times[p] for p in PHASES[2:8])
 

@@ -32,10 +32,6 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-# The memory of rule summarize_model's jobs (rules/summarize.smk): it bounds the rows a task
-# reads at once; the table does not depend on it (docs/design.md).
-SUMMARY_MEM_MB = 2000
-
 
 @lru_cache(maxsize=None)
 def _config_defaults() -> dict[str, dict[str, Any]]:
@@ -99,9 +95,12 @@ class _Options:
 
     @property
     def max_rows(self) -> int:
+        from filterlens.reduce.jobs import PASS_MEM_MB
         from filterlens.reduce.streaming import rows_per_segment
 
-        return rows_per_segment(SUMMARY_MEM_MB, self.threads)
+        # The rows a task reads at once, as in rule summarize_model's jobs; the table does not
+        # depend on it (docs/design.md).
+        return rows_per_segment(PASS_MEM_MB, self.threads)
 
 
 @contextmanager
@@ -111,8 +110,8 @@ def _extracted(spec, options: _Options, model_id: str | None = None) -> Iterator
     import torch
 
     from filterlens.acquire.model_specs import model_from
-    from filterlens.extract.store import FilterStoreWriter, open_filter_store, with_depth_definition
-    from filterlens.extract.weights import iter_layer_rows, plan_extraction
+    from filterlens.extract.store import open_filter_store, with_depth_definition
+    from filterlens.extract.weights import iter_layer_rows, plan_extraction, write_filter_store
 
     module, facts = model_from(spec)
     size = options.image_size or facts.get("image_size", 32)
@@ -120,14 +119,10 @@ def _extracted(spec, options: _Options, model_id: str | None = None) -> Iterator
     plan = plan_extraction(module, torch.empty(1, 3, size, size, device="meta"), fold_batchnorm=options.fold_batchnorm)
     if not plan.layers:
         raise ValueError(f"{model_id}: the model executes no 3x3 convolution; there is nothing to analyse")
-    attrs = {"model_id": model_id, "dataset": facts.get("dataset"), "depth_method": plan.depth_method,
-             "depth_definition": plan.depth_definition, "max_conv_depth": plan.max_conv_depth,
-             "max_conv_depths": plan.max_conv_depths, "fold_batchnorm": options.fold_batchnorm}
     with tempfile.TemporaryDirectory(prefix="filterlens-") as folder:
         path = Path(folder) / "filters.zarr"
-        with FilterStoreWriter(path, plan.n_filters, options.chunk_rows, attrs) as writer:
-            for layer, rows in iter_layer_rows(module, plan):
-                writer.write_layer(layer, rows)
+        write_filter_store(path, plan, iter_layer_rows(module, plan), options.chunk_rows, model_id=model_id,
+                           dataset=facts.get("dataset"))
         del module
         yield with_depth_definition(open_filter_store(path), options.depth_definition)
 

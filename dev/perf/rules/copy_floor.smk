@@ -17,8 +17,8 @@ rule copy_floor:
     conda:
         "../../../envs/models.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=filterlens.EXTRACT_MEM_MB,
+        runtime=filterlens.EXTRACT_RUNTIME,
     params:
         chunk_rows=config["extraction"]["chunk_rows"],
     script:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from filterlens.acquire.errors import AcquisitionError
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.io.archives import stored_zip_problem
 from filterlens.io.atomic import atomic_output
@@ -201,6 +202,26 @@ def fit_problems(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> list[
                      for k in sorted(set(state_dict) & set(expected)) if state_dict[k].shape != expected[k].shape]:
         problems.append(f"mis-shaped tensors {_preview(misshaped)}")
     return problems
+
+
+def check_fits(state_dict: dict[str, torch.Tensor], architecture: str, arch_kwargs: dict[str, Any],
+               num_classes: int, model_id: str) -> None:
+    """Raise :class:`AcquisitionError` unless ``state_dict`` fits the architecture exactly."""
+    model = build_architecture(architecture, arch_kwargs, num_classes, device="meta")
+    if problems := fit_problems(model, state_dict):
+        raise AcquisitionError(
+            f"{model_id}: the acquired weights do not fit architecture {architecture} {arch_kwargs}: "
+            f"{'; '.join(problems)}. Fix: check the sheet's architecture and arch_kwargs.")
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as plain tensors on the CPU (what a checkpoint stores)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+# The published weights cannot be saved again by the user: what to do when they are unusable.
+UNUSABLE_FIX = ("the published weights cannot be analysed as they are; leave the model out of the sheet (and tell "
+                "its authors)")
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:

@@ -2,7 +2,7 @@
 
 Google Drive (RobustBench's downloads) answers a quota or virus-scan check with an HTML page,
 and an interrupted download can leave an empty file. Both the acquisition
-(:func:`filterlens.acquire.downloads.file_problem`) and :func:`filterlens.acquire.checkpoint.load_checkpoint`
+(:func:`filterlens.acquire.robustbench_weights.file_problem`) and :func:`filterlens.acquire.checkpoint.load_checkpoint`
 ask :func:`failed_download_problem` before they try to read weights. No torch here.
 """
 

@@ -4,7 +4,7 @@ The file is ``torch.save`` of a dict of tensors (read with ``weights_only=True``
 runs no code from it), optionally with the tensors under ``"state_dict"`` as training scripts
 often save them, or a safetensors file. The sheet row's architecture and arch_kwargs (any
 architecture: a RobustBench key, a timm name, a mini zoo architecture, or a constructor in the
-user's own file) must take it exactly (:func:`filterlens.acquire.downloads.check_fits`). The
+user's own file) must take it exactly (:func:`filterlens.acquire.checkpoint.check_fits`). The
 checkpoint records the file's sha256 (and that of a constructor file) in ``extra``.
 """
 
@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from filterlens.acquire.checkpoint import Checkpoint, CheckpointError, usable_tensors
-from filterlens.acquire.downloads import check_fits
+from filterlens.acquire.checkpoint import Checkpoint, CheckpointError, check_fits, usable_tensors
 from filterlens.acquire.failed_downloads import failed_download_problem
 from filterlens.config.datasets import dataset_info
 from filterlens.io.archives import stored_zip_problem

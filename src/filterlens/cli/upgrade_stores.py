@@ -40,60 +40,6 @@ def sheet_path(configfiles: list[Path]) -> Path:
     return Path(sheet)
 
 
-def upgrade(store: Path, sheet, dry_run: bool = False) -> str:
-    """Upgrade ``store`` (a version-1 filter store); return a one-line account."""
-    import torch
-    import zarr
-
-    from filterlens.config.datasets import dataset_info
-    from filterlens.extract.store import (
-        FORMAT,
-        FORMAT_VERSION,
-        READABLE_VERSIONS,
-        FilterStoreError,
-        open_filter_store,
-        rewrite_attrs,
-        upgraded_attrs,
-    )
-    from filterlens.extract.weights import plan_extraction
-    from filterlens.models.architectures import build_architecture
-
-    try:
-        attrs = dict(zarr.open_group(str(store), mode="r").attrs)
-    except Exception as error:
-        raise FilterStoreError(f"{store} is not a readable filter store ({error})") from error
-    if attrs.get("format") != FORMAT:
-        raise FilterStoreError(f"{store} is not a filterlens filter store (format {attrs.get('format')!r})")
-    if attrs.get("format_version") in READABLE_VERSIONS:
-        return f"{store}: format version {attrs['format_version']}, readable as it is, left as it is"
-    if attrs.get("format_version") != 1:
-        raise FilterStoreError(f"{store}: format version {attrs.get('format_version')!r} cannot be upgraded")
-    model_id = attrs.get("model_id", store.stem)
-    what = f"{store} (model {model_id})"
-    if attrs.get("depth_method") == "filterdb":
-        new = upgraded_attrs(attrs, None, {"graph_level": attrs["max_conv_depth"], "conv_count": None}, what)
-    else:
-        rows = sheet[sheet.model_id == model_id]
-        if rows.empty:
-            raise FilterStoreError(f"{what}: the sheet has no row {model_id!r}, so its architecture is unknown. "
-                                   f"Fix: pass the --configfile of the run that extracted it.")
-        row = rows.iloc[0]
-        info = dataset_info(row["dataset"])
-        model = build_architecture(row["architecture"], row["arch_kwargs"], info.num_classes, device="meta")
-        example = torch.empty(1, 3, info.image_size, info.image_size, device="meta")
-        plan = plan_extraction(model, example, fold_batchnorm=bool(attrs.get("fold_batchnorm")))
-        if plan.depth_method != attrs.get("depth_method"):
-            raise FilterStoreError(f"{what}: its depths were found by {attrs.get('depth_method')!r}, the architecture "
-                                   f"traces by {plan.depth_method!r}. Fix: extract it again (snakemake --forcerun extract_filters {store}).")
-        new = upgraded_attrs(attrs, plan.layers, plan.max_conv_depths, what)
-        new.update(architecture=row["architecture"], arch_kwargs=row["arch_kwargs"])
-    if not dry_run:
-        rewrite_attrs(store, new)
-        open_filter_store(store)  # reads back as a current store
-    return (f"{store}: version 1 -> {FORMAT_VERSION}{' (dry run, nothing written)' if dry_run else ''}; "
-            f"max conv depth {new['max_conv_depths']}")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configfile", type=Path, action="append", default=[],
                         help="the run's config file(s), for its sheet (repeatable, as for snakemake)")
@@ -104,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from filterlens.config.sheet import read_sheet
     from filterlens.extract.store import FilterStoreError
+    from filterlens.extract.store_upgrade import upgrade_store
 
     stores = args.stores or sorted(Path("results/filters").glob("*.zarr"))
     if not stores:
@@ -113,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for store in stores:
         try:
-            print(upgrade(store, sheet, args.dry_run))
+            print(upgrade_store(store, sheet, args.dry_run))
         except FilterStoreError as error:
             failed += 1
             print(f"error: {error}", file=sys.stderr)

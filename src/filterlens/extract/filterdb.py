@@ -38,7 +38,8 @@ import pandas as pd
 from filterlens.acquire.failed_downloads import data_file_problem, parse_checksum
 from filterlens.extract.layer_table import Layer
 from filterlens.extract.pandas_hdf5 import UnsafeTableError, read_fixed_frame
-from filterlens.extract.store import FilterStoreWriter, zarr_chunk_problem
+from filterlens.extract.store import FilterStoreWriter
+from filterlens.extract.store_checks import zarr_chunk_problem
 from filterlens.io.arrays import all_finite
 from filterlens.io.hdf5 import UnsafeHDF5Error, plain_node
 
@@ -377,7 +378,7 @@ class FilterArray:
 def _zarr_problem(array: Any, folder: Path) -> str | None:
     """Why a Zarr database array could decode beyond its declared shape: codecs other than
     Blosc (whose chunks' headers are checked) and a CRC32C checksum, or a chunk header that
-    announces more than the chunk's shape (filterlens.extract.store.zarr_chunk_problem)."""
+    announces more than the chunk's shape (filterlens.extract.store_checks.zarr_chunk_problem)."""
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
     codecs = getattr(array.metadata, "codecs", None)

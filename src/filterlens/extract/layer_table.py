@@ -38,3 +38,7 @@ class Layer:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# The layer table's columns in a store's ``layers`` attribute, in Layer's order.
+LAYER_COLUMNS = [f for f in Layer.__dataclass_fields__]

@@ -7,8 +7,9 @@ concatenated in forward order; each layer records its row range.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from filterlens.config.depth_definitions import (DEFAULT_DEPTH_DEFINITION, DEPTH_DEFINITIONS, DepthDefinition,
                                                 check_depth_definition)
 from filterlens.extract.layer_table import Layer
+from filterlens.extract.store import FilterStoreWriter
 from filterlens.models.convgraph import ConvCall, DepthMethod, executed_convs
 
 
@@ -28,6 +30,7 @@ class ExtractionPlan:
     calls: dict[str, ConvCall]
     depth_definition: DepthDefinition = DEFAULT_DEPTH_DEFINITION
     max_conv_depths: dict[str, int] | None = None  # by definition
+    fold_batchnorm: bool = False  # whether the rows of a conv followed by a BatchNorm are folded
 
     @property
     def n_filters(self) -> int:
@@ -74,7 +77,8 @@ def plan_extraction(model: nn.Module, example_input: torch.Tensor, fold_batchnor
             )
         )
         row += n
-    return ExtractionPlan(layers, method, max_depth, {c.name: c for c in calls}, depth_definition, max_depths)
+    return ExtractionPlan(layers, method, max_depth, {c.name: c for c in calls}, depth_definition, max_depths,
+                          fold_batchnorm)
 
 
 def batchnorm_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
@@ -97,3 +101,24 @@ def iter_layer_rows(model: nn.Module, plan: ExtractionPlan) -> Iterator[tuple[La
     """Each layer with its rows, one layer in memory at a time."""
     for layer in plan.layers:
         yield layer, layer_rows(model, plan, layer)
+
+
+def write_filter_store(path: str | os.PathLike, plan: ExtractionPlan, rows: Iterable[tuple[Layer, np.ndarray]],
+                       chunk_rows: int, *, model_id: str, dataset: str | None, architecture: str | None = None,
+                       arch_kwargs: dict[str, Any] | None = None, **provenance: Any) -> None:
+    """Write the filter store at ``path`` of the model planned by ``plan`` from ``rows`` (each
+    layer of the plan with its rows, as :func:`iter_layer_rows` gives them), with the attributes
+    every reader of the store relies on derived from the plan: the model's identity (model_id,
+    dataset, and the sheet's architecture and arguments where the model has them), how its depths
+    were found and under which definition, and whether BatchNorm was folded; then ``provenance``
+    (the checkpoint's digest, for instance). Rule extract_filters, the API and the benchmark
+    tools write their stores through this function (filterlens.extract.store for the format)."""
+    attrs = {"model_id": model_id, "dataset": dataset}
+    if architecture is not None:
+        attrs.update(architecture=architecture, arch_kwargs=arch_kwargs)
+    attrs.update(depth_method=plan.depth_method, depth_definition=plan.depth_definition,
+                 max_conv_depth=plan.max_conv_depth, max_conv_depths=plan.max_conv_depths,
+                 fold_batchnorm=plan.fold_batchnorm, **provenance)
+    with FilterStoreWriter(path, plan.n_filters, chunk_rows, attrs) as writer:
+        for layer, layer_rows in rows:
+            writer.write_layer(layer, layer_rows)

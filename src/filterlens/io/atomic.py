@@ -42,9 +42,11 @@ class OutputWriteError(OSError):
         return self.message
 
 
-def partial_path(path: str | os.PathLike) -> Path:
+def partial_path(path: str | os.PathLike, writer: int | None = None) -> Path:
+    """The temporary name of ``path`` while it is written; with ``writer`` (a process id), one of
+    its own for each of several processes that may write the same output at once."""
     path = Path(path)
-    return path.with_name(f".{path.name}.partial")
+    return path.with_name(f".{path.name}.{writer}.partial" if writer is not None else f".{path.name}.partial")
 
 
 def previous_path(path: str | os.PathLike) -> Path:
@@ -127,14 +129,19 @@ def write_error(error: BaseException, final: Path, kept: str) -> OutputWriteErro
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike, shared: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write (a file or a directory); rename it to ``path`` on success.
 
     On an exception the temporary path is removed and ``path`` is left as it was; a failure
     for want of space or permission becomes :class:`OutputWriteError`.
+
+    ``shared``: several processes may write this file at once, with the same content (a cache
+    such as the sheet check's marker, written by every Snakemake process that parses the
+    workflow). Each then writes a temporary of its own, named by its process id, so that none
+    removes or renames another's half-written one; the last rename wins.
     """
     final = Path(path)
-    temporary = partial_path(final)
+    temporary = partial_path(final, os.getpid() if shared else None)
     had_old = _exists(final) or _exists(previous_path(final))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

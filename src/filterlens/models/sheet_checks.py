@@ -9,9 +9,10 @@ timm does not know, a torchvision name that is not one of its classification mod
 torchvision or timm model that cannot take its dataset's images (a forward on the meta device,
 in eval mode), or a user constructor (architecture ``python``) that does not take its
 arguments; the last imports the user's file, which runs it (filterlens.models.user_code).
-Building the paper's 114 rows takes tens of seconds with the imports, so a sheet that passed
-is remembered (a marker file named by the sheet's sha256, the user constructor files it names,
-and the code and library versions that checked it) and not built again while none changes.
+Building every row of a large sheet, with the model libraries' imports, takes long against a
+parse of the workflow, so a sheet that passed is remembered (a marker file named by the sheet's
+sha256, the user constructor files it names, and the code and library versions that checked it)
+and not built again while none changes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pandas as pd
 import filterlens
 
 from filterlens.config.datasets import DATASETS
+from filterlens.io.atomic import atomic_output
 
 # Upper bounds on sizes in arch_kwargs: far above every published model, low enough that a
 # typo (an extra digit) fails here instead of allocating a model that cannot fit anywhere.
@@ -280,9 +282,7 @@ def _constructor_files(sheet: pd.DataFrame) -> list[Path]:
 
 def _remember(marker: Path, facts: dict) -> None:
     try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        temporary = marker.with_name(f".{marker.name}.{os.getpid()}.partial")
-        temporary.write_text(json.dumps(facts))
-        os.replace(temporary, marker)
+        with atomic_output(marker, shared=True) as temporary:
+            temporary.write_text(json.dumps(facts))
     except OSError:
         pass  # a read-only working directory: the sheet is checked again next time

@@ -230,7 +230,7 @@ def _parameters(row: dict[str, Any]) -> int:
 
 
 def _lock_bytes(config: dict[str, Any], resolve) -> dict[str, int]:
-    from filterlens.acquire.downloads import read_lock
+    from filterlens.acquire.lock_file import read_lock
 
     lock = config["acquisition"]["lock_file"]
     return {name: entry["bytes"] for name, entry in read_lock(resolve(lock)).items()} if lock else {}
@@ -255,7 +255,7 @@ def staging_items(config: dict[str, Any], sheet: pd.DataFrame, resolve=lambda pa
 
 
 def _robustbench_items(config: dict[str, Any], rows: list[dict[str, Any]], resolve, sizes: bool) -> list[Item]:
-    from filterlens.acquire.downloads import RobustBenchEntry
+    from filterlens.acquire.robustbench_weights import RobustBenchEntry
 
     model_dir = config["acquisition"]["model_dir"]
     recorded = _lock_bytes(config, resolve)
