@@ -229,6 +229,14 @@ wildcard_constraints:
 # (rules/summarize.smk; filterlens.reduce.jobs)
 
 MODELS_PER_JOB = config["analysis"]["models_per_job"]
+# Each pass's rules: the per-model rule, then one per batch of models in sheet order.
+SUMMARIZE_RULES = pass_rules("summarize", "summarize_model", MODELS, MODELS_PER_JOB)
+COEFFICIENT_RANGE_RULES = pass_rules(
+    "coefficient_range", "coefficient_range", MODELS, MODELS_PER_JOB
+)
+COEFFICIENT_HISTOGRAMS_RULES = pass_rules(
+    "coefficient_histograms", "coefficient_histograms", PAIRED_MODELS, MODELS_PER_JOB
+)
 
 
 def pass_constraints(pass_rule):

@@ -7,13 +7,14 @@
 # (summarize_batch_N, ...; one rule per batch, since a rule's outputs cannot depend on a
 # wildcard's value): a job reads its batch's stores one after another, with the same scripts,
 # which take their models from params.models (filterlens.reduce.jobs). Each pass is written
-# once, as a loop over pass_rules: the per-model rule (its wildcard takes no model when the
-# models run in batches; it stays defined for profiles that name it), then a rule per batch.
+# once, as a loop over its rules (SUMMARIZE_RULES, ... in rules/common.smk, from pass_rules):
+# the per-model rule (its wildcard takes no model when the models run in batches; it stays
+# defined for profiles that name it), then a rule per batch.
 # Snakemake's job grouping is no substitute: a local run ignores it, and a group job still
 # starts a process per model (docs/design.md).
 
 
-for pass_rule in pass_rules("summarize", "summarize_model", MODELS, MODELS_PER_JOB):
+for pass_rule in SUMMARIZE_RULES:
 
     rule:
         name:
@@ -71,9 +72,7 @@ rule pca_bases:
         "../workflow_scripts/pca_bases.py"
 
 
-for pass_rule in pass_rules(
-    "coefficient_range", "coefficient_range", MODELS, MODELS_PER_JOB
-):
+for pass_rule in COEFFICIENT_RANGE_RULES:
 
     rule:
         name:
@@ -120,9 +119,7 @@ rule global_coefficient_range:
         "../workflow_scripts/global_coefficient_range.py"
 
 
-for pass_rule in pass_rules(
-    "coefficient_histograms", "coefficient_histograms", PAIRED_MODELS, MODELS_PER_JOB
-):
+for pass_rule in COEFFICIENT_HISTOGRAMS_RULES:
 
     rule:
         name:
