@@ -50,7 +50,7 @@ from filterlens.reduce.jobs import (
     PASS_MEM_MB,
     PASS_RUNTIME_PER_MODEL,
     PASS_THREADS,
-    model_batches,
+    pass_rules,
 )
 from filterlens.report.provenance import run_facts
 
@@ -230,11 +230,20 @@ wildcard_constraints:
 # (rules/summarize.smk; filterlens.reduce.jobs)
 
 MODELS_PER_JOB = config["analysis"]["models_per_job"]
-# Batches of models in sheet order; none when every model has a job of its own.
-SUMMARY_BATCHES = model_batches(MODELS, MODELS_PER_JOB)
-HISTOGRAM_BATCHES = model_batches(PAIRED_MODELS, MODELS_PER_JOB)
-# Models whose passes run in per-model jobs (all of them, or none).
-UNBATCHED_MODELS = [] if MODELS_PER_JOB > 1 else MODELS
+# Each pass's rules: the per-model rule, then one per batch of models in sheet order.
+SUMMARIZE_RULES = pass_rules("summarize", "summarize_model", MODELS, MODELS_PER_JOB)
+COEFFICIENT_RANGE_RULES = pass_rules(
+    "coefficient_range", "coefficient_range", MODELS, MODELS_PER_JOB
+)
+COEFFICIENT_HISTOGRAMS_RULES = pass_rules(
+    "coefficient_histograms", "coefficient_histograms", PAIRED_MODELS, MODELS_PER_JOB
+)
+
+
+def pass_constraints(pass_rule):
+    """The per-model rule's wildcard takes the pass's models (none when they run in batches); a
+    batch rule has no wildcard."""
+    return {"model": one_of(pass_rule.models)} if pass_rule.batch is None else {}
 
 
 def sheet_datasets(models):

@@ -6,59 +6,40 @@
 # With config analysis.models_per_job above 1, the three passes run as batch rules instead
 # (summarize_batch_N, ...; one rule per batch, since a rule's outputs cannot depend on a
 # wildcard's value): a job reads its batch's stores one after another, with the same scripts,
-# which take their models from params.models (filterlens.reduce.jobs).
+# which take their models from params.models (filterlens.reduce.jobs). Each pass is written
+# once, as a loop over its rules (SUMMARIZE_RULES, ... in rules/common.smk, from pass_rules):
+# the per-model rule (its wildcard takes no model when the models run in batches; it stays
+# defined for profiles that name it), then a rule per batch.
+# Snakemake's job grouping is no substitute: a local run ignores it, and a group job still
+# starts a process per model (docs/design.md).
 
 
-rule summarize_model:
-    input:
-        store="results/filters/{model}.zarr",
-    output:
-        layers="results/summaries/{model}/layers.tsv",
-        moments="results/summaries/{model}/moments.npz",
-    log:
-        "logs/summarize/{model}.log",
-    benchmark:
-        "benchmarks/summarize/{model}.tsv"
-    wildcard_constraints:
-        model=one_of(UNBATCHED_MODELS),
-    conda:
-        "../envs/analysis.yaml"
-    threads: PASS_THREADS
-    resources:
-        mem_mb=PASS_MEM_MB,
-        runtime=PASS_RUNTIME_PER_MODEL,
-    params:
-        depth_definition=config["analysis"]["depth_definition"],
-        models=lambda wildcards: [wildcards.model],
-        datasets=lambda wildcards: sheet_datasets([wildcards.model]),
-    script:
-        "../workflow_scripts/summarize_model.py"
-
-
-for batch, batch_models in enumerate(SUMMARY_BATCHES):
+for pass_rule in SUMMARIZE_RULES:
 
     rule:
         name:
-            f"summarize_batch_{batch}"
+            pass_rule.name
         input:
-            store=expand("results/filters/{model}.zarr", model=batch_models),
+            store=pass_rule.files("results/filters/{model}.zarr"),
         output:
-            layers=expand("results/summaries/{model}/layers.tsv", model=batch_models),
-            moments=expand("results/summaries/{model}/moments.npz", model=batch_models),
+            layers=pass_rule.files("results/summaries/{model}/layers.tsv"),
+            moments=pass_rule.files("results/summaries/{model}/moments.npz"),
         log:
-            f"logs/summarize/batches/{batch}.log",
+            pass_rule.log,
         benchmark:
-            f"benchmarks/summarize/batches/{batch}.tsv"
+            pass_rule.benchmark
+        wildcard_constraints:
+            **pass_constraints(pass_rule),
         conda:
             "../envs/analysis.yaml"
         threads: PASS_THREADS
         resources:
             mem_mb=PASS_MEM_MB,
-            runtime=PASS_RUNTIME_PER_MODEL * len(batch_models),
+            runtime=pass_rule.runtime,
         params:
             depth_definition=config["analysis"]["depth_definition"],
-            models=batch_models,
-            datasets=sheet_datasets(batch_models),
+            models=pass_rule.of_models(list),
+            datasets=pass_rule.of_models(sheet_datasets),
         script:
             "../workflow_scripts/summarize_model.py"
 
@@ -91,56 +72,31 @@ rule pca_bases:
         "../workflow_scripts/pca_bases.py"
 
 
-rule coefficient_range:
-    input:
-        store="results/filters/{model}.zarr",
-        basis="results/analysis/basis_full.npz",
-    output:
-        range="results/summaries/{model}/coefficient_range.tsv",
-    log:
-        "logs/coefficient_range/{model}.log",
-    benchmark:
-        "benchmarks/coefficient_range/{model}.tsv"
-    wildcard_constraints:
-        model=one_of(UNBATCHED_MODELS),
-    conda:
-        "../envs/analysis.yaml"
-    threads: PASS_THREADS
-    resources:
-        mem_mb=PASS_MEM_MB,
-        runtime=PASS_RUNTIME_PER_MODEL,
-    params:
-        models=lambda wildcards: [wildcards.model],
-        datasets=lambda wildcards: sheet_datasets([wildcards.model]),
-    script:
-        "../workflow_scripts/coefficient_range.py"
-
-
-for batch, batch_models in enumerate(SUMMARY_BATCHES):
+for pass_rule in COEFFICIENT_RANGE_RULES:
 
     rule:
         name:
-            f"coefficient_range_batch_{batch}"
+            pass_rule.name
         input:
-            store=expand("results/filters/{model}.zarr", model=batch_models),
+            store=pass_rule.files("results/filters/{model}.zarr"),
             basis="results/analysis/basis_full.npz",
         output:
-            range=expand(
-                "results/summaries/{model}/coefficient_range.tsv", model=batch_models
-            ),
+            range=pass_rule.files("results/summaries/{model}/coefficient_range.tsv"),
         log:
-            f"logs/coefficient_range/batches/{batch}.log",
+            pass_rule.log,
         benchmark:
-            f"benchmarks/coefficient_range/batches/{batch}.tsv"
+            pass_rule.benchmark
+        wildcard_constraints:
+            **pass_constraints(pass_rule),
         conda:
             "../envs/analysis.yaml"
         threads: PASS_THREADS
         resources:
             mem_mb=PASS_MEM_MB,
-            runtime=PASS_RUNTIME_PER_MODEL * len(batch_models),
+            runtime=pass_rule.runtime,
         params:
-            models=batch_models,
-            datasets=sheet_datasets(batch_models),
+            models=pass_rule.of_models(list),
+            datasets=pass_rule.of_models(sheet_datasets),
         script:
             "../workflow_scripts/coefficient_range.py"
 
@@ -163,60 +119,33 @@ rule global_coefficient_range:
         "../workflow_scripts/global_coefficient_range.py"
 
 
-rule coefficient_histograms:
-    input:
-        store="results/filters/{model}.zarr",
-        basis="results/analysis/basis_full.npz",
-        range="results/analysis/coefficient_range.tsv",
-    output:
-        histograms="results/summaries/{model}/histograms.npz",
-    log:
-        "logs/coefficient_histograms/{model}.log",
-    benchmark:
-        "benchmarks/coefficient_histograms/{model}.tsv"
-    wildcard_constraints:
-        model=one_of([m for m in PAIRED_MODELS if m in UNBATCHED_MODELS]),
-    conda:
-        "../envs/analysis.yaml"
-    threads: PASS_THREADS
-    resources:
-        mem_mb=PASS_MEM_MB,
-        runtime=PASS_RUNTIME_PER_MODEL,
-    params:
-        bins=config["analysis"]["bins"],
-        models=lambda wildcards: [wildcards.model],
-        datasets=lambda wildcards: sheet_datasets([wildcards.model]),
-    script:
-        "../workflow_scripts/coefficient_histograms.py"
-
-
-for batch, batch_models in enumerate(HISTOGRAM_BATCHES):
+for pass_rule in COEFFICIENT_HISTOGRAMS_RULES:
 
     rule:
         name:
-            f"coefficient_histograms_batch_{batch}"
+            pass_rule.name
         input:
-            store=expand("results/filters/{model}.zarr", model=batch_models),
+            store=pass_rule.files("results/filters/{model}.zarr"),
             basis="results/analysis/basis_full.npz",
             range="results/analysis/coefficient_range.tsv",
         output:
-            histograms=expand(
-                "results/summaries/{model}/histograms.npz", model=batch_models
-            ),
+            histograms=pass_rule.files("results/summaries/{model}/histograms.npz"),
         log:
-            f"logs/coefficient_histograms/batches/{batch}.log",
+            pass_rule.log,
         benchmark:
-            f"benchmarks/coefficient_histograms/batches/{batch}.tsv"
+            pass_rule.benchmark
+        wildcard_constraints:
+            **pass_constraints(pass_rule),
         conda:
             "../envs/analysis.yaml"
         threads: PASS_THREADS
         resources:
             mem_mb=PASS_MEM_MB,
-            runtime=PASS_RUNTIME_PER_MODEL * len(batch_models),
+            runtime=pass_rule.runtime,
         params:
             bins=config["analysis"]["bins"],
-            models=batch_models,
-            datasets=sheet_datasets(batch_models),
+            models=pass_rule.of_models(list),
+            datasets=pass_rule.of_models(sheet_datasets),
         script:
             "../workflow_scripts/coefficient_histograms.py"
 

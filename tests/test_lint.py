@@ -25,13 +25,13 @@ def test_snakefmt_check_is_clean():
 
 def test_rule_files_hold_rules_only():
     # Parse-time Python lives in rules/common.smk, so the other rule files may be included in any order.
-    # A loop may define one rule per item of a list that common.smk makes (the passes' batch rules).
+    # A loop may define one rule per item of a list that common.smk makes (each pass's per-model and batch rules).
     for path in sorted((REPO / "rules").glob("*.smk")):
         if path.name == "common.smk":
             continue
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         stray = [line for i, line in enumerate(lines) if not line[0].isspace()
                  and not line.startswith(("#", "rule "))
-                 and not (re.fullmatch(r"for \w+, \w+ in enumerate\([A-Z_]+\):", line)
+                 and not (re.fullmatch(r"for \w+ in [A-Z_]+:", line)
                           and lines[i + 1:i + 2] == ["    rule:"])]
         assert not stray, f"{path.relative_to(REPO)}: top-level code outside a rule: {stray}"

@@ -181,6 +181,59 @@ def test_several_models_per_job_write_what_a_job_per_model_writes(tmp_path):
         "results/summaries/s/layers.tsv"]
 
 
+def _pass_jobs(plan) -> set[tuple]:
+    """(rule, outputs, log, benchmark, threads, mem_mb, runtime) of each job of the three passes in a
+    dry run's printout."""
+    jobs = set()
+    for block in re.split(r"^rule ", plan.stdout + plan.stderr, flags=re.MULTILINE)[1:]:
+        rule, fields = block.split(":", 1)
+        if not rule.startswith(("summarize", "coefficient_range", "coefficient_histograms")):
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", fields, re.MULTILINE))
+        resources = dict(item.split("=", 1) for item in fields["resources"].split(", "))
+        jobs.add((rule, fields["output"], fields["log"], fields["benchmark"], fields.get("threads", "1"),
+                  resources["mem_mb"], resources["runtime"]))
+    return jobs
+
+
+def test_the_passes_rules_keep_their_names_files_and_resources(tmp_path):
+    """Each pass is written once (rules/summarize.smk) and makes a per-model rule and a rule per
+    batch: their names, outputs, logs, benchmarks and resources are those that profiles
+    (--set-resources, --set-threads), docs and the scale tools name."""
+    config = _random_sheet_config(tmp_path, unpaired=("s",))
+    targets = [f"results/summaries/{m}/{name}" for m in ("r", "n", "s") for name in ("layers.tsv", "coefficient_range.tsv")]
+    targets += ["results/summaries/r/histograms.npz", "results/summaries/n/histograms.npz"]
+    plan = run_snakemake(tmp_path, *targets, "-n", "--configfile", config, "--set-threads", "coefficient_range=2",
+                         "--set-resources", "summarize_model:runtime=5")
+    per_model = {("summarize_model", f"results/summaries/{m}/layers.tsv, results/summaries/{m}/moments.npz",
+                  f"logs/summarize/{m}.log", f"benchmarks/summarize/{m}.tsv", "1", "2000", "5") for m in "rns"}
+    per_model |= {("coefficient_range", f"results/summaries/{m}/coefficient_range.tsv", f"logs/coefficient_range/{m}.log",
+                   f"benchmarks/coefficient_range/{m}.tsv", "2", "2000", "60") for m in "rns"}
+    per_model |= {("coefficient_histograms", f"results/summaries/{m}/histograms.npz",
+                   f"logs/coefficient_histograms/{m}.log", f"benchmarks/coefficient_histograms/{m}.tsv", "1", "2000",
+                   "60") for m in "rn"}
+    assert _pass_jobs(plan) == per_model
+
+    Path(config).write_text(Path(config).read_text() + "analysis:\n  models_per_job: 2\n")
+    plan = run_snakemake(tmp_path, *targets, "-n", "--configfile", config, "--set-resources",
+                         "summarize_batch_1:runtime=9", "--set-threads", "coefficient_histograms_batch_0=2")
+    summaries = "results/summaries/{0}/layers.tsv, results/summaries/{1}/layers.tsv, " \
+                "results/summaries/{0}/moments.npz, results/summaries/{1}/moments.npz"
+    assert _pass_jobs(plan) == {
+        ("summarize_batch_0", summaries.format("r", "n"), "logs/summarize/batches/0.log",
+         "benchmarks/summarize/batches/0.tsv", "1", "2000", "120"),
+        ("summarize_batch_1", "results/summaries/s/layers.tsv, results/summaries/s/moments.npz",
+         "logs/summarize/batches/1.log", "benchmarks/summarize/batches/1.tsv", "1", "2000", "9"),
+        ("coefficient_range_batch_0", "results/summaries/r/coefficient_range.tsv, "
+         "results/summaries/n/coefficient_range.tsv", "logs/coefficient_range/batches/0.log",
+         "benchmarks/coefficient_range/batches/0.tsv", "1", "2000", "120"),
+        ("coefficient_range_batch_1", "results/summaries/s/coefficient_range.tsv",
+         "logs/coefficient_range/batches/1.log", "benchmarks/coefficient_range/batches/1.tsv", "1", "2000", "60"),
+        ("coefficient_histograms_batch_0", "results/summaries/r/histograms.npz, results/summaries/n/histograms.npz",
+         "logs/coefficient_histograms/batches/0.log", "benchmarks/coefficient_histograms/batches/0.tsv", "2", "2000",
+         "120")}
+
+
 def _output_contents(path: Path):
     """A TSV's text; an npz's arrays as lists (its zip members carry the time they were written)."""
     if path.suffix == ".npz":

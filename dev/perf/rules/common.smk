@@ -23,7 +23,10 @@ COPY_FLOOR_TARGETS = expand(
 # reads (benchmarks/<pass>/batches/N.tsv); no batches where each model has a job of its own.
 SCALE_STORES = expand("results/filters/{model}.zarr", model=filterlens.MODELS)
 PASS_BATCHES = {
-    "summarize": filterlens.SUMMARY_BATCHES,
-    "coefficient_range": filterlens.SUMMARY_BATCHES,
-    "coefficient_histograms": filterlens.HISTOGRAM_BATCHES,
+    rules[0].step: [list(rule.models) for rule in rules if rule.batch is not None]
+    for rules in (
+        filterlens.SUMMARIZE_RULES,
+        filterlens.COEFFICIENT_RANGE_RULES,
+        filterlens.COEFFICIENT_HISTOGRAMS_RULES,
+    )
 }

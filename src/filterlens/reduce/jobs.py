@@ -1,12 +1,13 @@
 """Which models a job of the three passes reads: one (rules summarize_model, coefficient_range,
 coefficient_histograms) or several in sheet order (config analysis.models_per_job; the batch
-rules of rules/summarize.smk). Every job starts a Python process and imports numpy, Zarr and
-Dask, about 0.3-0.7 s (docs/benchmarks.md, "Imports"); a job of several models pays it once.
+rules of rules/summarize.smk, which writes each pass once over ``pass_rules``). Every job
+starts a Python process and imports numpy, Zarr and Dask, about 0.3-0.7 s (docs/benchmarks.md,
+"Imports"); a job of several models pays it once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,59 @@ def model_batches(models: Sequence[str], models_per_job: int) -> list[list[str]]
     if models_per_job == 1:
         return []
     return [list(models[i:i + models_per_job]) for i in range(0, len(models), models_per_job)]
+
+
+@dataclass(frozen=True)
+class PassRule:
+    """One rule of a pass over the filter stores (rules/summarize.smk): the per-model rule, whose
+    files are patterns in ``{model}`` and whose wildcard may take ``models`` (all of the pass's
+    models, or none when they run in batches), or the rule of batch ``batch``, whose files are
+    lists over its ``models`` in sheet order. Logs and benchmarks go under ``step``'s folders."""
+
+    name: str
+    step: str
+    models: tuple[str, ...]
+    batch: int | None = None
+
+    def files(self, pattern: str) -> str | list[str]:
+        """``pattern`` (a path with ``{model}``) for the per-model rule; its batch's paths otherwise."""
+        if self.batch is None:
+            return pattern
+        return [pattern.format(model=model) for model in self.models]
+
+    @property
+    def log(self) -> str:
+        return self._under("logs", "log")
+
+    @property
+    def benchmark(self) -> str:
+        return self._under("benchmarks", "tsv")
+
+    def _under(self, root: str, suffix: str) -> str:
+        if self.batch is None:
+            return f"{root}/{self.step}/{{model}}.{suffix}"
+        return f"{root}/{self.step}/batches/{self.batch}.{suffix}"
+
+    @property
+    def runtime(self) -> int:
+        """Minutes for the job (SLURM's -t): a model's, times the batch's models."""
+        return PASS_RUNTIME_PER_MODEL * (1 if self.batch is None else len(self.models))
+
+    def of_models(self, value: Callable[[list[str]], Any]) -> Any:
+        """A param from the job's models in order: ``value(models)`` for a batch, a function of the
+        wildcards giving ``value([model])`` for the per-model rule."""
+        if self.batch is None:
+            return lambda wildcards: value([wildcards.model])
+        return value(list(self.models))
+
+
+def pass_rules(step: str, per_model_name: str, models: Sequence[str], models_per_job: int) -> list[PassRule]:
+    """A pass's rules over ``models``: the per-model rule ``per_model_name`` (always defined, so
+    that profiles naming it stay valid; its wildcard takes no model when they run in batches),
+    then ``{step}_batch_N`` for each batch of ``models_per_job`` models (none for 1)."""
+    batches = model_batches(models, models_per_job)
+    per_model = PassRule(per_model_name, step, () if batches else tuple(models))
+    return [per_model] + [PassRule(f"{step}_batch_{i}", step, tuple(batch), i) for i, batch in enumerate(batches)]
 
 
 @dataclass(frozen=True)
