@@ -1,6 +1,6 @@
 """The authors' pipeline, step by step as their public code runs it, on models held in memory.
 
-The reference of tests/test_authors_oracle.py (docs/method.md names what each step holds). It is
+The reference of tests/unit/test_authors_oracle.py (docs/method.md names what each step holds). It is
 written from the steps of the authors' repositories -- onnxzoo2filterdb (export to ONNX, graph
 levels, the filter database) and cvpr22w_RobustnessThroughTheLens (pca.ipynb, sparsity.ipynb,
 metric_comparison.ipynb) -- and imports nothing from filterlens: only what a notebook user

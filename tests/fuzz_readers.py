@@ -7,7 +7,7 @@ the file cut short, a slice repeated, a metadata value replaced), feeds each to 
 prints one JSON line: the examples whose reader raised anything but the project's own error,
 and the process's peak memory above what it held before the first example. The address space
 is capped (RLIMIT_AS) so that an allocation a file cannot justify fails here as a MemoryError,
-which counts as a failure, instead of taking the machine's memory. tests/test_fuzz_readers.py
+which counts as a failure, instead of taking the machine's memory. tests/unit/test_fuzz_readers.py
 runs it for each reader.
 """
 

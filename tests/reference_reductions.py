@@ -1,6 +1,6 @@
 """The plain way (the authors' approach): every filter in memory, scikit-learn PCA, numpy
 histograms. It is the reference the streamed reductions are tested against
-(tests/test_reductions_equivalence.py) and the in-memory side of the scale comparison
+(tests/unit/test_reductions_equivalence.py) and the in-memory side of the scale comparison
 (dev/perf/benchmark_in_memory.py, dev/perf/orthogonality_precision.py); nothing in the workflow uses it.
 """
 

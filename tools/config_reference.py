@@ -8,7 +8,7 @@ and the default config.
 The schemas (src/filterlens/config/schemas/config.schema.yaml, models.schema.yaml) are what the workflow
 validates against, so the reference is generated from them: type, default, allowed values
 and description of every key, in schema order, and the value config/config.yaml gives it.
-tests/test_config_reference.py fails when the file is out of date.
+tests/meta/test_config_reference.py fails when the file is out of date.
 """
 
 from __future__ import annotations

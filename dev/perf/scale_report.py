@@ -122,7 +122,7 @@ def disk_bytes(patterns: str) -> int:
 def read_stores(paths: list[str], threads: int, mem_mb: int = PASS_MEM_MB) -> list[int]:
     """Decompress and sum the stores at ``paths`` one after another, as the passes read them
     (with their jobs' mem_mb, filterlens.reduce.jobs); returns their filters. A read-only job imports
-    this and the store only, as the coefficient jobs import little more (tests/test_layout.py)."""
+    this and the store only, as the coefficient jobs import little more (tests/meta/test_layout.py)."""
     from filterlens.extract.store import open_filter_store
     from filterlens.reduce.streaming import rows_per_segment
     from floors import sum_rows

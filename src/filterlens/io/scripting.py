@@ -70,7 +70,7 @@ def end_job_process() -> None:
     a job 0.15 s with numba loaded and 0.3-0.6 s with torch (docs/design.md, "What a job pays
     before its work"). The exit handlers registered with :mod:`atexit` still run, as at an
     ordinary exit. Every rule script is one ``with rule_script(snakemake)`` block, so nothing of
-    the script is skipped (tests/test_layout.py)."""
+    the script is skipped (tests/meta/test_layout.py)."""
     atexit._run_exitfuncs()  # logging's shutdown among them; the only way to run them before os._exit
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

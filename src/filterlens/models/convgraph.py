@@ -11,7 +11,7 @@ Two depth definitions, both from the traced forward graph (``torch.fx``):
     emulates that graph on the fx graph: each fx operation counts as the number of ONNX nodes
     the exporter emits for it on its longest path (``_onnx_path_length``): a BatchNorm folded
     into the conv before it is no node, SiLU is Sigmoid then Mul, ``F.pad`` a Pad, eval-mode
-    dropout and identities nothing. tests/test_onnx_depth.py checks the emulation against the
+    dropout and identities nothing. tests/unit/test_onnx_depth.py checks the emulation against the
     exporter itself for every architecture family of the paper's zoo.
 ``conv_count``
     The number of convs (any kernel size) on the longest path from the input to a conv. It

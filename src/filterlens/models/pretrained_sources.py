@@ -8,7 +8,7 @@ RobustBench entries not served from RobustBench's model directory
     ``Standard_R50`` (L-inf and corruptions), whose constructor fetches torchvision's weights. Their files are never
     under ``acquisition.model_dir``, so the lock file cannot check them, and their constructors
     download again whenever the architecture is built. None is among the paper's 71 models:
-    they are refused when the sheet is read. (``tests/test_acquire.py`` checks this list
+    they are refused when the sheet is read. (``tests/workflow/test_acquire.py`` checks this list
     against the installed robustbench.)
 
 timm names that load from anywhere

@@ -8,7 +8,7 @@ and random-init job of a RobustBench model (222 jobs at paper scale). Most entri
 it: ``lambda: WideResNet(depth=28, widen_factor=10)`` needs one architecture module. So
 :func:`entry_constructor` reads the entry from the registry module's source and runs only the
 imports and definitions its ``model`` expression refers to, transitively; an entry it cannot
-resolve that way gets the registry's own constructor. ``tests/test_robustbench_zoo.py`` checks
+resolve that way gets the registry's own constructor. ``tests/unit/test_robustbench_zoo.py`` checks
 both ways build the same modules for every sheet's RobustBench rows.
 """
 

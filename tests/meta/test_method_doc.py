@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 METHOD = ROOT / "docs" / "method.md"
 CITING = [p for d in ("src", "rules", "workflow_scripts", "tests", "tools", "config") for p in (ROOT / d).rglob("*")
           if p.is_file() and p.suffix in {".py", ".smk", ".rst", ".yaml", ".tsv"} and p.name != Path(__file__).name]

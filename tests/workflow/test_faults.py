@@ -8,7 +8,7 @@ outcome against the undisturbed run:
   undisturbed run's results exactly and leaves no ``.partial`` path;
 - bad checkpoints and bad filter stores: the job fails with one message naming the model or
   file and the fix, and every other output stays as it was (same bytes, same mtime);
-- bad sheets and configs that ``tests/test_bad_input.py`` and ``tests/test_figures.py`` do
+- bad sheets and configs that ``tests/workflow/test_bad_input.py`` and ``tests/workflow/test_figures.py`` do
   not cover, against a finished run: nothing is touched;
 - ``results/`` on a real tmpfs (root only) that fills up during an extraction or a summary, or
   is remounted read-only: the job's log ends with one message naming the output and the fix,
@@ -43,7 +43,7 @@ MICRO = REPO / "config" / "micro.yaml"
 CONFIG = ("--configfile", str(MICRO), "--cores", "2")
 
 FAULT_HOOK = r'''
-"""Test-only fault injection (tests/test_faults.py): pause a rule script at a chosen point so
+"""Test-only fault injection (tests/workflow/test_faults.py): pause a rule script at a chosen point so
 that the test can SIGKILL it there. Inactive unless FILTERLENS_FAULT is set, and never in the
 snakemake process itself."""
 import os

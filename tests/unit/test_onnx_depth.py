@@ -223,7 +223,7 @@ def test_graph_level_depth_and_folding_equal_the_onnx_export(family):
 
 def family_classes() -> set[str]:
     """Class names of the cross-checked models (the network inside RobustBench's normalize_model);
-    tests/test_paper_architectures.py requires them to cover the 71 robust models' classes."""
+    tests/unit/test_paper_architectures.py requires them to cover the 71 robust models' classes."""
     names = set()
     with torch.device("meta"):
         for build, _ in FAMILIES.values():

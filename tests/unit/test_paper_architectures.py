@@ -78,4 +78,4 @@ def test_every_architecture_class_of_the_zoo_is_cross_checked_against_the_onnx_e
     from test_onnx_depth import family_classes
 
     missing = {name for *_, name in plans} - family_classes()
-    assert not missing, f"classes of the paper zoo without an ONNX cross-check in tests/test_onnx_depth.py: {missing}"
+    assert not missing, f"classes of the paper zoo without an ONNX cross-check in tests/unit/test_onnx_depth.py: {missing}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "filterlens"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "filterlens"
 # The stages in data-flow order (docs/design.md, "Library layout").
 # method (definitions on arrays) is the ground floor: it imports no other stage, and every stage may use it.
 # cli (the filterlens command) comes last: it may call every stage, and none calls it.

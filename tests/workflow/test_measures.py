@@ -16,7 +16,7 @@ from filterlens.analyse.quality import quality_by_depth
 from filterlens.method import measures
 from filterlens.method.measures import FILTER, MEASURES, QUALITY, TABLES, drawn, names, table_columns
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_measure_is_registered_whole():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ENV = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"}
+ENV = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "PATH": "/usr/bin:/bin"}
 
 # A rule's script as Snakemake runs it: its preamble binds ``snakemake`` at the top of __main__.
 JOB = """

@@ -1,6 +1,6 @@
 """The scale run's report (dev/perf/scale_report.py), the floors the jobs are timed against
 (dev/perf/floors.py) and the in-memory comparison (dev/perf/benchmark_in_memory.py) on tiny
-inputs the tests write. The report as the run's last job: tests/test_scale_config.py."""
+inputs the tests write. The report as the run's last job: tests/workflow/test_scale_config.py."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
   summaries and analyses agree to 1e-12 relative (sums are merged in a different order),
   counts exactly.
 
-Figures (PNG/PDF) are not compared here: tests/test_figures.py checks they are reproducible.
+Figures (PNG/PDF) are not compared here: tests/workflow/test_figures.py checks they are reproducible.
 """
 
 from __future__ import annotations

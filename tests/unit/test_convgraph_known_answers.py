@@ -109,7 +109,7 @@ class PreActToy(nn.Module):
     ONNX levels (the input's first node is level 0): stem 0, bn0 (folded into the stem, its only
     consumer: no node), relu 1, shortcut 2, pad 2, conv1 3, bn1 (folded: no node), silu 4-5
     (Sigmoid, Mul), conv2 6, add 7, conv3 8. Conv levels {0, 2, 3, 6, 8} rank to graph_level
-    depths stem 0, shortcut 1, conv1 2, conv2 3, conv3 4 (tests/test_onnx_depth.py checks them on
+    depths stem 0, shortcut 1, conv1 2, conv2 3, conv3 4 (tests/unit/test_onnx_depth.py checks them on
     the exporter). Counting convs: stem 0, shortcut 1, conv1 1, conv2 2, conv3 3.
     """
 
