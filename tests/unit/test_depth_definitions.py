@@ -108,10 +108,7 @@ def test_a_version_1_store_is_refused_naming_the_upgrade_and_upgraded_in_place_f
     digest = _filter_bytes(path)
     with pytest.raises(FilterStoreError, match=r"format version 1.*filterlens upgrade-stores --configfile"):
         open_filter_store(path)
-    sheet = tmp_path / "sheet.tsv"
-    sheet.write_text(SHEET)
-    config = tmp_path / "config.yaml"
-    config.write_text(f"sheet: {sheet}\n")
+    config = _upgrade_config(tmp_path)
     assert main(["upgrade-stores", "--configfile", str(config), str(path)]) == 0
     assert f"version 1 -> {FORMAT_VERSION}" in capsys.readouterr().out
     after = open_filter_store(path)
@@ -127,14 +124,20 @@ def test_a_version_1_store_is_refused_naming_the_upgrade_and_upgraded_in_place_f
     assert "left as it is" in capsys.readouterr().out
 
 
-def test_the_upgrade_refuses_a_store_of_another_architecture(tmp_path, capsys):
-    path = tmp_path / "dm.zarr"
-    _write_store(path, PreActToy(), torch.zeros(1, 3, 8, 8))
-    _as_version_1(path)
+def _upgrade_config(tmp_path):
+    """A config file whose sheet names the toy models, as `filterlens upgrade-stores --configfile` reads it."""
     sheet = tmp_path / "sheet.tsv"
     sheet.write_text(SHEET)
     config = tmp_path / "config.yaml"
     config.write_text(f"sheet: {sheet}\n")
+    return config
+
+
+def test_the_upgrade_refuses_a_store_of_another_architecture(tmp_path, capsys):
+    path = tmp_path / "dm.zarr"
+    _write_store(path, PreActToy(), torch.zeros(1, 3, 8, 8))
+    _as_version_1(path)
+    config = _upgrade_config(tmp_path)
     assert main(["upgrade-stores", "--configfile", str(config), str(path)]) == 1
     assert "differ from the store's" in capsys.readouterr().err
     assert zarr.open_group(str(path), mode="r").attrs["format_version"] == 1
