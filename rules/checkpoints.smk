@@ -43,8 +43,9 @@ rule train_minizoo:
 # --- random -----------------------------------------------------------------------------------
 
 
-# Seeded random weights are rebuilt in seconds, and at paper scale their checkpoints would
-# take ~40 GB: temporary, deleted once extracted (and left out of the provenance record).
+# Seeded random weights are cheap to rebuild and, at paper scale, their checkpoints would take
+# more disk than the stores (docs/benchmarks.md): temporary, deleted once extracted (and left
+# out of the provenance record).
 rule random_init:
     output:
         temp("data/models/{model}.pt"),
