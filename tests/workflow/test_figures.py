@@ -23,7 +23,7 @@ from filterlens.report.figure_data import (FigureConfigError, activation_test_im
                                            quality_over_pairings, resolve_pair, robust_models)
 from filterlens.report.formatting import to_latex, write_table_files
 from filterlens.report.paper_tables import paper_comparison, zoo_comparability, zoo_summary
-from filterlens.report.style import dataset_order, symmetric_norm, tile_mosaic
+from filterlens.report.style import apply_style, dataset_order, save_figure, symmetric_norm, tile_mosaic
 
 MICRO = REPO / "config" / "micro.yaml"
 FIGURES = ["fig1_kl_by_depth", "fig2_pca_basis", "fig3_coefficient_distributions", "fig4_first_layer_filters",
@@ -73,6 +73,25 @@ def test_figures_are_reproducible_byte_for_byte(micro_run):
     run_snakemake(micro_run, str(pdf.relative_to(micro_run)), "--configfile", str(MICRO), "--cores", "1",
                   "--forcerun", "fig1_kl_by_depth")
     assert pdf.read_bytes() == before
+
+
+def test_strip_plots_jitter_their_points_the_same_way_on_every_run(tmp_path):
+    # Fig. 7 and 9 draw each model's point jittered by seaborn (numpy's global random state); with
+    # several points per box, two renderings in one process are the same bytes only if the style
+    # seeds that state.
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    data = pd.DataFrame({"group": ["a"] * 6 + ["b"] * 6, "value": np.arange(12.0),
+                         "training": ["robust", "normal"] * 6})
+    rendered = []
+    for i in range(2):
+        apply_style()
+        fig, ax = plt.subplots()
+        sns.stripplot(data=data, x="group", y="value", hue="training", dodge=True, jitter=0.15, ax=ax)
+        save_figure(fig, [tmp_path / f"{i}.png"])
+        rendered.append((tmp_path / f"{i}.png").read_bytes())
+    assert rendered[0] == rendered[1]
 
 
 @pytest.mark.workflow
