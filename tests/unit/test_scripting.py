@@ -1,5 +1,4 @@
-"""The rule-script prologue (filterlens.io.scripting): the log, failures, and the early end of a
-finished job's process."""
+"""The rule-script prologue (filterlens.io.scripting): the log and failures."""
 
 import subprocess
 import sys
@@ -16,17 +15,12 @@ import atexit, sys
 from types import SimpleNamespace
 from filterlens.io.scripting import rule_script
 
-class FreedAtTeardown:
-    def __del__(self):
-        open(sys.argv[2], "w").write("the interpreter's teardown ran")
-
 snakemake = SimpleNamespace(log=[sys.argv[1]], rule="probe")
-freed_at_teardown = FreedAtTeardown()
-atexit.register(lambda: open(sys.argv[3], "w").write("exit handlers ran"))
+atexit.register(lambda: open(sys.argv[2], "w").write("exit handlers ran"))
 with rule_script(snakemake) as log:
     log.info("work done")
     print("printed to the log")
-    if len(sys.argv) > 4:
+    if len(sys.argv) > 3:
         raise ValueError("bad input")
 """
 
@@ -34,25 +28,24 @@ with rule_script(snakemake) as log:
 def _run_job(tmp_path, *extra):
     script = tmp_path / "job.py"
     script.write_text(JOB)
-    log, teardown, handlers = tmp_path / "job.log", tmp_path / "teardown", tmp_path / "handlers"
-    run = subprocess.run([sys.executable, str(script), str(log), str(teardown), str(handlers), *extra],
+    log, handlers = tmp_path / "job.log", tmp_path / "handlers"
+    run = subprocess.run([sys.executable, str(script), str(log), str(handlers), *extra],
                          capture_output=True, text=True, env=ENV)
-    return run, log.read_text(), teardown.exists(), handlers.exists()
+    return run, log.read_text(), handlers.exists()
 
 
-def test_a_finished_job_ends_without_the_teardown_and_keeps_its_log(tmp_path):
-    run, log, teardown_ran, handlers_ran = _run_job(tmp_path)
+def test_a_finished_job_keeps_its_log_and_exits_the_ordinary_way(tmp_path):
+    run, log, handlers_ran = _run_job(tmp_path)
     assert run.returncode == 0, run.stderr
     assert "work done" in log and "printed to the log" in log
-    assert not teardown_ran
-    assert handlers_ran  # atexit handlers run as at an ordinary exit
+    assert handlers_ran
 
 
 def test_a_failed_job_fails_with_its_traceback_in_the_log(tmp_path):
-    run, log, _, handlers_ran = _run_job(tmp_path, "fail")
+    run, log, handlers_ran = _run_job(tmp_path, "fail")
     assert run.returncode != 0
     assert "ValueError: bad input" in log and "probe failed: bad input" in log
-    assert handlers_ran  # a failure leaves by the ordinary way
+    assert handlers_ran
 
 
 @pytest.mark.parametrize("error, last_line", [
@@ -67,7 +60,7 @@ def test_a_failed_jobs_log_ends_in_its_model_and_the_fix_the_script_gives(tmp_pa
     job = job.replace('raise ValueError("bad input")', f"raise {error}")
     script = tmp_path / "job.py"
     script.write_text("from snakemake.iocontainers import Wildcards\n" + job)
-    run = subprocess.run([sys.executable, str(script), *(str(tmp_path / n) for n in ("job.log", "t", "h")), "fail"],
+    run = subprocess.run([sys.executable, str(script), *(str(tmp_path / n) for n in ("job.log", "h")), "fail"],
                          capture_output=True, text=True, env=ENV)
     assert run.returncode != 0
     last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
