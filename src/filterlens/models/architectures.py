@@ -21,7 +21,7 @@ from filterlens.models.compat import import_robustbench_module
 from filterlens.models.robustbench_zoo import entry_constructor
 from filterlens.models.user_code import build_user_model
 
-# The architecture modules alone, not robustbench's package (models/compat.py: ~3 s per job).
+# The architecture modules alone, not robustbench's package (models/compat.py).
 _dm_wide_resnet = import_robustbench_module("robustbench.model_zoo.architectures.dm_wide_resnet")
 _resnet = import_robustbench_module("robustbench.model_zoo.architectures.resnet")
 DMWideResNet, Swish = _dm_wide_resnet.DMWideResNet, _dm_wide_resnet.Swish
@@ -125,7 +125,7 @@ _INITIALISERS = frozenset({
 class _SkippedInitialisers(TorchFunctionMode):
     """Initialisers return at once: on meta tensors (``every_tensor=False``), which have nothing
     to fill (torch runs a meta ``normal_`` through its Python reference, whose first call imports
-    ``torch._dynamo``: 1.5-3 s of every job that builds a model on the meta device), or on every
+    ``torch._dynamo``, seconds of every job that builds a model on the meta device), or on every
     tensor, whose values are about to be replaced. Records the storages it left as allocated."""
 
     def __init__(self, every_tensor: bool) -> None:
@@ -206,7 +206,7 @@ def build_with_weights(name: str, kwargs: dict[str, Any], num_classes: int,
     (``load_state_dict(..., assign=True)``, strict), for an architecture that needs its real
     constructor: a buffer outside the state dict (DMWideResNet's mean and std) is made there.
     The constructor's initialisers are skipped, since every weight is replaced right after
-    (WRN-106-16: 2 s of random initialisation); if a tensor they left as allocated is still in
+    (the initialisation of a wide model takes seconds); if a tensor they left as allocated is still in
     the model (a buffer outside the state dict made by an initialiser), it is built again with them."""
     skipped = _SkippedInitialisers(every_tensor=True)
     with torch.device("cpu"), skipped:

@@ -14,7 +14,7 @@ which applies both fixes, instead of ``import robustbench``; modules inside it c
 :func:`import_robustbench_module`, which needs neither fix.
 
 robustbench's package ``__init__`` files import its data loaders, its evaluation (AutoAttack)
-and its whole model zoo (timm, torchvision): about 3 s per process. Building an architecture
+and its whole model zoo (timm, torchvision), seconds per process (docs/benchmarks.md). Building an architecture
 class or looking up the registry needs none of it, so :func:`import_robustbench_module`
 imports one module inside robustbench with those two packages registered but their
 ``__init__`` not yet run; :func:`import_robustbench` runs them when the full package is asked

@@ -3,9 +3,9 @@ here for every module that builds, checks or acquires a RobustBench model. robus
 on the first look-up, through :func:`filterlens.models.compat.import_robustbench_module`.
 
 Importing the registry imports every module of the zoo and, through them, timm, torchvision
-(which loads ``torch._dynamo``) and torchdiffeq: about 3 s per process, paid by every extraction
-and random-init job of a RobustBench model (222 jobs at paper scale). Most entries need none of
-it: ``lambda: WideResNet(depth=28, widen_factor=10)`` needs one architecture module. So
+(which loads ``torch._dynamo``) and torchdiffeq, paid by every extraction and random-init job of
+a RobustBench model: a third of the scale run's time (docs/benchmarks.md, "Which start-up
+measures the run keeps"). Most entries need none of it: ``lambda: WideResNet(depth=28, widen_factor=10)`` needs one architecture module. So
 :func:`entry_constructor` reads the entry from the registry module's source and runs only the
 imports and definitions its ``model`` expression refers to, transitively; an entry it cannot
 resolve that way gets the registry's own constructor. ``tests/unit/test_robustbench_zoo.py`` checks

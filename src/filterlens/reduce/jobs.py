@@ -1,8 +1,8 @@
 """Which models a job of the three passes reads: one (rules summarize_model, coefficient_range,
 coefficient_histograms) or several in sheet order (config analysis.models_per_job; the batch
 rules of rules/summarize.smk, which writes each pass once over ``pass_rules``). Every job
-starts a Python process and imports numpy, Zarr and Dask, about 0.3-0.7 s (docs/benchmarks.md,
-"Imports"); a job of several models pays it once.
+starts a Python process and imports numpy, Zarr and Dask (docs/benchmarks.md, "Imports"); a job
+of several models pays it once.
 """
 
 from __future__ import annotations
