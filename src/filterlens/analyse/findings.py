@@ -60,6 +60,8 @@ def paper_findings(bases: pd.DataFrame, sparse_shares: pd.DataFrame, quality: pd
     accuracies in points; ``entropy`` picks the variance entropy of Fig. 7 (unscaled or scaled)."""
     if entropy not in ("unscaled", "scaled"):
         raise ValueError(f"entropy must be 'unscaled' or 'scaled', not {entropy!r}")
+    # One long function on purpose: the findings follow one another in the table's order, each a
+    # few lines over the same inputs, so the order of the code is the order of the table.
     rows = []
 
     def add(finding, source, dataset, paper, this_run, criterion, shown):

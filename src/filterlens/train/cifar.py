@@ -371,6 +371,8 @@ def train_cifar(model: nn.Module, data: CifarData, recipe: CifarRecipe, state_fi
     must match too for a resume. ``on_epoch_end(epoch, model)`` is called after the state file
     of epoch ``epoch`` (1-based) is written (tests use it to interrupt a run).
     """
+    # One function on purpose: resume, the epochs and the state file share the model, the optimizer,
+    # the scheduler and the random state, and their order is what makes a resume bitwise.
     device = torch.device(device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
