@@ -133,6 +133,22 @@ def test_the_passes_load_no_torch_while_they_run(tmp_path):
     assert result.stdout.strip() == "{'summarize': [], 'coefficients': []}"
 
 
+@pytest.mark.parametrize("script", sorted([*(REPO / "workflow_scripts").glob("*.py"),
+                                           *(REPO / "dev" / "perf" / "scripts").glob("*.py")]),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_a_rule_script_is_one_rule_script_block_after_its_imports(script):
+    """A finished job's process ends where the block ends (filterlens.io.scripting.end_job_process):
+    nothing of the script may follow it, and everything it does runs inside it."""
+    body = ast.parse(script.read_text()).body
+    *head, last = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert isinstance(last, ast.With) and any(
+        isinstance(item.context_expr, ast.Call) and getattr(item.context_expr.func, "id", None) == "rule_script"
+        for item in last.items), f"{script.name}: its last statement is not `with rule_script(snakemake)`"
+    allowed = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+    assert all(isinstance(node, allowed) for node in head), \
+        f"{script.name}: statements before the rule_script block do more than import and define"
+
+
 def _rule_scripts() -> dict[str, list[str]]:
     """The rules that run each script of workflow_scripts/ (the rules of a loop, named in its body, as '<loop>':
     a pass's per-model rule and its batch rules, several rules that share the script)."""

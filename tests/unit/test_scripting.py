@@ -1,4 +1,5 @@
-"""The rule-script prologue (filterlens.io.scripting): the log and failures."""
+"""The rule-script prologue (filterlens.io.scripting): the log, failures, and the early end of a
+finished job's process."""
 
 import subprocess
 import sys
@@ -15,12 +16,17 @@ import atexit, sys
 from types import SimpleNamespace
 from filterlens.io.scripting import rule_script
 
+class FreedAtTeardown:
+    def __del__(self):
+        open(sys.argv[2], "w").write("the interpreter's teardown ran")
+
 snakemake = SimpleNamespace(log=[sys.argv[1]], rule="probe")
-atexit.register(lambda: open(sys.argv[2], "w").write("exit handlers ran"))
+freed_at_teardown = FreedAtTeardown()
+atexit.register(lambda: open(sys.argv[3], "w").write("exit handlers ran"))
 with rule_script(snakemake) as log:
     log.info("work done")
     print("printed to the log")
-    if len(sys.argv) > 3:
+    if len(sys.argv) > 4:
         raise ValueError("bad input")
 """
 
@@ -28,24 +34,25 @@ with rule_script(snakemake) as log:
 def _run_job(tmp_path, *extra):
     script = tmp_path / "job.py"
     script.write_text(JOB)
-    log, handlers = tmp_path / "job.log", tmp_path / "handlers"
-    run = subprocess.run([sys.executable, str(script), str(log), str(handlers), *extra],
+    log, teardown, handlers = tmp_path / "job.log", tmp_path / "teardown", tmp_path / "handlers"
+    run = subprocess.run([sys.executable, str(script), str(log), str(teardown), str(handlers), *extra],
                          capture_output=True, text=True, env=ENV)
-    return run, log.read_text(), handlers.exists()
+    return run, log.read_text(), teardown.exists(), handlers.exists()
 
 
-def test_a_finished_job_keeps_its_log_and_exits_the_ordinary_way(tmp_path):
-    run, log, handlers_ran = _run_job(tmp_path)
+def test_a_finished_job_ends_without_the_teardown_and_keeps_its_log(tmp_path):
+    run, log, teardown_ran, handlers_ran = _run_job(tmp_path)
     assert run.returncode == 0, run.stderr
     assert "work done" in log and "printed to the log" in log
-    assert handlers_ran
+    assert not teardown_ran
+    assert handlers_ran  # atexit handlers run as at an ordinary exit
 
 
 def test_a_failed_job_fails_with_its_traceback_in_the_log(tmp_path):
-    run, log, handlers_ran = _run_job(tmp_path, "fail")
+    run, log, _, handlers_ran = _run_job(tmp_path, "fail")
     assert run.returncode != 0
     assert "ValueError: bad input" in log and "probe failed: bad input" in log
-    assert handlers_ran
+    assert handlers_ran  # a failure leaves by the ordinary way
 
 
 @pytest.mark.parametrize("error, last_line", [
@@ -60,7 +67,7 @@ def test_a_failed_jobs_log_ends_in_its_model_and_the_fix_the_script_gives(tmp_pa
     job = job.replace('raise ValueError("bad input")', f"raise {error}")
     script = tmp_path / "job.py"
     script.write_text("from snakemake.iocontainers import Wildcards\n" + job)
-    run = subprocess.run([sys.executable, str(script), *(str(tmp_path / n) for n in ("job.log", "h")), "fail"],
+    run = subprocess.run([sys.executable, str(script), *(str(tmp_path / n) for n in ("job.log", "t", "h")), "fail"],
                          capture_output=True, text=True, env=ENV)
     assert run.returncode != 0
     last = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
