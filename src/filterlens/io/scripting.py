@@ -66,9 +66,9 @@ def _runs_as_rule_script(snakemake: Any) -> bool:
 
 def end_job_process() -> None:
     """End a finished job's process without the interpreter's teardown (freeing every module and
-    object), which writes nothing (every output is closed when the script's block ends) and costs
-    a job 0.15 s with numba loaded and 0.3-0.6 s with torch (docs/design.md, "What a job pays
-    before its work"). The exit handlers registered with :mod:`atexit` still run, as at an
+    object), which writes nothing (every output is closed when the script's block ends) and
+    costs a short job a large share of its time (docs/benchmarks.md, "Which start-up measures
+    the run keeps"). The exit handlers registered with :mod:`atexit` still run, as at an
     ordinary exit. Every rule script is one ``with rule_script(snakemake)`` block, so nothing of
     the script is skipped (tests/meta/test_layout.py)."""
     atexit._run_exitfuncs()  # logging's shutdown among them; the only way to run them before os._exit
