@@ -154,6 +154,7 @@ rule fig5_last_layer_filters:
     params:
         pair=FIGURE_PAIR,
         last_layer=config["figures"]["last_layer"],
+        sparse_reference=config["analysis"]["sparse_reference"],
     script:
         "../workflow_scripts/fig5_last_layer_filters.py"
 

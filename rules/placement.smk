@@ -50,6 +50,7 @@ rule placement:
     params:
         depth_definition=config["analysis"]["depth_definition"],
         fold_batchnorm=config["extraction"]["fold_batchnorm"],
+        sparse_reference=config["analysis"]["sparse_reference"],
     script:
         "../workflow_scripts/placement.py"
 

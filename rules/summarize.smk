@@ -38,6 +38,7 @@ for pass_rule in SUMMARIZE_RULES:
             runtime=pass_rule.runtime,
         params:
             depth_definition=config["analysis"]["depth_definition"],
+            sparse_reference=config["analysis"]["sparse_reference"],
             models=pass_rule.of_models(list),
             datasets=pass_rule.of_models(sheet_datasets),
         script:
@@ -144,6 +145,7 @@ for pass_rule in COEFFICIENT_HISTOGRAMS_RULES:
             runtime=pass_rule.runtime,
         params:
             bins=config["analysis"]["bins"],
+            sparse_reference=config["analysis"]["sparse_reference"],
             models=pass_rule.of_models(list),
             datasets=pass_rule.of_models(sheet_datasets),
         script:

@@ -16,9 +16,10 @@ The steps:
 3. The database: every 3x3 conv's initializer weight as rows of 9, one table row per layer with
    its filter ids.
 4. Scale every filter by its max |w| (zero filters stay); a filter is sparse if its max |w| is
-   at most 1/100 of its layer's max |w| (docs/method.md §3: the authors' sparsity notebook
-   takes ``np.linalg.norm(W, np.inf)`` of the layer's (n, 9) matrix, its largest row sum of
-   |w|, as the reference); each layer keeps the ids of its non-sparse filters.
+   at most 1/100 of its layer's reference: the layer's max |w| (the paper's text), or
+   ``np.linalg.norm(W, np.inf)`` of the layer's (n, 9) matrix, its largest row sum of |w|, which
+   the authors' sparsity notebook takes when its table has no ``layer_norm`` column
+   (docs/method.md §3); each layer keeps the ids of its non-sparse filters.
 5. scikit-learn PCA(9) of the scaled non-sparse filters of: all paired models (full), the robust
    ones, the normal ones, each model. Every scaled filter, sparse ones included, of every model
    is projected on the full basis; the histogram range is the min and max of all of it.
@@ -145,11 +146,19 @@ def scale(x: np.ndarray) -> np.ndarray:
     return x / np.where(den == 0, 1, den)[:, None]
 
 
-def sparse_ids(filters: np.ndarray, layers: pd.DataFrame) -> set[int]:
+def layer_reference(weights: np.ndarray, reference: str) -> float:
+    """The paper's text: the layer's max |w|; sparsity.ipynb: ``np.linalg.norm(W, np.inf)`` of
+    the (n, 9) matrix W."""
+    if reference == "max_abs":
+        return float(np.abs(weights).max())
+    return float(np.linalg.norm(weights, np.inf))
+
+
+def sparse_ids(filters: np.ndarray, layers: pd.DataFrame, reference: str = "max_abs") -> set[int]:
     sparse = set()
     for ids in layers.filter_ids:
         peaks = np.linalg.norm(filters[ids], np.inf, axis=1)
-        sparse.update(ids[peaks <= np.abs(filters[ids]).max() / 100].tolist())
+        sparse.update(ids[peaks <= layer_reference(filters[ids], reference) / 100].tolist())
     return sparse
 
 
@@ -187,11 +196,12 @@ def ids_of(layers: pd.DataFrame, models, mask=None) -> np.ndarray:
 
 
 def authors_pipeline(onnx_models: dict[str, onnx.ModelProto], sheet: pd.DataFrame,
-                     pairings: pd.DataFrame) -> dict:
+                     pairings: pd.DataFrame, sparse_reference: str = "max_abs") -> dict:
     """Everything the paper reports, computed as the authors did. ``sheet`` indexed by model with
-    dataset and robust; ``pairings`` with columns Robust, Normal, Dataset (one row per pair)."""
+    dataset and robust; ``pairings`` with columns Robust, Normal, Dataset (one row per pair);
+    ``sparse_reference`` the layer's reference of sparse filters (step 4)."""
     filters, layers = filter_database(onnx_models, sheet)
-    sparse = sparse_ids(filters, layers)
+    sparse = sparse_ids(filters, layers, sparse_reference)
     layers["nonsparse_ids"] = [np.array(sorted(set(ids.tolist()) - sparse), dtype=int) for ids in layers.filter_ids]
     layers["depth_group"] = depth_groups(layers)
     scaled = scale(filters)

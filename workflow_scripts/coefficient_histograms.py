@@ -17,7 +17,8 @@ with rule_script(snakemake) as log:
     for model in job_models(snakemake, inputs=["store"], outputs=["histograms"]):
         store = open_filter_store(model.inputs["store"])
         check_store_matches(store, model.model_id, model.dataset, max_rows)
-        counts = coefficient_histograms(store, basis, low, high, bins, snakemake.threads, max_rows)
+        counts = coefficient_histograms(store, basis, low, high, bins, snakemake.threads, max_rows,
+                                        snakemake.params.sparse_reference)
         log.info("%s: %d coefficients per component in %d bins over [%r, %r]",
                  store.model_id, counts[:, 0].sum(), bins, low, high)
         write_npz(model.outputs["histograms"], counts=counts, low=low, high=high)

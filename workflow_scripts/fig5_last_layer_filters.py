@@ -1,13 +1,14 @@
 """Rule fig5_last_layer_filters: Fig. 5, randomly chosen filters (seeded) of the last 3x3 layer
 of the pair's normal and robust model; the same positions in both when the layers have the
 same shape. Diverging colormap centred at 0, symmetric range per model (max |W| of the
-layer), so sparse filters (max |F| <= max |W| / 100) show as blank tiles."""
+layer), so sparse filters (max |F| <= the layer's sparse reference / 100, config
+analysis.sparse_reference) show as blank tiles."""
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from filterlens.io.scripting import rule_script
-from filterlens.method.filters import sparse_mask
+from filterlens.method.filters import layer_reference, sparse_mask
 from filterlens.method.sampling import sample_indices
 from filterlens.report.style import (COLUMN_WIDTH, TRAINING_COLORS, TRAINING_ORDER, apply_style, diverging_cmap,
                                      save_figure, symmetric_norm, tile_mosaic)
@@ -31,7 +32,7 @@ with rule_script(snakemake) as log:
         # one draw for both models when they share the layer's shape; else one per model
         chosen = sample_indices(len(rows), n, settings["seed"] + (0 if same_shape else k))
         layer_max = float(np.abs(rows).max())
-        sparse = sparse_mask(rows[chosen], layer_max)
+        sparse = sparse_mask(rows[chosen], layer_reference(rows, snakemake.params.sparse_reference))
         norm = symmetric_norm(layer_max)
         image = ax.imshow(tile_mosaic(rows[chosen].reshape(-1, 3, 3), ncols=ncols), cmap=cmap, norm=norm)
         ax.set_title(f"{role}: {model_id}", color=TRAINING_COLORS[role], loc="left", pad=3)

@@ -12,7 +12,8 @@ from filterlens.io.scripting import rule_script
 
 with rule_script(snakemake) as log:
     bundle = read_bundle(snakemake.input.bundle)
-    if problems := definition_mismatches(bundle, snakemake.params.depth_definition, snakemake.params.fold_batchnorm):
+    if problems := definition_mismatches(bundle, snakemake.params.depth_definition, snakemake.params.fold_batchnorm,
+                                         snakemake.params.sparse_reference):
         raise ValueError(f"{snakemake.input.bundle} was made with other definitions: " + "; ".join(problems))
     sheet = read_sheet(snakemake.input.sheet)
     models = list(sheet.model_id)

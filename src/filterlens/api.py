@@ -44,7 +44,7 @@ def analyze(model, *, architecture: str | None = None, arch_kwargs: dict[str, An
             weights: str | os.PathLike | None = None, random_init: int | None = None,
             num_classes: int | None = None, image_size: int | None = None, model_id: str | None = None,
             fold_batchnorm: bool | None = None, depth_definition: str | None = None,
-            chunk_rows: int | None = None, threads: int = 1) -> pd.DataFrame:
+            sparse_reference: str | None = None, chunk_rows: int | None = None, threads: int = 1) -> pd.DataFrame:
     """The per-layer table of every 3x3 layer of ``model``: the columns of the workflow's
     ``results/summaries/<model>/layers.tsv`` (filters, sparsity, variance entropy scaled and
     unscaled, orthogonality, L1/L2 ratio, high-frequency share, depth and depth group).
@@ -64,12 +64,13 @@ def analyze(model, *, architecture: str | None = None, arch_kwargs: dict[str, An
 
     ``image_size`` (default 32) matters only for a model that torch.fx cannot trace (its
     forward runs on the ``meta`` device to find the convs). The options default to the
-    config's (extraction.fold_batchnorm, extraction.chunk_rows, analysis.depth_definition).
+    config's (extraction.fold_batchnorm, extraction.chunk_rows, analysis.depth_definition,
+    analysis.sparse_reference).
     """
     from filterlens.acquire.model_specs import ModelSpec
 
     spec = ModelSpec(model, architecture, arch_kwargs, weights, random_init, num_classes)
-    options = _Options.of(image_size, fold_batchnorm, depth_definition, chunk_rows, threads)
+    options = _Options.of(image_size, fold_batchnorm, depth_definition, chunk_rows, threads, sparse_reference)
     with _extracted(spec, options, model_id) as store:
         table, _ = _summary(store, options)
     return table
@@ -85,13 +86,16 @@ class _Options:
     chunk_rows: int
     threads: int
     bins: int
+    sparse_reference: str
 
     @classmethod
-    def of(cls, image_size, fold_batchnorm, depth_definition, chunk_rows, threads) -> "_Options":
+    def of(cls, image_size, fold_batchnorm, depth_definition, chunk_rows, threads,
+           sparse_reference=None) -> "_Options":
         defaults = _config_defaults()
         fold = defaults["extraction"]["fold_batchnorm"] if fold_batchnorm is None else fold_batchnorm
         return cls(image_size, fold, depth_definition or defaults["analysis"]["depth_definition"],
-                   chunk_rows or defaults["extraction"]["chunk_rows"], threads, defaults["analysis"]["bins"])
+                   chunk_rows or defaults["extraction"]["chunk_rows"], threads, defaults["analysis"]["bins"],
+                   sparse_reference or defaults["analysis"]["sparse_reference"])
 
     @property
     def max_rows(self) -> int:
@@ -131,7 +135,7 @@ def _summary(store, options: _Options):
     """Pass 1 of rule summarize_model: the layer table and the per-layer moments."""
     from filterlens.reduce.passes import summarize
 
-    return summarize(store, options.threads, options.max_rows)
+    return summarize(store, options.threads, options.max_rows, options.sparse_reference)
 
 
 # --- one model against a reference bundle ----------------------------------------------------
@@ -148,7 +152,7 @@ def place(model, bundle: str | os.PathLike, *, architecture: str | None = None,
 
     ``model`` is what :func:`analyze` takes. Its filters are extracted with the bundle's
     definitions (``fold_batchnorm``, ``depth_definition``), projected on the bundle's basis and
-    counted over its range and bins. ``dataset`` defaults to the checkpoint's, else to the
+    counted over its range and bins, sparse filters by its sparse reference. ``dataset`` defaults to the checkpoint's, else to the
     bundle's one dataset; the model id to the checkpoint's, else "model"."""
     from filterlens.acquire.model_specs import ModelSpec
     from filterlens.analyse.bundle import read_bundle
@@ -160,7 +164,8 @@ def place(model, bundle: str | os.PathLike, *, architecture: str | None = None,
     datasets = list(dict.fromkeys(reference.pools.dataset))
     definitions = reference.manifest["definitions"]
     size = image_size or (dataset_info(dataset).image_size if dataset else None)
-    options = _Options.of(size, definitions["fold_batchnorm"], definitions["depth_definition"], None, threads)
+    options = _Options.of(size, definitions["fold_batchnorm"], definitions["depth_definition"], None, threads,
+                          reference.sparse_reference)
     spec = ModelSpec(model, architecture, arch_kwargs, weights, random_init, num_classes)
     with _extracted(spec, options, model_id) as store:
         dataset = dataset or store.attrs.get("dataset") or (datasets[0] if len(datasets) == 1 else None)
@@ -170,7 +175,8 @@ def place(model, bundle: str | os.PathLike, *, architecture: str | None = None,
                              f"Fix: pass dataset= one of them (the model's training data)")
         layers, _ = _summary(store, options)
         counts, outside = coefficient_histograms_with_outside(store, reference.basis, reference.low, reference.high,
-                                                              reference.bins, threads, options.max_rows)
+                                                              reference.bins, threads, options.max_rows,
+                                                              options.sparse_reference)
         model_id = store.model_id
     return placement_table(reference, {model_id: dataset}, {model_id: counts}, {model_id: outside},
                            {model_id: layers})
@@ -207,17 +213,19 @@ class Comparison:
 
 def compare(a, b, *, architecture: str | None = None, arch_kwargs: dict[str, Any] | None = None,
             image_size: int | None = None, fold_batchnorm: bool | None = None,
-            depth_definition: str | None = None, bins: int | None = None, threads: int = 1) -> Comparison:
+            depth_definition: str | None = None, sparse_reference: str | None = None, bins: int | None = None,
+            threads: int = 1) -> Comparison:
     """Compare two models (each in any form :func:`analyze` takes) the way the workflow
     compares a robust model (``a``) with a normal one (``b``): the three passes of the run over
     both (summaries and moments, coefficient range, histograms on their common basis), then
     the run's own analyses (filterlens.analyse.kl, bases, quality). ``architecture`` and
     ``arch_kwargs`` apply to both; for models of two architectures, pass ``ModelSpec``s of
-    filterlens.acquire.model_specs or modules. ``bins`` defaults to the config's analysis.bins.
+    filterlens.acquire.model_specs or modules. ``bins`` defaults to the config's analysis.bins,
+    the other options as for :func:`analyze`.
     """
     from filterlens.acquire.model_specs import ModelSpec
 
-    options = _Options.of(image_size, fold_batchnorm, depth_definition, None, threads)
+    options = _Options.of(image_size, fold_batchnorm, depth_definition, None, threads, sparse_reference)
     specs = [m if isinstance(m, ModelSpec) else ModelSpec(m, architecture, arch_kwargs) for m in (a, b)]
     with _extracted(specs[0], options) as store_a, _extracted(specs[1], options) as store_b:
         stores = _distinct_ids(store_a, store_b)
@@ -250,8 +258,8 @@ def _comparison(stores: dict[str, Any], options: _Options, bins: int) -> Compari
     ranges = [coefficient_range(store, full, options.threads, options.max_rows) for store in stores.values()]
     low = float(np.nanmin([r[0] for r in ranges]))
     high = float(np.nanmax([r[1] for r in ranges]))
-    histograms = {model: coefficient_histograms(store, full, low, high, bins, options.threads, options.max_rows)
-                  for model, store in stores.items()}
+    histograms = {model: coefficient_histograms(store, full, low, high, bins, options.threads, options.max_rows,
+                                                options.sparse_reference) for model, store in stores.items()}
     pairs = pd.DataFrame({"dataset": ["-"], "robust": [a], "normal": [b]})
     by_dataset, by_depth, _ = kl_tables(pairs, histograms, layers, full.ratio, histogram_edges(low, high, bins))
     whole = by_dataset[by_dataset.pooling == "paired"]

@@ -6,8 +6,11 @@ The zoo has what matters: a normal model paired with two robust ones, a model in
 in no pairing, sparse and all-zero filters and an all-zero layer, BatchNorms that are a conv's
 only consumer (folded) and others that are not, empty histogram bins, a 1x1 shortcut on a
 branch shorter than its block's first conv (so graph levels and conv counts differ), and 3x3
-layers in every depth decile. Every KL, basis, share and box value must equal the oracle's to
-1e-9 relative (docs/method.md).
+layers in every depth decile, and filters that are sparse under one sparse reference and not the
+other. Every KL, basis, share and box value must equal the oracle's to 1e-9 relative
+(docs/method.md), under each sparse reference (analysis.sparse_reference): the oracle takes the
+layer's max |w| or np.linalg.norm(W, np.inf) as the authors' notebook does, the workflow reads
+the reference from the store's layer table.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from filterlens.extract.store import FilterStoreWriter, open_filter_store
 from filterlens.extract.weights import iter_layer_rows, plan_extraction
 from filterlens.method.depth_groups import DEPTH_GROUPS, depth_group
 from filterlens.method.distributions import histogram_edges
+from filterlens.method.filters import SPARSE_REFERENCES
 from filterlens.method.pca import pca
 from filterlens.models.compat import import_robustbench
 from filterlens.reduce.passes import coefficient_histograms, coefficient_range, summarize
@@ -99,6 +103,7 @@ def _model(architecture: str, robust: bool, seed: int, all_zero_layer: bool, ext
             draw = torch.rand(len(w), generator=generator)
             w[draw < (0.04 if robust else 0.12)] = 0.0  # all-zero filters
             w[(draw >= 0.2) & (draw < (0.25 if robust else 0.4))] *= 1e-3  # sparse, not zero
+            w[(draw >= 0.5) & (draw < 0.6)] *= 3e-2  # many sparse under the row-sum reference only
             if all_zero_layer and index == 5:  # its decile (0.4-0.5] holds another layer
                 w.zero_()
             if extreme_sparse and index == 1:  # sparse filters whose scaled coefficients set the range
@@ -112,17 +117,18 @@ def build_zoo() -> dict[str, nn.Module]:
             for m, (_, robust, arch, seed) in ZOO.items()}
 
 
-def run_authors(models: dict[str, nn.Module]) -> dict:
-    onnx_models = {m: oracle.export_onnx(model, EXAMPLE) for m, model in models.items()}
+def export_zoo(models: dict[str, nn.Module]) -> dict:
+    return {m: oracle.export_onnx(model, EXAMPLE) for m, model in models.items()}
+
+
+def run_authors(onnx_models: dict, sparse_reference: str) -> dict:
     pairings = PAIRS.rename(columns={"robust": "Robust", "normal": "Normal", "dataset": "Dataset"})
-    return oracle.authors_pipeline(onnx_models, SHEET, pairings)
+    return oracle.authors_pipeline(onnx_models, SHEET, pairings, sparse_reference)
 
 
-def run_workflow(models: dict[str, nn.Module], root) -> dict:
-    """The library path as the rules chain it: extract_filters, summarize_model, pca_bases,
-    coefficient_range + global_coefficient_range, coefficient_histograms, kl_divergence,
-    layer_quality, fig7_layer_quality."""
-    stores, tables, moments = {}, {}, {}
+def extract_zoo(models: dict[str, nn.Module], root) -> dict:
+    """Rule extract_filters: a filter store per model."""
+    stores = {}
     for model_id, model in models.items():
         plan = plan_extraction(model, EXAMPLE, fold_batchnorm=True)
         attrs = {"model_id": model_id, "dataset": ZOO[model_id][0], "depth_method": plan.depth_method,
@@ -132,14 +138,24 @@ def run_workflow(models: dict[str, nn.Module], root) -> dict:
             for layer, rows in iter_layer_rows(model, plan):
                 writer.write_layer(layer, rows)
         stores[model_id] = open_filter_store(path)
-        tables[model_id], layer_moments = summarize(stores[model_id], threads=1, max_rows=MAX_ROWS)
+    return stores
+
+
+def run_workflow(stores: dict, sparse_reference: str) -> dict:
+    """The library path as the rules chain it after extract_filters: summarize_model, pca_bases,
+    coefficient_range + global_coefficient_range, coefficient_histograms, kl_divergence,
+    layer_quality, fig7_layer_quality."""
+    tables, moments = {}, {}
+    for model_id, store in stores.items():
+        tables[model_id], layer_moments = summarize(store, threads=1, max_rows=MAX_ROWS,
+                                                    sparse_reference=sparse_reference)
         moments[model_id] = layer_moments.scaled
     bases = {name: pca(set_moments(members, moments)) for name, members in basis_sets(PAIRS, SHEET.model_id).items()}
     ranges = [coefficient_range(stores[m], bases["full"], 1, MAX_ROWS) for m in SHEET.model_id]
     low, high = min(r[0].min() for r in ranges), max(r[1].max() for r in ranges)
     paired = list(dict.fromkeys([*PAIRS.robust, *PAIRS.normal]))
-    histograms = {m: coefficient_histograms(stores[m], bases["full"], low, high, oracle.BINS, 1, MAX_ROWS)
-                  for m in paired}
+    histograms = {m: coefficient_histograms(stores[m], bases["full"], low, high, oracle.BINS, 1, MAX_ROWS,
+                                            sparse_reference) for m in paired}
     by_dataset, by_depth, components = kl_tables(PAIRS, histograms, {m: tables[m] for m in paired},
                                                  bases["full"].ratio, histogram_edges(low, high, oracle.BINS))
     layers = pd.concat(tables.values(), ignore_index=True)
@@ -156,13 +172,28 @@ def models():
 
 
 @pytest.fixture(scope="module")
-def authors(models):
-    return run_authors(models)
+def onnx_models(models):
+    return export_zoo(models)
 
 
 @pytest.fixture(scope="module")
-def workflow(models, tmp_path_factory):
-    return run_workflow(models, tmp_path_factory.mktemp("stores"))
+def stores(models, tmp_path_factory):
+    return extract_zoo(models, tmp_path_factory.mktemp("stores"))
+
+
+@pytest.fixture(scope="module", params=SPARSE_REFERENCES)
+def sparse_reference(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def authors(onnx_models, sparse_reference):
+    return run_authors(onnx_models, sparse_reference)
+
+
+@pytest.fixture(scope="module")
+def workflow(stores, sparse_reference):
+    return run_workflow(stores, sparse_reference)
 
 
 def _assert_close(actual, expected, what: str) -> None:
@@ -201,6 +232,13 @@ def test_the_zoo_exercises_what_matters(workflow, authors):
     nonsparse = authors["coefficients"][np.hstack(layers.nonsparse_ids)]
     low, high = authors["range"]
     assert nonsparse.min() > low and nonsparse.max() < high, "the range is set by sparse filters"
+
+
+def test_the_row_sum_reference_makes_more_filters_sparse_in_most_layers(stores):
+    by_peak = pd.concat([summarize(s, 1, MAX_ROWS)[0] for s in stores.values()], ignore_index=True)
+    by_row_sum = pd.concat([summarize(s, 1, MAX_ROWS, "max_row_sum")[0] for s in stores.values()], ignore_index=True)
+    assert (by_row_sum.n_sparse >= by_peak.n_sparse).all()
+    assert (by_row_sum.n_sparse > by_peak.n_sparse).mean() > 0.5, "the two references differ in most layers"
 
 
 # --- bases, range, divergence ----------------------------------------------------------------------

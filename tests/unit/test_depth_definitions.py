@@ -1,5 +1,6 @@
-"""Switching the depth definition without touching filters: stores hold both depths, analyses
-select one in memory, and version-1 stores are upgraded in place (docs/method.md)."""
+"""Switching the depth definition or the sparse reference without touching filters: stores hold
+both depths and both references, analyses select one in memory, and stores of older formats are
+upgraded in place (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from filterlens.extract.store import (FORMAT_VERSION, FilterStoreError, FilterSt
                                       with_depth_definition)
 from filterlens.extract.store_upgrade import rewrite_attrs
 from filterlens.extract.weights import iter_layer_rows, plan_extraction
+from filterlens.method.filters import SPARSE_REFERENCES
 from filterlens.models.architectures import build_architecture
 from filterlens.reduce.passes import summarize
 
@@ -116,7 +118,7 @@ def test_a_version_1_store_is_refused_naming_the_upgrade_and_upgraded_in_place_f
     np.testing.assert_array_equal(after.filters[:], filters)
     assert after.attrs["upgraded_from_format_version"] == 1 and after.attrs["architecture"] == "dm_wide_resnet"
     for column in ("conv_depth", "conv_depth_norm", "conv_depth_graph_level", "conv_depth_conv_count", "bn_folded",
-                   "max_abs", "row_start", "row_stop"):
+                   "max_abs", "max_row_sum", "row_start", "row_stop"):
         assert after.layers[column].tolist() == layers[column].tolist(), column
     assert after.attrs["max_conv_depths"] == plan.max_conv_depths
     # A second run leaves the current store alone.
@@ -141,3 +143,52 @@ def test_the_upgrade_refuses_a_store_of_another_architecture(tmp_path, capsys):
     assert main(["upgrade-stores", "--configfile", str(config), str(path)]) == 1
     assert "differ from the store's" in capsys.readouterr().err
     assert zarr.open_group(str(path), mode="r").attrs["format_version"] == 1
+
+
+def _as_version_3(path):
+    """Rewrite a store's attributes as the version-3 writer left them: no max_row_sum."""
+    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    del attrs["layers"]["max_row_sum"]
+    attrs["format_version"] = 3
+    rewrite_attrs(path, attrs)
+
+
+def test_a_version_3_store_keeps_working_names_the_upgrade_for_the_row_sum_and_gets_it_from_its_rows(tmp_path, capsys):
+    torch.manual_seed(0)
+    path = tmp_path / "toy.zarr"
+    _write_store(path, PreActToy(), torch.zeros(1, 3, 8, 8))
+    current = open_filter_store(path)
+    row_sums = current.layers.max_row_sum.tolist()
+    for layer in current.layers.itertuples():  # the authors' np.linalg.norm(W, np.inf) of the layer's rows
+        rows = current.filters[layer.row_start:layer.row_stop].astype(np.float64)
+        assert layer.max_row_sum == pytest.approx(np.linalg.norm(rows, np.inf), rel=1e-15), layer.name
+    expected = {reference: summarize(current, 1, 1000, reference)[0] for reference in SPARSE_REFERENCES}
+    _as_version_3(path)
+    digest = _filter_bytes(path)
+    old = open_filter_store(path)
+    assert old.attrs["format_version"] == 3 and old.layers.max_row_sum.isna().all()
+    assert summarize(old, 1, 1000)[0].equals(expected["max_abs"]), "the default reads a version-3 store as it is"
+    with pytest.raises(FilterStoreError, match=r"format version 3, whose layer table has no max_row_sum.*"
+                                               r"filterlens upgrade-stores --configfile .*"
+                                               r"or set analysis.sparse_reference: max_abs"):
+        summarize(old, 1, 1000, "max_row_sum")
+    assert main(["upgrade-stores", "--configfile", str(_upgrade_config(tmp_path)), str(path)]) == 0
+    assert f"version 3 -> {FORMAT_VERSION}" in capsys.readouterr().out
+    after = open_filter_store(path)
+    assert _filter_bytes(path) == digest
+    assert after.attrs["format_version"] == FORMAT_VERSION and after.attrs["upgraded_from_format_version"] == 3
+    assert after.layers.max_row_sum.tolist() == row_sums, "the writer's row sums, from the store's own rows"
+    for reference in SPARSE_REFERENCES:
+        assert summarize(after, 1, 1000, reference)[0].equals(expected[reference]), reference
+
+
+def test_the_upgrade_refuses_a_store_whose_rows_contradict_its_layer_table(tmp_path, capsys):
+    path = tmp_path / "toy.zarr"
+    _write_store(path, PreActToy(), torch.zeros(1, 3, 8, 8))
+    _as_version_3(path)
+    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    attrs["layers"]["max_abs"][1] *= 2
+    rewrite_attrs(path, attrs)
+    assert main(["upgrade-stores", "--configfile", str(_upgrade_config(tmp_path)), str(path)]) == 1
+    assert "layer table says" in capsys.readouterr().err
+    assert zarr.open_group(str(path), mode="r").attrs["format_version"] == 3

@@ -127,6 +127,9 @@ BAD_LAYER_TABLES = {
                                    "attribute max_conv_depth is 1, below the deepest layer's conv_depth 2"),
     "a normalised depth above 1": (_set("conv_depth_norm", 1, 1.5), "conv_depth_norm is 1.5 in layer 1"),
     "a negative max |W|": (_set("max_abs", 0, -1.0), "column max_abs is -1.0 in layer 0"),
+    "a row sum below max |W|": (_set("max_row_sum", 0, 0.0), "column max_row_sum is 0.0 in layer 0; must be a finite "
+                                                            "number in [max_abs, 9 max_abs]"),
+    "no row sum in a current store": (_set("max_row_sum", 1, None), "column max_row_sum is None in layer 1"),
     "n_filters not a count": (lambda a: a.__setitem__("n_filters", "42"), "expected float32 of shape (42, 9)"),
 }
 
@@ -217,7 +220,7 @@ def test_an_unknown_version_is_refused_naming_the_versions_read(tmp_path, rows):
     group = zarr.open_group(str(path), mode="r+")
     group.attrs["format_version"] = 99
     with pytest.raises(FilterStoreError,
-                       match=r"version 99; this filterlens reads 'filterlens-filters' versions 2 and 3"):
+                       match=r"version 99; this filterlens reads 'filterlens-filters' versions 2, 3 and 4"):
         open_filter_store(path)
 
 

@@ -7,7 +7,7 @@ from filterlens.method import orthogonality as orthogonality_module
 from filterlens.method.depth_groups import depth_group
 from filterlens.method.distributions import (EMPTY_BIN, EqualBins, bin_edges, distribution, histogram_counts,
                                              histogram_edges, symmetric_kl, weighted_kl)
-from filterlens.method.filters import scale_filters, sparse_mask
+from filterlens.method.filters import layer_reference, scale_filters, sparse_mask
 from filterlens.method.orthogonality import orthogonality
 from filterlens.method.pca import Moments, fix_signs, pca, variance_entropy
 
@@ -28,6 +28,22 @@ def test_sparse_means_at_most_a_hundredth_of_the_layers_largest_weight():
 
 def test_an_all_zero_layer_is_all_sparse():
     assert sparse_mask(np.zeros((5, 9), np.float32), 0.0).all()
+    for reference in ("max_abs", "max_row_sum"):
+        assert sparse_mask(np.zeros((5, 9), np.float32), layer_reference(np.zeros((5, 9)), reference)).all()
+
+
+def test_the_row_sum_reference_is_numpys_inf_norm_of_the_layer_and_moves_the_threshold():
+    rows = np.zeros((4, 9), dtype=np.float32)
+    rows[0] = [2.0, -2.0, 1.0, 0.5, -0.5, 0.0, 0.0, 0.0, 1.0]  # row sum 7: the layer's largest
+    rows[1, 4] = -2.0  # max |W| 2, row sum 2
+    rows[2, 0] = 0.05  # above 2 / 100, at most 7 / 100: sparse under the row sum only
+    rows[3, 8] = -0.0701  # above 7 / 100: sparse under neither
+    assert layer_reference(rows, "max_abs") == 2.0
+    assert layer_reference(rows, "max_row_sum") == 7.0 == np.linalg.norm(rows, np.inf)
+    assert sparse_mask(rows, layer_reference(rows, "max_abs")).tolist() == [False, False, False, False]
+    assert sparse_mask(rows, layer_reference(rows, "max_row_sum")).tolist() == [False, False, True, False]
+    with pytest.raises(ValueError, match="analysis.sparse_reference"):
+        layer_reference(rows, "frobenius")
 
 
 def test_scaling_divides_by_the_peak_and_leaves_zero_filters():

@@ -35,6 +35,7 @@ from filterlens.io.atomic import atomic_output
 from filterlens.io.files import read_tsv
 from filterlens.method.depth_groups import DEPTH_GROUPS
 from filterlens.method.distributions import histogram_edges
+from filterlens.method.filters import DEFAULT_SPARSE_REFERENCE, SPARSE_REFERENCES
 from filterlens.method.pca import Basis
 
 FORMAT = "filterlens-reference-bundle"
@@ -201,6 +202,8 @@ def export_bundle(run_dir: str | os.PathLike, archive: str | os.PathLike, sheet_
         "definitions": {
             "depth_definition": config["analysis"]["depth_definition"],
             "fold_batchnorm": config["extraction"]["fold_batchnorm"],
+            # a run recorded before the key existed used the default
+            "sparse_reference": config["analysis"].get("sparse_reference", DEFAULT_SPARSE_REFERENCE),
             "bins": n_bins,
             "range": {"low": low, "high": high},
             "pooling": POOLING,
@@ -253,6 +256,17 @@ class Bundle:
     layers: dict[str, pd.DataFrame]
     sheet: pd.DataFrame
     noise: pd.DataFrame | None  # leave_one_out_noise's table; None in a version 1 bundle
+
+    @property
+    def sparse_reference(self) -> str:
+        """The sparse reference the bundle's models were summarised with (docs/method.md §3);
+        a bundle whose manifest names none was made with the default."""
+        reference = self.manifest["definitions"].get("sparse_reference", DEFAULT_SPARSE_REFERENCE)
+        if reference not in SPARSE_REFERENCES:
+            raise BundleError(f"the bundle's manifest.json: 'definitions.sparse_reference' is {reference!r}, not one "
+                              f"of {', '.join(SPARSE_REFERENCES)}; the bundle is damaged or altered. Fix: export it "
+                              "again (filterlens export-bundle)")
+        return reference
 
     def noise_level(self, dataset: str, group: str) -> float:
         """The largest KL of a pooled model of ``dataset`` to its own pool without it, in depth

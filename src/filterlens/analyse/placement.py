@@ -84,9 +84,11 @@ def printed_placement(table: pd.DataFrame) -> pd.DataFrame:
     return printed
 
 
-def definition_mismatches(bundle: Bundle, depth_definition: str, fold_batchnorm: bool) -> list[str]:
+def definition_mismatches(bundle: Bundle, depth_definition: str, fold_batchnorm: bool,
+                          sparse_reference: str) -> list[str]:
     """The settings of this run that differ from those the bundle was made with."""
-    definitions = bundle.manifest["definitions"]
-    ours = {"depth_definition": depth_definition, "fold_batchnorm": fold_batchnorm}
+    definitions = {**bundle.manifest["definitions"], "sparse_reference": bundle.sparse_reference}
+    ours = {"depth_definition": depth_definition, "fold_batchnorm": fold_batchnorm,
+            "sparse_reference": sparse_reference}
     return [f"{key}: bundle {definitions[key]!r}, this run {value!r}" for key, value in ours.items()
             if definitions[key] != value]

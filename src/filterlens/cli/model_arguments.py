@@ -50,6 +50,9 @@ def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the checkpoint's dataset's, else 32)")
     parser.add_argument("--depth-definition", choices=["graph_level", "conv_count"],
                         help="depth of a layer (default: the config's analysis.depth_definition; docs/method.md)")
+    parser.add_argument("--sparse-reference", choices=["max_abs", "max_row_sum"],
+                        help="the layer's reference of the sparse threshold (default: the config's "
+                             "analysis.sparse_reference; docs/method.md §3)")
     parser.add_argument("--raw-weights", action="store_true",
                         help="keep the raw weights instead of folding BatchNorm into its conv "
                              "(extraction.fold_batchnorm: false)")
@@ -58,6 +61,7 @@ def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
 
 def extraction_options(args: argparse.Namespace) -> dict:
     return {"image_size": args.image_size, "depth_definition": args.depth_definition,
+            "sparse_reference": args.sparse_reference,
             "fold_batchnorm": False if args.raw_weights else None, "threads": args.threads}
 
 

@@ -1,19 +1,23 @@
-"""Upgrade filter stores of format version 1 to the current version (3) in place, the filters untouched.
+"""Upgrade filter stores of format versions 1 to 3 to the current version (4) in place, the filters untouched.
 
   filterlens upgrade-stores [--configfile config/paper.yaml] [STORE.zarr ...]
 
-A version-1 store has one depth per layer (counting convs). Versions 2 and 3 record the depth
+A version-1 store has one depth per layer (counting convs). Versions 2 to 4 record the depth
 under every definition (docs/method.md) so that analyses switch definition without extracting again.
 The depths come from the architecture alone: each store's model is looked up in the run's
 sheet (the `sheet` of the last --configfile that sets one, else config/config.yaml; paths relative to
 the working directory, the run's), built on
 the `meta` device (no weights, no checkpoint) and traced; its 3x3 layers must match the store's
-(names, shapes, row ranges) and, for a traced store, its conv counts the store's depths. Then
-only the group's attributes (zarr.json) are rewritten, by an atomic rename. A store imported
-from the filter database keeps its depth, which is the authors' graph level. Without STORE
-arguments, every results/filters/*.zarr. Version-2 and version-3 stores are left as they are:
-they differ in the filters' codec only, which Zarr reads from each array's metadata (an
-upgraded store keeps its filters' codec too).
+(names, shapes, row ranges) and, for a traced store, its conv counts the store's depths. A store
+imported from the filter database keeps its depth, which is the authors' graph level.
+
+Version 4 adds each layer's largest row sum of |W| to the layer table (the reference of
+analysis.sparse_reference: max_row_sum, docs/method.md §3): the upgrade computes it from the
+store's own rows, one read of its filters, checking each layer's max |W| against the table. Then
+only the group's attributes (zarr.json) are rewritten, by an atomic rename; the filters and their
+codec stay as they are (version 2 differs from 3 in the codec only, which Zarr reads from each
+array's metadata). Without STORE arguments, every results/filters/*.zarr. A version-4 store is
+left as it is.
 
 Snakemake then sees the stores as changed and reruns their summaries (not extraction).
 """

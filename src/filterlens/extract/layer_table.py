@@ -26,9 +26,12 @@ class Layer:
     row_start: int
     row_stop: int  # exclusive
     bn_folded: bool
-    # max |W| over the layer, recorded by the store writer: the reductions need it before
-    # they read the layer (the sparse threshold) and check it as they read.
+    # max |W| over the layer and its largest row sum of |W| (np.linalg.norm(W, np.inf) of the
+    # (n, 9) matrix), recorded by the store writer: the reductions need the one that
+    # analysis.sparse_reference names before they read the layer (the sparse threshold), and
+    # check max |W| as they read. None in the table of a store older than format version 4.
     max_abs: float = float("nan")
+    max_row_sum: float = float("nan")
     conv_depth_graph_level: int | None = None
     conv_depth_conv_count: int | None = None
 

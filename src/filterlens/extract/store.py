@@ -1,26 +1,30 @@
 """The per-model filter store: one Zarr v3 group per model; its format, writer and reader.
 
-Layout (format version 3)::
+Layout (format version 4)::
 
     <model>.zarr/            group; attributes: format, format_version, model_id,
                              depth_method, depth_definition (which definition the layer table's
                              conv_depth / conv_depth_norm and max_conv_depth use), max_conv_depth,
                              max_conv_depths (by definition), fold_batchnorm, n_filters, layers
                              (the layer table as columns, with the depth under every definition:
-                             conv_depth_graph_level, conv_depth_conv_count), plus whatever
-                             provenance the caller adds
+                             conv_depth_graph_level, conv_depth_conv_count, and both sparse
+                             references: max_abs, max_row_sum), plus whatever provenance the
+                             caller adds
     <model>.zarr/filters     (n, 9) float32, chunked along n, Blosc-LZ4 with bit shuffle + CRC32C
 
 The attributes of a model's extraction are derived from its plan by
 :func:`filterlens.extract.weights.write_filter_store`; :class:`FilterStoreWriter` writes what it
 is given.
 
-Version 2 stores differ in the codec only (Blosc-zstd level 3, byte shuffle): Zarr reads each
-array's codecs from its own metadata, so they are read as they are (:data:`READABLE_VERSIONS`).
-The codec was chosen by measurement (docs/benchmarks.md, "The store's codec").
+Version 3 stores lack the layer table's max_row_sum (the reference of
+analysis.sparse_reference: max_row_sum), and version 2 stores also differ in the codec
+(Blosc-zstd level 3, byte shuffle): Zarr reads each array's codecs from its own metadata, so both
+are read as they are (:data:`READABLE_VERSIONS`), their max_row_sum None, and
+:func:`sparse_references` refuses that reference for them naming the upgrade. The codec was
+chosen by measurement (docs/benchmarks.md, "The store's codec").
 
-Version 1 stores (one depth, counting convs) are upgraded in place to version 3 by
-`filterlens upgrade-stores` (:mod:`filterlens.extract.store_upgrade`).
+Stores of versions 1 to 3 are upgraded in place to version 4 by `filterlens upgrade-stores`
+(:mod:`filterlens.extract.store_upgrade`), the filters untouched.
 Switching the depth definition of an analysis is :func:`with_depth_definition`, in memory.
 
 The CRC32C codec makes a corrupted chunk fail loudly on read, and the NaN fill value makes a
@@ -48,13 +52,17 @@ from filterlens.extract.store_checks import (codec_problem, file_problem, layer_
                                              zarr_chunk_problem)
 from filterlens.io.arrays import abs_max
 from filterlens.io.atomic import atomic_output
+from filterlens.method.filters import SPARSE_REFERENCES, layer_reference
 
 if TYPE_CHECKING:
     import pandas as pd
 
 FORMAT = "filterlens-filters"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)  # the same layout; the filters' codec is in each array's metadata
+FORMAT_VERSION = 4
+# Versions 2 and 3 lack the layer table's max_row_sum (read as None); version 2 differs in the
+# filters' codec too, which Zarr reads from each array's metadata.
+READABLE_VERSIONS = (2, 3, 4)
+NO_MAX_ROW_SUM = (2, 3)
 FILTERS = "filters"
 UPGRADE_COMMAND = "filterlens upgrade-stores --configfile <the run's config> {path}"
 
@@ -96,7 +104,9 @@ class FilterStoreWriter:
             raise ValueError(f"layer {layer.name}: rows of shape {rows.shape}, expected ({layer.n_filters}, 9)")
         self._array[layer.row_start : layer.row_stop] = rows
         max_abs = abs_max(rows) if len(rows) else 0.0
-        self._layers.append(dataclasses.replace(layer, max_abs=max_abs))
+        # the row sums of the float32 rows the store holds
+        max_row_sum = layer_reference(rows.astype(np.float32, copy=False), "max_row_sum")
+        self._layers.append(dataclasses.replace(layer, max_abs=max_abs, max_row_sum=max_row_sum))
 
     def close(self) -> None:
         try:
@@ -179,16 +189,38 @@ def open_filter_store(path: str | os.PathLike) -> FilterStore:
         raise FilterStoreError(
             f"{path}: {array.nchunks - array.nchunks_initialized} of {array.nchunks} chunks are missing. {fix}"
         )
-    if problem := layer_table_problem(attrs.get("layers")):
+    layers = attrs.get("layers")
+    if attrs["format_version"] in NO_MAX_ROW_SUM and isinstance(layers, dict) and "max_row_sum" not in layers:
+        layers = {**layers, "max_row_sum": [None] * len(layers.get("max_abs") or [])}
+    if problem := layer_table_problem(layers):
         raise FilterStoreError(f"{path}: {problem}. {fix}")
-    table = {c: attrs["layers"][c] for c in LAYER_COLUMNS}
+    table = {c: layers[c] for c in LAYER_COLUMNS}
     if problems := store_problems(attrs, table, n, array.chunks):
         raise FilterStoreError(_listed(path, problems, fix))
     return FilterStore(path, array, table, attrs)
 
 
 def _versions() -> str:
-    return " and ".join(str(v) for v in READABLE_VERSIONS)
+    return ", ".join(str(v) for v in READABLE_VERSIONS[:-1]) + f" and {READABLE_VERSIONS[-1]}"
+
+
+def sparse_references(store: FilterStore, reference: str) -> list[float]:
+    """Per layer (in layer_id order) the sparse reference ``reference`` (config
+    analysis.sparse_reference, docs/method.md §3): the layer table's column of that name.
+
+    A store of format version 2 or 3 has no max_row_sum: :class:`FilterStoreError` names the
+    upgrade that computes it from the store's own rows."""
+    if reference not in SPARSE_REFERENCES:
+        raise ValueError(f"sparse reference {reference!r}: expected one of {', '.join(SPARSE_REFERENCES)} "
+                         "(config analysis.sparse_reference)")
+    values = store.table[reference]
+    if any(v is None for v in values):
+        raise FilterStoreError(
+            f"{store.path} (model {store.model_id}) has format version {store.attrs.get('format_version')}, whose "
+            f"layer table has no {reference} (the sparse reference that analysis.sparse_reference: {reference} "
+            f"names). Fix: add it in place from the store's own rows, filters untouched: "
+            f"{UPGRADE_COMMAND.format(path=store.path)}; or set analysis.sparse_reference: max_abs.")
+    return [float(v) for v in values]
 
 
 def with_depth_definition(store: FilterStore, definition: str | None) -> FilterStore:

@@ -123,7 +123,8 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
     """Every way the store's attributes and layer table contradict each other or the array:
     layer ids 0..n-1 in order, row ranges that tile the rows (contiguous, non-overlapping),
     c_out x c_in/groups rows per layer, groups >= 1 dividing c_in and c_out, a non-empty table,
-    depths within the model's maximum, a finite max |W|, chunks of whole filter rows."""
+    depths within the model's maximum, a finite max |W| and a largest row sum of |W| that fits it,
+    chunks of whole filter rows."""
     layers = {c: _objects(table[c]) for c in LAYER_COLUMNS}  # values as stored
     problems: list[str] = []
     if not _is_int(n_filters) or n_filters < 0:
@@ -134,7 +135,10 @@ def store_problems(attrs: dict[str, Any], table: dict[str, list], n_filters: Any
         return problems + ["the layer table is empty (a store holds at least one 3x3 layer)"]
     if problems := problems + _type_problems(layers):
         return problems  # the checks below need integer columns
-    return _row_problems(layers, n_filters) + _depth_problems(layers, attrs) + _value_problems(layers)
+    # A store of a format before max_row_sum has none in its attributes (the reader fills None).
+    row_sums_stored = isinstance(attrs.get("layers"), dict) and "max_row_sum" in attrs["layers"]
+    return (_row_problems(layers, n_filters) + _depth_problems(layers, attrs)
+            + _value_problems(layers, row_sums_stored))
 
 
 def _type_problems(layers: dict[str, np.ndarray]) -> list[str]:
@@ -212,8 +216,10 @@ def _depth_problems(layers: dict[str, np.ndarray], attrs: dict[str, Any]) -> lis
     return problems
 
 
-def _value_problems(layers: dict[str, np.ndarray]) -> list[str]:
-    """A normalised depth outside [0, 1] or a max |W| that is not a finite non-negative number."""
+def _value_problems(layers: dict[str, np.ndarray], row_sums_stored: bool) -> list[str]:
+    """A normalised depth outside [0, 1], a max |W| that is not a finite non-negative number, or
+    a largest row sum of |W| outside [max |W|, 9 max |W|] (``row_sums_stored`` False: a store of
+    a format before max_row_sum, whose column the reader filled with None)."""
     problems = []
     ids = layers["layer_id"]
     for column, low, high in (("conv_depth_norm", 0.0, 1.0), ("max_abs", 0.0, np.inf)):
@@ -223,6 +229,15 @@ def _value_problems(layers: dict[str, np.ndarray]) -> list[str]:
             i = int(np.flatnonzero(~ok)[0])
             problems.append(f"layer table column {column} is {_plain(values[i])!r} in layer {ids[i]}; "
                             f"must be a finite number in [{low}, {high}]")
+            return problems  # the row sums are checked against max |W|
+    # A row's sum of nine |w| lies between its largest |w| and nine times it, rounded or not.
+    ok = np.array([_finite_in(value, top, 9 * top) if row_sums_stored else value is None
+                   for value, top in zip(layers["max_row_sum"], layers["max_abs"])])
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        top = _plain(layers["max_abs"][i])
+        problems.append(f"layer table column max_row_sum is {_plain(layers['max_row_sum'][i])!r} in layer {ids[i]}; "
+                        f"must be a finite number in [max_abs, 9 max_abs] = [{top}, {9 * top}]")
     return problems
 
 

@@ -10,7 +10,9 @@
 3. :func:`coefficient_histograms` — per layer and component, counts in equal bins over a
    given range.
 
-Each pass reads the store once through :mod:`filterlens.reduce.streaming`.
+Each pass reads the store once through :mod:`filterlens.reduce.streaming`. Passes 1 and 3 tell
+sparse filters from the layer's reference that ``sparse_reference`` names (config
+analysis.sparse_reference, docs/method.md §3), read from the store's layer table.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from filterlens.extract.store import FilterStore, FilterStoreError
+from filterlens.extract.store import FilterStore, FilterStoreError, sparse_references
 from filterlens.method.depth_groups import depth_group
 from filterlens.method.distributions import EqualBins
-from filterlens.method.filters import row_peaks, sparse_mask
+from filterlens.method.filters import DEFAULT_SPARSE_REFERENCE, row_peaks, sparse_mask
 from filterlens.method.orthogonality import blocked_orthogonality
 from filterlens.method.pca import N_COMPONENTS, Basis, Moments, pca, variance_entropy
 from filterlens.reduce.streaming import Piece, Segment, check_finite, map_segments, map_threads, plan_segments
@@ -42,16 +44,18 @@ class _Layout:
 
     store: FilterStore
     max_abs: np.ndarray
+    sparse_reference: np.ndarray  # the layer's reference of the sparse threshold
     c_out: np.ndarray
     per_out_channel: np.ndarray  # rows per output channel: c_in / groups
     row_start: np.ndarray
     row_stop: np.ndarray
 
     @classmethod
-    def of(cls, store: FilterStore) -> "_Layout":
+    def of(cls, store: FilterStore, sparse_reference: str = DEFAULT_SPARSE_REFERENCE) -> "_Layout":
         t = {c: np.asarray(store.table[c]) for c in ("max_abs", "c_out", "c_in", "groups", "row_start", "row_stop")}
-        return cls(store, t["max_abs"].astype(float), t["c_out"].astype(int), (t["c_in"] // t["groups"]).astype(int),
-                   t["row_start"].astype(int), t["row_stop"].astype(int))
+        reference = np.asarray(sparse_references(store, sparse_reference), dtype=float)
+        return cls(store, t["max_abs"].astype(float), reference, t["c_out"].astype(int),
+                   (t["c_in"] // t["groups"]).astype(int), t["row_start"].astype(int), t["row_stop"].astype(int))
 
     def piece_rows(self, rows: np.ndarray, segment: Segment, piece: Piece) -> np.ndarray:
         x = rows[piece.start - segment.start:piece.stop - segment.start]
@@ -61,7 +65,7 @@ class _Layout:
     def nonsparse(self, x: np.ndarray, layer_id: int) -> tuple[np.ndarray, np.ndarray]:
         """The non-sparse rows of ``x`` and their peaks."""
         peaks = row_peaks(x)
-        sparse = sparse_mask(x, self.max_abs[layer_id], peaks)
+        sparse = sparse_mask(x, self.sparse_reference[layer_id], peaks)
         if sparse.any():
             keep = ~sparse
             x, peaks = _compact(x, keep), peaks[keep]
@@ -105,19 +109,21 @@ class LayerMoments:
         return cls(unpack("scaled"), unpack("unscaled"))
 
 
-def summarize(store: FilterStore, threads: int, max_rows: int) -> tuple[pd.DataFrame, LayerMoments]:
-    """Pass 1. Returns the per-layer table and the per-layer moments."""
+def summarize(store: FilterStore, threads: int, max_rows: int,
+              sparse_reference: str = DEFAULT_SPARSE_REFERENCE) -> tuple[pd.DataFrame, LayerMoments]:
+    """Pass 1. Returns the per-layer table and the per-layer moments (sparse filters by the
+    layer's ``sparse_reference``)."""
     # Imported here, not with the module: importing numba costs every process time and memory
     # (docs/benchmarks.md), and only pass 1 uses it (passes 2 and 3 and the merges import this module).
     from filterlens.reduce.piece_summary import summarize_piece
 
-    layout = _Layout.of(store)
+    layout = _Layout.of(store, sparse_reference)
 
     def task(rows: np.ndarray, segment: Segment):
         pieces = []
         for piece in segment.pieces:
             pieces.append((piece, summarize_piece(layout.piece_rows(rows, segment, piece),
-                                                  layout.max_abs[piece.layer_id])))
+                                                  layout.sparse_reference[piece.layer_id])))
         grams = {lid: _layer_orthogonality(layout, lid, rows, layout.row_start[lid] - segment.start)
                  for lid in segment.whole_layers}
         return pieces, grams
@@ -243,22 +249,24 @@ def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: 
 
 
 def coefficient_histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
-                           threads: int, max_rows: int) -> np.ndarray:
-    """Pass 3. Counts (n_layers, 9, bins) of the coefficients of the scaled non-sparse filters."""
-    return _histograms(store, basis, low, high, bins, threads, max_rows)[0]
+                           threads: int, max_rows: int, sparse_reference: str = DEFAULT_SPARSE_REFERENCE) -> np.ndarray:
+    """Pass 3. Counts (n_layers, 9, bins) of the coefficients of the scaled non-sparse filters
+    (sparse by the layer's ``sparse_reference``)."""
+    return _histograms(store, basis, low, high, bins, threads, max_rows, sparse_reference)[0]
 
 
 def coefficient_histograms_with_outside(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
-                                        threads: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+                                        threads: int, max_rows: int, sparse_reference: str = DEFAULT_SPARSE_REFERENCE
+                                        ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 3 over a range made elsewhere (a reference bundle's): the counts (n_layers, 9, bins)
     and, per layer and component, the coefficients below ``low`` and above ``high`` (n_layers, 9, 2),
     which the counts leave out."""
-    return _histograms(store, basis, low, high, bins, threads, max_rows, outside=True)
+    return _histograms(store, basis, low, high, bins, threads, max_rows, sparse_reference, outside=True)
 
 
 def _histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int, threads: int,
-                max_rows: int, outside: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    layout = _Layout.of(store)
+                max_rows: int, sparse_reference: str, outside: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    layout = _Layout.of(store, sparse_reference)
     equal_bins = EqualBins(low, high, bins)
 
     def task(rows: np.ndarray, segment: Segment):

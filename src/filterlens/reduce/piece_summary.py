@@ -34,13 +34,14 @@ class PieceSummary:
     measure_sums: np.ndarray  # sums over the non-sparse filters of the L1/L2 ratio and high-frequency share
 
 
-def summarize_piece(rows: np.ndarray, layer_max_abs: float) -> PieceSummary:
-    """Statistics of ``rows`` (n, 9), filters of a layer whose max |W| is ``layer_max_abs``."""
+def summarize_piece(rows: np.ndarray, layer_reference: float) -> PieceSummary:
+    """Statistics of ``rows`` (n, 9), filters of a layer whose sparse reference
+    (:func:`filterlens.method.filters.layer_reference`: max |W| by default) is ``layer_reference``."""
     rows = np.ascontiguousarray(rows)
     sums = np.zeros((2, N_COMPONENTS))  # unscaled, scaled
     grams = np.zeros((2, N_COMPONENTS, N_COMPONENTS))  # upper triangles, mirrored below
     measure_sums = np.zeros(2)
-    n_sparse, peak = _summarize_rows(rows, layer_max_abs / SPARSE_DIVISOR, sums, grams, measure_sums)
+    n_sparse, peak = _summarize_rows(rows, layer_reference / SPARSE_DIVISOR, sums, grams, measure_sums)
     upper = np.triu(grams, 1)
     grams += upper.transpose(0, 2, 1)
     n_nonsparse = len(rows) - n_sparse
