@@ -85,9 +85,11 @@ def test_a_definition_the_store_does_not_record_is_refused_with_the_fix(tmp_path
 
 
 def _as_version_1(path):
-    """Rewrite a store's attributes as the version-1 writer left them: one depth, counting convs."""
+    """Rewrite a store's attributes as the version-1 writer left them: one depth, counting convs,
+    no row sums."""
     attrs = dict(zarr.open_group(str(path), mode="r").attrs)
     layers = attrs["layers"]
+    del layers["max_row_sum"]
     layers["conv_depth"] = layers.pop("conv_depth_conv_count")
     top = attrs["max_conv_depths"]["conv_count"]
     layers["conv_depth_norm"] = [d / top for d in layers["conv_depth"]]

@@ -52,7 +52,7 @@ from filterlens.extract.store_checks import (codec_problem, file_problem, layer_
                                              zarr_chunk_problem)
 from filterlens.io.arrays import abs_max
 from filterlens.io.atomic import atomic_output
-from filterlens.method.filters import SPARSE_REFERENCES, layer_reference
+from filterlens.method.filters import check_sparse_reference, layer_reference
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,9 +210,7 @@ def sparse_references(store: FilterStore, reference: str) -> list[float]:
 
     A store of format version 2 or 3 has no max_row_sum: :class:`FilterStoreError` names the
     upgrade that computes it from the store's own rows."""
-    if reference not in SPARSE_REFERENCES:
-        raise ValueError(f"sparse reference {reference!r}: expected one of {', '.join(SPARSE_REFERENCES)} "
-                         "(config analysis.sparse_reference)")
+    check_sparse_reference(reference)
     values = store.table[reference]
     if any(v is None for v in values):
         raise FilterStoreError(

@@ -83,7 +83,7 @@ def upgrade_store(store: Path, sheet: pd.DataFrame, dry_run: bool = False) -> st
         rewrite_attrs(store, new)
         open_filter_store(store)  # reads back as a current store
     return (f"{store}: version {version} -> {FORMAT_VERSION}{' (dry run, nothing written)' if dry_run else ''}; "
-            f"max conv depth {new['max_conv_depths']}; largest row sums of |W| from its {new['n_filters']} filters")
+            f"max conv depth {new.get('max_conv_depths')}; largest row sums of |W| from its {new['n_filters']} filters")
 
 
 def with_max_row_sums(path: Path, attrs: dict[str, Any], what: str) -> dict[str, Any]:

@@ -36,12 +36,17 @@ def row_abs_sums(rows: np.ndarray) -> np.ndarray:
     return sums
 
 
-def layer_reference(rows: np.ndarray, reference: str) -> float:
-    """The sparse reference of a layer whose filters are ``rows`` (n, 9), all of them: its largest
-    |w| (``max_abs``) or its largest row sum of |w| (``max_row_sum``); 0 for no rows."""
+def check_sparse_reference(reference: str) -> None:
+    """Raise ValueError unless ``reference`` names a sparse reference."""
     if reference not in SPARSE_REFERENCES:
         raise ValueError(f"sparse reference {reference!r}: expected one of {', '.join(SPARSE_REFERENCES)} "
                          "(config analysis.sparse_reference)")
+
+
+def layer_reference(rows: np.ndarray, reference: str) -> float:
+    """The sparse reference of a layer whose filters are ``rows`` (n, 9), all of them: its largest
+    |w| (``max_abs``) or its largest row sum of |w| (``max_row_sum``); 0 for no rows."""
+    check_sparse_reference(reference)
     if not len(rows):
         return 0.0
     values = row_peaks(rows) if reference == "max_abs" else row_abs_sums(rows)
