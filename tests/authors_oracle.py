@@ -38,6 +38,7 @@ The steps:
 
 from __future__ import annotations
 
+import copy
 import io
 from collections import defaultdict
 
@@ -48,6 +49,7 @@ import scipy.stats
 import torch
 from onnx import numpy_helper
 from sklearn.decomposition import PCA
+from sklearn.utils.extmath import svd_flip
 
 BINS = 70
 DECILE_BINS = np.arange(0, 1.0 + 0.10, 0.10)  # pca.ipynb; metric_comparison.ipynb's np.linspace(0, 1, 11) is equal
@@ -86,6 +88,33 @@ def node_levels(model: onnx.ModelProto) -> dict[int, int]:
     return levels
 
 
+def conv_counts(model: onnx.ModelProto) -> dict[int, int]:
+    """Node index -> the largest number of Conv nodes (any kernel size) strictly before it on any
+    path from the graph's input (analysis.depth_definition conv_count). Breadth first as
+    ``node_levels``: step k holds, per node reached by a path of k steps, the most Conv nodes on
+    such a path before it; every node keeps the largest count of any step."""
+    graph = model.graph
+    consumers = defaultdict(list)
+    for index, node in enumerate(graph.node):
+        for tensor in node.input:
+            consumers[tensor].append(index)
+    initializers = {t.name for t in graph.initializer}
+    feeds = [i.name for i in graph.input if i.name not in initializers]
+    counts: dict[int, int] = {}
+    for feed in feeds:
+        frontier = {index: 0 for index in consumers[feed]}
+        while frontier:
+            following: dict[int, int] = {}
+            for index, count in frontier.items():
+                counts[index] = max(count, counts.get(index, -1))
+                after = count + (graph.node[index].op_type == "Conv")
+                for tensor in graph.node[index].output:
+                    for consumer in consumers[tensor]:
+                        following[consumer] = max(after, following.get(consumer, -1))
+            frontier = following
+    return counts
+
+
 def module_name(node: onnx.NodeProto) -> str:
     """The module path from the exporter's scope name: '/block1/layer/layer.0/conv1/Conv' ->
     'block1.layer.0.conv1' (a container's child is scoped '<container>.<child>')."""
@@ -98,9 +127,11 @@ def module_name(node: onnx.NodeProto) -> str:
 
 
 def conv_layers(model: onnx.ModelProto) -> pd.DataFrame:
-    """Every 3x3 conv of the graph: module name, conv_depth, conv_depth_norm and its weight."""
+    """Every 3x3 conv of the graph: module name, its depth under both definitions
+    (conv_depth_{graph_level,conv_count} and conv_depth_norm_{...}; conv_depth and conv_depth_norm
+    are the graph level ones) and its weight."""
     initializers = {t.name: t for t in model.graph.initializer}
-    levels = node_levels(model)
+    levels, counts = node_levels(model), conv_counts(model)
     convs = []
     for index, level in levels.items():
         node = model.graph.node[index]
@@ -108,14 +139,18 @@ def conv_layers(model: onnx.ModelProto) -> pd.DataFrame:
             continue
         weight = numpy_helper.to_array(next(initializers[t] for t in node.input if t in initializers))
         if weight.ndim == 4:
-            convs.append((level, module_name(node), weight))
-    conv_levels = sorted({level for level, _, _ in convs})
+            convs.append((level, counts[index], module_name(node), weight))
+    conv_levels = sorted({level for level, _, _, _ in convs})
+    max_count = max(count for _, count, _, _ in convs)
     rows = []
-    for level, name, weight in convs:
+    for level, count, name, weight in convs:
         if weight.shape[-2:] != (3, 3):
             continue
         conv_depth = conv_levels.index(level)
         rows.append({"layer": name, "conv_depth": conv_depth, "conv_depth_norm": conv_depth / (len(conv_levels) - 1),
+                     "conv_depth_graph_level": conv_depth,
+                     "conv_depth_norm_graph_level": conv_depth / (len(conv_levels) - 1),
+                     "conv_depth_conv_count": count, "conv_depth_norm_conv_count": count / max_count,
                      "c_out": weight.shape[0], "weight": weight})
     return pd.DataFrame(rows)
 
@@ -162,8 +197,17 @@ def sparse_ids(filters: np.ndarray, layers: pd.DataFrame, reference: str = "max_
     return sparse
 
 
-def discrete_distribution(x: np.ndarray, value_range: tuple[float, float], bins: int = BINS) -> np.ndarray:
-    v, _ = np.histogram(x, range=value_range, bins=bins, density=True)
+def discrete_distribution(x: np.ndarray, value_range: tuple[float, float], bins: int = BINS,
+                          empty_bins: str = "density") -> np.ndarray:
+    """The authors' (empty_bins "density"): eps on the zero bins of the density histogram, then
+    normalised; "probability": counts / total, eps on the zero bins, normalised again."""
+    if empty_bins == "density":
+        v, _ = np.histogram(x, range=value_range, bins=bins, density=True)
+    elif empty_bins == "probability":
+        counts, _ = np.histogram(x, range=value_range, bins=bins)
+        v = counts / np.sum(counts)
+    else:
+        raise ValueError(f"empty_bins: {empty_bins!r} is neither 'density' nor 'probability'")
     v = v.astype(np.double)
     v[v == 0] = np.finfo(np.float32).eps
     return v / np.sum(v)
@@ -173,9 +217,11 @@ def kl_sym(p: np.ndarray, q: np.ndarray) -> float:
     return scipy.stats.entropy(p, q) + scipy.stats.entropy(q, p)
 
 
-def weighted_kl(coefficients: np.ndarray, robust_ids, normal_ids, value_range, ratio) -> tuple[float, list[float]]:
-    per_component = [kl_sym(discrete_distribution(coefficients[robust_ids, c], value_range),
-                            discrete_distribution(coefficients[normal_ids, c], value_range)) for c in range(9)]
+def weighted_kl(coefficients: np.ndarray, robust_ids, normal_ids, value_range, ratio,
+                empty_bins: str = "density") -> tuple[float, list[float]]:
+    per_component = [kl_sym(discrete_distribution(coefficients[robust_ids, c], value_range, empty_bins=empty_bins),
+                            discrete_distribution(coefficients[normal_ids, c], value_range, empty_bins=empty_bins))
+                     for c in range(9)]
     return float(np.sum([ratio[c] * per_component[c] for c in range(9)])), per_component
 
 
@@ -195,12 +241,50 @@ def ids_of(layers: pd.DataFrame, models, mask=None) -> np.ndarray:
     return np.hstack(parts) if parts else np.zeros(0, dtype=int)
 
 
+DEPTH_DEFINITIONS = ("graph_level", "conv_count")
+HISTOGRAM_RANGES = ("all_filters", "paired_nonsparse")
+PCA_SIGNS = ("v_based", "u_based")
+EMPTY_BINS = ("density", "probability")
+
+
+def _check_option(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"authors_pipeline: {name}={value!r}; choose one of {', '.join(allowed)}")
+
+
+def u_based_signs(basis: PCA, fitted: np.ndarray) -> np.ndarray:
+    """Per component +1 or -1: the sign that the old scikit-learn's ``svd_flip(u, vt,
+    u_based_decision=True)`` gives the component, relative to ``basis.components_``. ``fitted``
+    are the rows the basis was fitted on."""
+    u, _, vt = np.linalg.svd(fitted - fitted.mean(axis=0), full_matrices=False)
+    _, vt = svd_flip(u, vt, u_based_decision=True)
+    return np.where(np.sum(vt * basis.components_, axis=1) < 0, -1.0, 1.0)
+
+
 def authors_pipeline(onnx_models: dict[str, onnx.ModelProto], sheet: pd.DataFrame,
-                     pairings: pd.DataFrame, sparse_reference: str = "max_abs") -> dict:
+                     pairings: pd.DataFrame, sparse_reference: str = "max_abs", *,
+                     depth_definition: str = "graph_level", histogram_range: str = "all_filters",
+                     pca_sign: str = "v_based", empty_bins: str = "density") -> dict:
     """Everything the paper reports, computed as the authors did. ``sheet`` indexed by model with
     dataset and robust; ``pairings`` with columns Robust, Normal, Dataset (one row per pair);
-    ``sparse_reference`` the layer's reference of sparse filters (step 4)."""
+    ``sparse_reference`` the layer's reference of sparse filters (step 4). The keywords change one
+    choice each (docs/method.md §2-§4); their defaults are the steps above:
+
+    - ``depth_definition`` "conv_count": a conv's depth is the most convs before it on a path
+      from the input (``conv_counts``), normalised by the model's largest; depth groups from it.
+    - ``histogram_range`` "paired_nonsparse": the range of the full set's scaled non-sparse
+      filters' coefficients (each filter once) instead of every scaled filter of every model.
+    - ``pca_sign`` "u_based": the full basis' components take the sign of ``svd_flip(u, vt,
+      u_based_decision=True)`` (``u_based_signs``); the coefficients and the range follow.
+    - ``empty_bins`` "probability": eps on the empty bins of counts / total, not of densities.
+    """
+    _check_option("depth_definition", depth_definition, DEPTH_DEFINITIONS)
+    _check_option("histogram_range", histogram_range, HISTOGRAM_RANGES)
+    _check_option("pca_sign", pca_sign, PCA_SIGNS)
+    _check_option("empty_bins", empty_bins, EMPTY_BINS)
     filters, layers = filter_database(onnx_models, sheet)
+    layers["conv_depth"] = layers[f"conv_depth_{depth_definition}"]
+    layers["conv_depth_norm"] = layers[f"conv_depth_norm_{depth_definition}"]
     sparse = sparse_ids(filters, layers, sparse_reference)
     layers["nonsparse_ids"] = [np.array(sorted(set(ids.tolist()) - sparse), dtype=int) for ids in layers.filter_ids]
     layers["depth_group"] = depth_groups(layers)
@@ -209,10 +293,16 @@ def authors_pipeline(onnx_models: dict[str, onnx.ModelProto], sheet: pd.DataFram
     used = list(pd.concat([pairings.Robust, pairings.Normal]).unique())
     sets = {"full": used, "robust": list(pairings.Robust.unique()), "normal": list(pairings.Normal.unique())}
     sets.update({f"model:{m}": [m] for m in used})
-    bases = {name: PCA(n_components=9).fit(scaled[np.array(sorted(set(ids_of(layers, models).tolist())))])
-             for name, models in sets.items()}
+    set_ids = {name: np.array(sorted(set(ids_of(layers, models).tolist()))) for name, models in sets.items()}
+    bases = {name: PCA(n_components=9).fit(scaled[ids]) for name, ids in set_ids.items()}
+    signs = np.ones(9)
+    if pca_sign == "u_based":
+        signs = u_based_signs(bases["full"], scaled[set_ids["full"]])
+        bases["full"] = copy.deepcopy(bases["full"])
+        bases["full"].components_ = bases["full"].components_ * signs[:, None]  # a sign flip is exact
     coefficients = bases["full"].transform(scaled)
-    value_range = (coefficients.min(), coefficients.max())
+    ranged = coefficients if histogram_range == "all_filters" else coefficients[set_ids["full"]]
+    value_range = (ranged.min(), ranged.max())
     ratio = bases["full"].explained_variance_ratio_
 
     kl_rows, kl_depth_rows = [], []
@@ -221,18 +311,19 @@ def authors_pipeline(onnx_models: dict[str, onnx.ModelProto], sheet: pd.DataFram
         unique = [np.array(sorted(set(ids_of(layers, pairs[side].unique()).tolist()))) for side in ("Robust", "Normal")]
         paired = [ids_of(layers, list(pairs[side])) for side in ("Robust", "Normal")]
         for pooling, (robust_ids, normal_ids) in (("unique", unique), ("paired", paired)):
-            kl, per_component = weighted_kl(coefficients, robust_ids, normal_ids, value_range, ratio)
+            kl, per_component = weighted_kl(coefficients, robust_ids, normal_ids, value_range, ratio, empty_bins)
             kl_rows.append({"dataset": dataset, "pooling": pooling, "kl": kl, "components": per_component,
                             "n_robust_filters": len(robust_ids), "n_normal_filters": len(normal_ids)})
         for group in [FIRST, *[f"{a:.1f}-{a + 0.1:.1f}" for a in DECILE_BINS[:-1]]]:
             mask = layers.depth_group == group
             robust_ids, normal_ids = ids_of(layers, list(pairs.Robust), mask), ids_of(layers, list(pairs.Normal), mask)
-            kl, per_component = weighted_kl(coefficients, robust_ids, normal_ids, value_range, ratio)
+            kl, per_component = weighted_kl(coefficients, robust_ids, normal_ids, value_range, ratio, empty_bins)
             kl_depth_rows.append({"dataset": dataset, "depth_group": group, "kl": kl, "components": per_component,
                                   "n_robust_filters": len(robust_ids), "n_normal_filters": len(normal_ids)})
 
     quality = layer_quality(filters, scaled, layers, sparse)
     return {"filters": filters, "layers": quality, "bases": bases, "coefficients": coefficients, "range": value_range,
+            "set_ids": set_ids, "component_signs": signs,
             "kl": pd.DataFrame(kl_rows), "kl_by_depth": pd.DataFrame(kl_depth_rows),
             "quality_by_depth": quality_by_depth(quality), "boxes": boxes(quality_by_depth(quality), pairings),
             "sparse_shares": sparse_shares(quality)}
@@ -278,14 +369,21 @@ def _weighted(values: pd.Series, weights: pd.Series) -> float:
     return float((values[ok] * weights[ok]).sum() / weights[ok].sum()) if ok.any() else float("nan")
 
 
-def quality_by_depth(layers: pd.DataFrame) -> pd.DataFrame:
+ENTROPY_WEIGHTS = {"nonsparse": "n_nonsparse", "all": "n_filters"}
+
+
+def quality_by_depth(layers: pd.DataFrame, entropy_weights: str = "nonsparse") -> pd.DataFrame:
+    """Per model and depth group ("all" and each group): sparse / filters, entropy weighted by
+    the layers' non-sparse filters (``entropy_weights`` "nonsparse") or all filters ("all"),
+    orthogonality weighted by c_out."""
+    weight = ENTROPY_WEIGHTS[entropy_weights]
     rows = []
     for group_of, frame in (("all", layers.assign(depth_group="all")), ("group", layers)):
         for (model, group), part in frame.groupby(["model", "depth_group"]):
             rows.append({"model": model, "depth_group": group,
                          "sparsity": part.n_sparse.sum() / part.n_filters.sum(),
-                         "entropy_unscaled": _weighted(part.entropy_unscaled, part.n_nonsparse),
-                         "entropy_scaled": _weighted(part.entropy_scaled, part.n_nonsparse),
+                         "entropy_unscaled": _weighted(part.entropy_unscaled, part[weight]),
+                         "entropy_scaled": _weighted(part.entropy_scaled, part[weight]),
                          "orthogonality": _weighted(part.orthogonality, part.c_out)})
     return pd.DataFrame(rows)
 
@@ -307,3 +405,62 @@ def sparse_shares(layers: pd.DataFrame) -> pd.DataFrame:
         rows.append({"training": training, "pooled_share": part.n_sparse.sum() / part.n_filters.sum(),
                      "mean_layer_share": part.sparsity.mean()})
     return pd.DataFrame(rows)
+
+
+# --- the headline numbers ------------------------------------------------------------------
+
+HEADLINE_GROUPS = ["all", FIRST, *[f"{a:.1f}-{a + 0.1:.1f}" for a in DECILE_BINS[:-1]]]
+
+
+def _side_difference(values: pd.Series, pairs: pd.DataFrame, over_pairings: bool) -> float:
+    """Mean over the robust side minus mean over the normal side of ``values`` (model -> value,
+    NaN where the model has none). Over the pairings: one value per pairing row, pairs with a NaN
+    left out; else each distinct model of a side once, its NaNs left out."""
+    if over_pairings:
+        robust = values.reindex(pairs.Robust).to_numpy(dtype=float)
+        normal = values.reindex(pairs.Normal).to_numpy(dtype=float)
+        keep = ~(np.isnan(robust) | np.isnan(normal))
+        robust, normal = robust[keep], normal[keep]
+    else:
+        robust = values.reindex(pairs.Robust.unique()).dropna().to_numpy(dtype=float)
+        normal = values.reindex(pairs.Normal.unique()).dropna().to_numpy(dtype=float)
+    if len(robust) == 0 or len(normal) == 0:
+        return float("nan")
+    return float(robust.mean() - normal.mean())
+
+
+def headline_numbers(result: dict, pairings: pd.DataFrame, *, entropy: str = "unscaled",
+                     entropy_weights: str = "nonsparse", quality_over_pairings: bool = True) -> dict[str, float]:
+    """The numbers a sensitivity analysis compares, by row id, from an ``authors_pipeline``
+    result and its pairings (columns Robust, Normal, Dataset):
+
+    first_component_share; sparse_share/{robust,normal}; kl/{dataset}/{unique,paired};
+    kl_first/{dataset}; {sparsity,entropy,orthogonality}_difference/{dataset}/{group} for the
+    groups of HEADLINE_GROUPS that some model of the dataset's pairings has. ``entropy``
+    "unscaled" or "scaled" picks the layers' entropy, ``entropy_weights`` its weights (see
+    ``quality_by_depth``); ``quality_over_pairings`` as ``_side_difference``."""
+    if entropy not in ("unscaled", "scaled"):
+        raise ValueError(f"headline_numbers: entropy={entropy!r}; choose one of unscaled, scaled")
+    if entropy_weights not in ENTROPY_WEIGHTS:
+        raise ValueError(f"headline_numbers: entropy_weights={entropy_weights!r}; choose one of nonsparse, all")
+    numbers = {"first_component_share": float(result["bases"]["normal"].explained_variance_ratio_[0])}
+    shares = result["sparse_shares"].set_index("training").pooled_share
+    numbers.update({f"sparse_share/{side}": float(shares[side]) for side in ("robust", "normal")})
+    kl, kl_by_depth = result["kl"], result["kl_by_depth"]
+    quality = quality_by_depth(result["layers"], entropy_weights)
+    metrics = {"sparsity": "sparsity", "entropy": f"entropy_{entropy}", "orthogonality": "orthogonality"}
+    for dataset in pairings.Dataset.unique():
+        for pooling in ("unique", "paired"):
+            numbers[f"kl/{dataset}/{pooling}"] = float(kl[(kl.dataset == dataset) & (kl.pooling == pooling)].kl.item())
+        first = kl_by_depth[(kl_by_depth.dataset == dataset) & (kl_by_depth.depth_group == FIRST)]
+        numbers[f"kl_first/{dataset}"] = float(first.kl.item())
+        pairs = pairings[pairings.Dataset == dataset]
+        members = quality[quality.model.isin(set(pairs.Robust) | set(pairs.Normal))]
+        for metric, column in metrics.items():
+            for group in HEADLINE_GROUPS:
+                part = members[members.depth_group == group]
+                if len(part):
+                    values = part.set_index("model")[column]
+                    numbers[f"{metric}_difference/{dataset}/{group}"] = _side_difference(
+                        values, pairs, quality_over_pairings)
+    return numbers
