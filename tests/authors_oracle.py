@@ -34,6 +34,10 @@ The steps:
    unit-norm filterbanks. Per model and depth group: sparse / filters, entropy weighted by
    non-sparse filters, orthogonality weighted by c_out; Fig. 7's boxes run over the pairings
    (metric_comparison.ipynb gives every pairing position its own id).
+
+``authors_pipeline``'s keyword options change one of these choices each where the paper's text
+and the authors' code part ways (docs/method.md §2-§4), its defaults being the steps above;
+``headline_numbers`` gives the numbers a sensitivity analysis compares, by row id.
 """
 
 from __future__ import annotations
@@ -65,16 +69,21 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor) -> onnx.ModelProt
     return onnx.load_from_string(buffer.getvalue())
 
 
-def node_levels(model: onnx.ModelProto) -> dict[int, int]:
-    """Node index -> level: breadth first from every node fed by a graph input, each node keeping
-    the largest step at which it is reached. Nodes fed by constants only are never reached."""
-    graph = model.graph
+def _consumers_and_feeds(graph: onnx.GraphProto) -> tuple[dict[str, list[int]], list[str]]:
+    """Tensor name -> indices of the nodes that read it; the graph inputs that are no initializer."""
     consumers = defaultdict(list)
     for index, node in enumerate(graph.node):
         for tensor in node.input:
             consumers[tensor].append(index)
     initializers = {t.name for t in graph.initializer}
-    feeds = [i.name for i in graph.input if i.name not in initializers]
+    return consumers, [i.name for i in graph.input if i.name not in initializers]
+
+
+def node_levels(model: onnx.ModelProto) -> dict[int, int]:
+    """Node index -> level: breadth first from every node fed by a graph input, each node keeping
+    the largest step at which it is reached. Nodes fed by constants only are never reached."""
+    graph = model.graph
+    consumers, feeds = _consumers_and_feeds(graph)
     levels: dict[int, int] = {}
     for feed in feeds:
         frontier, level = set(consumers[feed]), 0
@@ -94,12 +103,7 @@ def conv_counts(model: onnx.ModelProto) -> dict[int, int]:
     ``node_levels``: step k holds, per node reached by a path of k steps, the most Conv nodes on
     such a path before it; every node keeps the largest count of any step."""
     graph = model.graph
-    consumers = defaultdict(list)
-    for index, node in enumerate(graph.node):
-        for tensor in node.input:
-            consumers[tensor].append(index)
-    initializers = {t.name for t in graph.initializer}
-    feeds = [i.name for i in graph.input if i.name not in initializers]
+    consumers, feeds = _consumers_and_feeds(graph)
     counts: dict[int, int] = {}
     for feed in feeds:
         frontier = {index: 0 for index in consumers[feed]}

@@ -9,23 +9,14 @@ import authors_oracle as oracle
 import numpy as np
 import pandas as pd
 import pytest
-from test_authors_oracle import EXAMPLE, PAIRS, SHEET, build_zoo, export_zoo, extract_zoo
+from test_authors_oracle import EXAMPLE, PAIRS, SHEET, extract_zoo
+from test_authors_oracle import models, onnx_models  # noqa: F401 (module-scope fixtures: the zoo, its exports)
 
 from filterlens.extract.weights import plan_extraction
 
 PAIRINGS = PAIRS.rename(columns={"robust": "Robust", "normal": "Normal", "dataset": "Dataset"})
 DATASETS = list(PAIRINGS.Dataset.unique())
 METRICS = {"sparsity": "sparsity", "entropy": "entropy_unscaled", "orthogonality": "orthogonality"}
-
-
-@pytest.fixture(scope="module")
-def models():
-    return build_zoo()
-
-
-@pytest.fixture(scope="module")
-def onnx_models(models):
-    return export_zoo(models)
 
 
 def _run(onnx_models, **options) -> dict:
