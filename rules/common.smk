@@ -43,6 +43,7 @@ from filterlens.report.figure_data import (
     activation_test_images,
     resolve_pair,
 )
+from filterlens.method.choices import PASS_CHOICES, Settings
 from filterlens.method.measures import FILTER, QUALITY
 from filterlens.method.measures import names as measure_names
 from filterlens.models.local_sources import own_files
@@ -240,6 +241,33 @@ COEFFICIENT_HISTOGRAMS_RULES = pass_rules(
 )
 
 
+# --- The documented choices: the configured ones and, with analysis.sensitivity, each changed
+# alone from the same passes (rules/summarize.smk, rules/sensitivity.smk; filterlens.method.choices)
+
+SETTINGS = Settings.from_config(config)
+SENSITIVITY = config["analysis"]["sensitivity"]
+
+
+def choices_of(*names):
+    """The configured values of the choices ``names`` (a rule's params: a rule reruns when one of
+    the choices it reads changes, not another)."""
+    return {name: getattr(SETTINGS, name) for name in names}
+
+
+def variant_files(pass_rule, **patterns):
+    """A pass rule's named files of the variants, beside its own: none without the sensitivity analysis."""
+    return (
+        {name: pass_rule.files(pattern) for name, pattern in patterns.items()}
+        if SENSITIVITY
+        else {}
+    )
+
+
+def variant_inputs(**paths):
+    """Named inputs of the variants' merges: none without the sensitivity analysis."""
+    return paths if SENSITIVITY else {}
+
+
 def pass_constraints(pass_rule):
     """The per-model rule's wildcard takes the pass's models (none when they run in batches); a
     batch rule has no wildcard."""
@@ -400,6 +428,16 @@ STATISTICS_TARGETS += expand(
     "results/tables/table_statistics.{ext}", ext=["tsv", "tex", "html"]
 )
 
+# The documented choices changed one at a time (rules/sensitivity.smk).
+SENSITIVITY_TARGETS = (
+    [
+        *expand("results/tables/sensitivity.{ext}", ext=["tsv", "tex", "html"]),
+        *expand("results/figures/fig_sensitivity.{ext}", ext=["pdf", "png"]),
+    ]
+    if SENSITIVITY
+    else []
+)
+
 
 # --- Provenance (rules/provenance.smk) --------------------------------------------------------
 
@@ -448,4 +486,5 @@ else:
         "results/analysis/quality_by_depth.tsv",
         *PAPER_TARGETS,
         *STATISTICS_TARGETS,
+        *SENSITIVITY_TARGETS,
     ]

@@ -226,6 +226,7 @@ rule fig7_layer_quality:
         "../envs/figures.yaml"
     params:
         entropy=config["figures"]["entropy"],
+        boxes=config["figures"]["boxes"],
         alpha=config["statistics"]["alpha"],
     script:
         "../workflow_scripts/fig7_layer_quality.py"

@@ -138,6 +138,7 @@ rule stats_kl:
         "../envs/analysis.yaml"
     params:
         settings=config["statistics"],
+        choices=choices_of("empty_bins"),
     script:
         "../workflow_scripts/stats_kl.py"
 

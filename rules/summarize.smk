@@ -22,6 +22,11 @@ for pass_rule in SUMMARIZE_RULES:
         input:
             store=pass_rule.files("results/filters/{model}.zarr"),
         output:
+            **variant_files(
+                pass_rule,
+                variant_layers="results/summaries/{model}/sensitivity/layers.tsv",
+                variant_moments="results/summaries/{model}/sensitivity/moments.npz",
+            ),
             layers=pass_rule.files("results/summaries/{model}/layers.tsv"),
             moments=pass_rule.files("results/summaries/{model}/moments.npz"),
         log:
@@ -37,8 +42,8 @@ for pass_rule in SUMMARIZE_RULES:
             mem_mb=PASS_MEM_MB,
             runtime=pass_rule.runtime,
         params:
-            depth_definition=config["analysis"]["depth_definition"],
-            sparse_reference=config["analysis"]["sparse_reference"],
+            choices=choices_of(*PASS_CHOICES["summarize"]),
+            sensitivity=SENSITIVITY,
             models=pass_rule.of_models(list),
             datasets=pass_rule.of_models(sheet_datasets),
         script:
@@ -79,9 +84,14 @@ for pass_rule in COEFFICIENT_RANGE_RULES:
         name:
             pass_rule.name
         input:
+            **variant_inputs(variant_bases="results/analysis/sensitivity/bases.npz"),
             store=pass_rule.files("results/filters/{model}.zarr"),
             basis="results/analysis/basis_full.npz",
         output:
+            **variant_files(
+                pass_rule,
+                variant_range="results/summaries/{model}/sensitivity/coefficient_range.tsv",
+            ),
             range=pass_rule.files("results/summaries/{model}/coefficient_range.tsv"),
         log:
             pass_rule.log,
@@ -96,6 +106,8 @@ for pass_rule in COEFFICIENT_RANGE_RULES:
             mem_mb=PASS_MEM_MB,
             runtime=pass_rule.runtime,
         params:
+            choices=choices_of(*PASS_CHOICES["coefficient_range"]),
+            sensitivity=SENSITIVITY,
             models=pass_rule.of_models(list),
             datasets=pass_rule.of_models(sheet_datasets),
         script:
@@ -107,7 +119,8 @@ for pass_rule in COEFFICIENT_RANGE_RULES:
 # the paired models' non-sparse filters.
 rule global_coefficient_range:
     input:
-        expand("results/summaries/{model}/coefficient_range.tsv", model=MODELS),
+        ranges=expand("results/summaries/{model}/coefficient_range.tsv", model=MODELS),
+        sheet=SHEET_PATH,
     output:
         "results/analysis/coefficient_range.tsv",
     log:
@@ -116,6 +129,8 @@ rule global_coefficient_range:
         "benchmarks/global_coefficient_range.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        choices=choices_of("histogram_range", "pca_sign"),
     script:
         "../workflow_scripts/global_coefficient_range.py"
 
@@ -126,10 +141,18 @@ for pass_rule in COEFFICIENT_HISTOGRAMS_RULES:
         name:
             pass_rule.name
         input:
+            **variant_inputs(
+                variant_bases="results/analysis/sensitivity/bases.npz",
+                variant_range="results/analysis/sensitivity/coefficient_range.tsv",
+            ),
             store=pass_rule.files("results/filters/{model}.zarr"),
             basis="results/analysis/basis_full.npz",
             range="results/analysis/coefficient_range.tsv",
         output:
+            **variant_files(
+                pass_rule,
+                variant_histograms="results/summaries/{model}/sensitivity/histograms.npz",
+            ),
             histograms=pass_rule.files("results/summaries/{model}/histograms.npz"),
         log:
             pass_rule.log,
@@ -145,7 +168,8 @@ for pass_rule in COEFFICIENT_HISTOGRAMS_RULES:
             runtime=pass_rule.runtime,
         params:
             bins=config["analysis"]["bins"],
-            sparse_reference=config["analysis"]["sparse_reference"],
+            choices=choices_of(*PASS_CHOICES["coefficient_histograms"]),
+            sensitivity=SENSITIVITY,
             models=pass_rule.of_models(list),
             datasets=pass_rule.of_models(sheet_datasets),
         script:
@@ -170,6 +194,8 @@ rule kl_divergence:
         "benchmarks/kl_divergence.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        choices=choices_of("empty_bins", "kl_pooling"),
     script:
         "../workflow_scripts/kl_divergence.py"
 
@@ -188,5 +214,7 @@ rule layer_quality:
         "benchmarks/layer_quality.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        choices=choices_of("entropy_weights"),
     script:
         "../workflow_scripts/layer_quality.py"

@@ -108,6 +108,7 @@ rule paper_comparison:
 # Which of the paper's findings this run shows (src/filterlens/analyse/findings.py names each criterion).
 rule findings:
     input:
+        **variant_inputs(sensitivity="results/analysis/sensitivity.tsv"),
         bases="results/analysis/bases.tsv",
         sparse_shares="results/analysis/sparse_shares.tsv",
         quality="results/analysis/quality_by_depth.tsv",
@@ -134,7 +135,7 @@ rule findings:
     conda:
         "../envs/figures.yaml"
     params:
-        entropy=config["figures"]["entropy"],
+        choices=choices_of("entropy", "kl_pooling", "boxes"),
     script:
         "../workflow_scripts/findings.py"
 

@@ -20,7 +20,8 @@ from filterlens.report.style import (COLUMN_WIDTH, DEPTH_AXIS_LABEL, TEXT_WIDTH,
 with rule_script(snakemake) as log:
     apply_style()
     metrics = drawn(QUALITY, snakemake.params.entropy)
-    table = quality_over_pairings(read_tsv(snakemake.input.quality), pairs(read_sheet(snakemake.input.sheet)))
+    table = quality_over_pairings(read_tsv(snakemake.input.quality), pairs(read_sheet(snakemake.input.sheet)),
+                                  snakemake.params.boxes)
     stats = read_tsv(snakemake.input.stats)
     alpha = snakemake.params.alpha
     table = table[table.depth_group.isin(DEPTH_GROUPS)].copy()

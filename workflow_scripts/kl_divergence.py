@@ -9,7 +9,9 @@ with rule_script(snakemake) as log:
     model_pairs, histograms, layers, edges = read_paired_histograms(
         snakemake.input.sheet, snakemake.input.histograms, snakemake.input.layers)
     weights = load_basis(snakemake.input.basis).ratio
-    by_dataset, by_depth, components = kl_tables(model_pairs, histograms, layers, weights, edges)
+    choices = snakemake.params.choices
+    by_dataset, by_depth, components = kl_tables(model_pairs, histograms, layers, weights, edges,
+                                                 choices["empty_bins"], choices["kl_pooling"])
     log.info("\n%s\n\n%s", by_dataset.to_string(index=False), by_depth.to_string(index=False))
     write_tsv(by_dataset, snakemake.output.by_dataset)
     write_tsv(by_depth, snakemake.output.by_depth)

@@ -15,6 +15,7 @@ with rule_script(snakemake) as log:
     weights = load_basis(snakemake.input.basis).ratio
     table = kl_statistics_table(model_pairs, histograms, layers, weights, edges, DEPTH_GROUPS,
                                 n_bootstrap=settings["n_bootstrap"], n_permutations=settings["n_permutations"],
-                                seed=settings["seed"], level=settings["level"])
+                                seed=settings["seed"], level=settings["level"],
+                                empty_bins=snakemake.params.choices["empty_bins"])
     log.info("\n%s", table.to_string(index=False))
     write_tsv(table, snakemake.output[0])

@@ -25,8 +25,8 @@ from torch import nn
 from filterlens.analyse.bases import basis_sets, set_moments
 from filterlens.analyse.kl import kl_tables
 from filterlens.analyse.quality import quality_by_depth, sparse_shares
-from filterlens.extract.store import FilterStoreWriter, open_filter_store
-from filterlens.extract.weights import iter_layer_rows, plan_extraction
+from filterlens.extract.store import open_filter_store
+from filterlens.extract.weights import iter_layer_rows, plan_extraction, write_filter_store
 from filterlens.method.depth_groups import DEPTH_GROUPS, depth_group
 from filterlens.method.distributions import histogram_edges
 from filterlens.method.filters import SPARSE_REFERENCES
@@ -131,12 +131,9 @@ def extract_zoo(models: dict[str, nn.Module], root) -> dict:
     stores = {}
     for model_id, model in models.items():
         plan = plan_extraction(model, EXAMPLE, fold_batchnorm=True)
-        attrs = {"model_id": model_id, "dataset": ZOO[model_id][0], "depth_method": plan.depth_method,
-                 "max_conv_depth": plan.max_conv_depth, "fold_batchnorm": True}
         path = root / f"{model_id}.zarr"
-        with FilterStoreWriter(path, plan.n_filters, CHUNK_ROWS, attrs) as writer:
-            for layer, rows in iter_layer_rows(model, plan):
-                writer.write_layer(layer, rows)
+        write_filter_store(path, plan, iter_layer_rows(model, plan), CHUNK_ROWS, model_id=model_id,
+                           dataset=ZOO[model_id][0])
         stores[model_id] = open_filter_store(path)
     return stores
 

@@ -43,12 +43,17 @@ def bases_table(bases: Mapping[str, Basis]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def basis_arrays(basis: Basis) -> dict[str, np.ndarray]:
-    """The arrays to save a basis as (``load_basis`` reads them back)."""
-    return {"n": np.asarray(basis.n), "mean": basis.mean, "components": basis.components,
-            "explained_variance": basis.explained_variance, "ratio": basis.ratio}
+def basis_arrays(basis: Basis, variant: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays to save a basis as (``load_basis`` reads them back); a ``variant``'s basis
+    (results/analysis/sensitivity/bases.npz holds several) has its name before each key."""
+    arrays = {"n": np.asarray(basis.n), "mean": basis.mean, "components": basis.components,
+              "explained_variance": basis.explained_variance, "ratio": basis.ratio}
+    return {f"{variant}/{key}" if variant else key: value for key, value in arrays.items()}
 
 
-def load_basis(path) -> Basis:
+def load_basis(path, variant: str | None = None) -> Basis:
+    """The basis saved at ``path`` by :func:`basis_arrays` (of ``variant``)."""
+    prefix = f"{variant}/" if variant else ""
     with np.load(path) as data:
-        return Basis(int(data["n"]), data["mean"], data["components"], data["explained_variance"], data["ratio"])
+        return Basis(int(data[f"{prefix}n"]), data[f"{prefix}mean"], data[f"{prefix}components"],
+                     data[f"{prefix}explained_variance"], data[f"{prefix}ratio"])

@@ -43,21 +43,42 @@ def _shown(condition: bool, *values: float) -> float:
     return 1.0 if condition else 0.0
 
 
-def _pair_values(quality: pd.DataFrame, pairs: pd.DataFrame, group: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per pair, the robust and the normal model's ``metric`` in depth group ``group`` (NaN if absent)."""
+BOXES = ("pairings", "models")  # config figures.boxes (docs/method.md §5)
+
+
+def side_means(quality: pd.DataFrame, pairs: pd.DataFrame, group: str, metric: str,
+               boxes: str = "pairings") -> tuple[float, float]:
+    """The mean ``metric`` in depth group ``group`` of the robust and of the normal side of ``pairs``
+    (one dataset's), as Fig. 7's boxes hold them: ``boxes="pairings"``, each pairing's robust
+    model and its counterpart, a pair left out where either has no value; ``"models"``, each
+    distinct model of a side once, those without a value left out. NaN where none is left."""
+    if boxes not in BOXES:
+        raise ValueError(f"boxes must be one of {', '.join(BOXES)}, not {boxes!r} (config figures.boxes)")
     values = quality.set_index(["model_id", "depth_group"])[metric]
-    robust = np.array([values.get((m, group), np.nan) for m in pairs.robust], dtype=np.float64)
-    normal = np.array([values.get((m, group), np.nan) for m in pairs.normal], dtype=np.float64)
-    return robust, normal
+    if boxes == "pairings":
+        robust_models, normal_models = list(pairs.robust), list(pairs.normal)
+    else:
+        robust_models, normal_models = list(dict.fromkeys(pairs.robust)), list(dict.fromkeys(pairs.normal))
+    robust = np.array([values.get((m, group), np.nan) for m in robust_models], dtype=np.float64)
+    normal = np.array([values.get((m, group), np.nan) for m in normal_models], dtype=np.float64)
+    if boxes == "pairings":
+        ok = np.isfinite(robust) & np.isfinite(normal)
+        robust, normal = robust[ok], normal[ok]
+    robust, normal = robust[np.isfinite(robust)], normal[np.isfinite(normal)]
+    return (float(robust.mean()) if len(robust) else float("nan"),
+            float(normal.mean()) if len(normal) else float("nan"))
 
 
 def paper_findings(bases: pd.DataFrame, sparse_shares: pd.DataFrame, quality: pd.DataFrame, stats_kl: pd.DataFrame,
                    models: pd.DataFrame, pairs: pd.DataFrame, entropy: str = "unscaled",
-                   thresholds: FindingThresholds = FindingThresholds()) -> pd.DataFrame:
+                   thresholds: FindingThresholds = FindingThresholds(), pooling: str = "unique",
+                   boxes: str = "pairings") -> pd.DataFrame:
     """The findings table (columns :data:`COLUMNS`) from results/analysis/bases.tsv,
     sparse_shares.tsv, quality_by_depth.tsv, stats_kl.tsv, results/tables/models.tsv and the
     sheet's pairs (robust, normal, dataset). Shares and ratios are in percent, KL in nats,
-    accuracies in points; ``entropy`` picks the variance entropy of Fig. 7 (unscaled or scaled)."""
+    accuracies in points; ``entropy`` picks the variance entropy of Fig. 7 (unscaled or scaled),
+    ``pooling`` the KL over all layers (config analysis.kl_pooling) and ``boxes`` what Fig. 7's
+    boxes hold (:func:`side_means`)."""
     if entropy not in ("unscaled", "scaled"):
         raise ValueError(f"entropy must be 'unscaled' or 'scaled', not {entropy!r}")
     # One long function on purpose: the findings follow one another in the table's order, each a
@@ -92,31 +113,27 @@ def paper_findings(bases: pd.DataFrame, sparse_shares: pd.DataFrame, quality: pd
         groups = [g for g in DEPTH_GROUPS if g in set(quality.depth_group)]
         wins, counted = 0, 0
         for group in groups:
-            robust, normal = _pair_values(quality, part, group, "orthogonality")
-            ok = np.isfinite(robust) & np.isfinite(normal)
-            if ok.any():
+            r_mean, n_mean = side_means(quality, part, group, "orthogonality", boxes)
+            if np.isfinite(r_mean) and np.isfinite(n_mean):
                 counted += 1
-                wins += int(robust[ok].mean() > normal[ok].mean())
+                wins += int(r_mean > n_mean)
         add("robust models are more orthogonal", "Fig. 7", dataset, "robust higher in most depth groups",
             f"robust higher in {wins} of {counted} groups" if counted else "n/a",
             "robust mean > normal mean in more than half of the groups",
             _shown(wins > counted / 2, counted if counted else float("nan")))
 
-        robust, normal = _pair_values(quality, part, "all", entropy_column)
-        ok = np.isfinite(robust) & np.isfinite(normal)
-        r_mean = float(robust[ok].mean()) if ok.any() else float("nan")
-        n_mean = float(normal[ok].mean()) if ok.any() else float("nan")
+        r_mean, n_mean = side_means(quality, part, "all", entropy_column, boxes)
+        shown = np.isfinite(r_mean) and np.isfinite(n_mean)
         add(f"robust models have a higher variance entropy ({entropy})", "Fig. 7", dataset,
             "robust higher over all layers",
-            f"robust {r_mean:.3f}, normal {n_mean:.3f}" if ok.any() else "n/a",
+            f"robust {r_mean:.3f}, normal {n_mean:.3f}" if shown else "n/a",
             "robust mean > normal mean over all layers", _shown(r_mean > n_mean, r_mean, n_mean))
 
-        for group, label, pooling, source in (("all", "filter distributions differ robust vs normal", "unique",
-                                               "Sec. 4.1"),
-                                              ("first", "the first layer's distributions differ robust vs normal",
-                                               "paired", "Fig. 1")):
+        for group, label, group_pooling, source in (
+                ("all", "filter distributions differ robust vs normal", pooling, "Sec. 4.1"),
+                ("first", "the first layer's distributions differ robust vs normal", "paired", "Fig. 1")):
             row = stats_kl[(stats_kl.dataset == dataset) & (stats_kl.depth_group == group)
-                           & (stats_kl.pooling == pooling)]
+                           & (stats_kl.pooling == group_pooling)]
             kl = _nan_if_missing(row.kl.iloc[0]) if len(row) else float("nan")
             q95 = _nan_if_missing(row.null_q95.iloc[0]) if len(row) else float("nan")
             # a side without filters in the group has no KL (docs/method.md §4)

@@ -74,27 +74,31 @@ def _counts_by_group(histograms: Mapping[str, np.ndarray], layers: Mapping[str, 
 
 # --- KL divergence -------------------------------------------------------------------------
 
-def divergence(p: np.ndarray, q: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> tuple[float, np.ndarray]:
+def divergence(p: np.ndarray, q: np.ndarray, weights: np.ndarray, edges: np.ndarray,
+               empty_bins: str = "density") -> tuple[float, np.ndarray]:
     """:func:`filterlens.method.distributions.weighted_kl` of the counts ``p`` and ``q`` (9, bins),
     and NaN (per component too) where either holds no coefficient: a depth group without
     filters has no distribution to compare (docs/method.md §4), so its KL is not a number."""
     if not p.sum() or not q.sum():
         return float("nan"), np.full(N_COMPONENTS, np.nan)
-    return weighted_kl(p, q, weights, edges)
+    return weighted_kl(p, q, weights, edges, empty_bins)
 
 
 def kl_tables(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], layers: Mapping[str, pd.DataFrame],
-              weights: np.ndarray, edges: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              weights: np.ndarray, edges: np.ndarray, empty_bins: str = "density",
+              pooling: str = "unique") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Weighted symmetric KL robust vs normal: per dataset and pooling, per dataset and depth
     group (paired), and the per-component values behind both; NaN where a side has no filters
     (:func:`divergence`). Counts are pooled (summed), then
     converted by :func:`filterlens.method.distributions.distribution` with the bin ``edges`` they were made
-    with."""
+    with (``empty_bins``: where an empty bin gets eps). ``pooling`` (config analysis.kl_pooling) is the
+    one the by-dataset table marks ``default``."""
     per_group = _counts_by_group(histograms, layers, DEPTH_GROUPS)
     by_dataset, by_depth, components = [], [], []
+    default = pooling
     for dataset, pooling, group, robust, normal in kl_comparisons(pairs, DEPTH_GROUPS):
         p, q = pooled_counts(robust, per_group[group]), pooled_counts(normal, per_group[group])
-        total, per_component = divergence(p, q, weights, edges)
+        total, per_component = divergence(p, q, weights, edges, empty_bins)
         for c in range(N_COMPONENTS):
             components.append({"dataset": dataset, "pooling": pooling, "depth_group": group, "component": c + 1,
                                "weight": weights[c], "kl": per_component[c],
@@ -102,7 +106,7 @@ def kl_tables(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], layers:
         row = {"dataset": dataset, "pooling": pooling, "depth_group": group, "kl": total,
                "n_robust_filters": int(p[0].sum()), "n_normal_filters": int(q[0].sum())}
         if group == ALL:
-            by_dataset.append({**row, "default": pooling == "unique"})
+            by_dataset.append({**row, "default": pooling == default})
         else:
             by_depth.append(row)
     return pd.DataFrame(by_dataset), pd.DataFrame(by_depth), pd.DataFrame(components)
@@ -110,19 +114,21 @@ def kl_tables(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray], layers:
 
 # --- KL: bootstrap intervals and a permutation baseline ------------------------------------
 
-def _kl_of_weights(counts: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> float:
+def _kl_of_weights(counts: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray, edges: np.ndarray,
+                   empty_bins: str = "density") -> float:
     """KL between the pooled counts sum_i a_i counts_i and sum_i b_i counts_i; counts (k, 9, bins)
     made over the bin ``edges`` (converted by :func:`filterlens.method.distributions.distribution`)."""
     p = np.tensordot(a, counts, axes=1)
     q = np.tensordot(b, counts, axes=1)
     if p.sum() == 0 or q.sum() == 0:
         return float("nan")
-    return weighted_kl(p, q, weights, edges)[0]
+    return weighted_kl(p, q, weights, edges, empty_bins)[0]
 
 
 def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[str, np.ndarray],
                   weights: np.ndarray, edges: np.ndarray, paired: bool, n_bootstrap: int = 2000,
-                  n_permutations: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+                  n_permutations: int = 2000, seed: int = 0, level: float = 0.95,
+                  empty_bins: str = "density") -> dict:
     """Weighted symmetric KL of ``robust`` vs ``normal`` models (lists, a model listed twice
     counts twice), whose pooled counts (9, bins) over the bin ``edges`` are ``counts[model]``.
 
@@ -139,7 +145,7 @@ def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[
     nr, nn = len(robust), len(normal)
     a0 = np.r_[np.ones(nr), np.zeros(nn)]
     b0 = np.r_[np.zeros(nr), np.ones(nn)]
-    observed = _kl_of_weights(stack, a0, b0, weights, edges)
+    observed = _kl_of_weights(stack, a0, b0, weights, edges, empty_bins)
     rng = np.random.default_rng(seed)
     boot = []
     for _ in range(n_bootstrap):
@@ -149,7 +155,7 @@ def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[
         else:
             a = np.r_[np.bincount(rng.integers(0, nr, nr), minlength=nr), np.zeros(nn)]
             b = np.r_[np.zeros(nr), np.bincount(rng.integers(0, nn, nn), minlength=nn)]
-        boot.append(_kl_of_weights(stack, a, b, weights, edges))
+        boot.append(_kl_of_weights(stack, a, b, weights, edges, empty_bins))
     boot = np.asarray(boot)
     total = nr + nn
     n_splits = math.comb(total, nr)
@@ -162,7 +168,7 @@ def kl_statistics(robust: Sequence[str], normal: Sequence[str], counts: Mapping[
     for first in splits:
         a = np.zeros(total)
         a[list(first)] = 1.0
-        null.append(_kl_of_weights(stack, a, 1.0 - a, weights, edges))
+        null.append(_kl_of_weights(stack, a, 1.0 - a, weights, edges, empty_bins))
     null = np.asarray(null)
     finite = null[np.isfinite(null)]
     low, high = percentile_interval(boot, level)
@@ -181,7 +187,7 @@ def kl_statistics_table(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray
                         layers: Mapping[str, pd.DataFrame], weights: np.ndarray, edges: np.ndarray,
                         groups: Sequence[str],
                         n_bootstrap: int = 2000, n_permutations: int = 2000, seed: int = 0,
-                        level: float = 0.95) -> pd.DataFrame:
+                        level: float = 0.95, empty_bins: str = "density") -> pd.DataFrame:
     """:func:`kl_statistics` of every comparison of :func:`kl_comparisons` (unique pooling:
     bootstrap per side; paired pooling: bootstrap over pairs)."""
     per_group = _counts_by_group(histograms, layers, groups)
@@ -189,7 +195,7 @@ def kl_statistics_table(pairs: pd.DataFrame, histograms: Mapping[str, np.ndarray
     for dataset, pooling, group, robust, normal in kl_comparisons(pairs, groups):
         counts = per_group[group]
         result = kl_statistics(robust, normal, counts, weights, edges, pooling == "paired", n_bootstrap,
-                               n_permutations, seed, level)
+                               n_permutations, seed, level, empty_bins)
         rows.append({"dataset": dataset, "pooling": pooling, "depth_group": group, **result,
                      "n_robust_filters": int(pooled_counts(robust, counts)[0].sum()),
                      "n_normal_filters": int(pooled_counts(normal, counts)[0].sum())})

@@ -28,7 +28,8 @@ def check_layers_in_sheet(layers: pd.DataFrame, sheet: pd.DataFrame) -> None:
                            "results/summaries/<model>/ of those models and summarize the sheet's models again.")
 
 
-def measures_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame, family: str, counts) -> pd.DataFrame:
+def measures_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame, family: str, counts,
+                      entropy_weights: str = "nonsparse") -> pd.DataFrame:
     """Per model and depth group (and 'all'): the model's dataset and robustness, ``n_layers``, the counts
     ``counts(part)`` (a dict of columns) and the family's measures of the registry
     (:mod:`filterlens.method.measures`), each aggregated from the group's per-layer rows as registered."""
@@ -36,15 +37,17 @@ def measures_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame, family: str, co
     for (model, group), part in with_all_group(layers).groupby(["model_id", "depth_group"], sort=False):
         rows.append({"model_id": model, "dataset": sheet.loc[model, "dataset"], "robust": sheet.loc[model, "robust"],
                      "depth_group": group, "n_layers": len(part), **counts(part),
-                     **{m.name: aggregate(part, m) for m in table_columns(family)}})
+                     **{m.name: aggregate(part, m) for m in table_columns(family, entropy_weights)}})
     return sorted_by_model_and_depth(pd.DataFrame(rows))
 
 
-def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+def quality_by_depth(layers: pd.DataFrame, sheet: pd.DataFrame, entropy_weights: str = "nonsparse") -> pd.DataFrame:
     """Per model and depth group (and 'all'): sparsity = sparse / filters; variance entropy =
-    mean over layers weighted by non-sparse filters; orthogonality = mean weighted by c_out."""
+    mean over layers weighted by non-sparse filters (``entropy_weights="all"``: by all filters,
+    config analysis.entropy_weights); orthogonality = mean weighted by c_out."""
     check_layers_in_sheet(layers, sheet)
-    return measures_by_depth(layers, sheet, QUALITY, lambda part: {"n_filters": int(part.n_filters.sum())})
+    return measures_by_depth(layers, sheet, QUALITY, lambda part: {"n_filters": int(part.n_filters.sum())},
+                             entropy_weights)
 
 
 def sparse_shares(layers: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:

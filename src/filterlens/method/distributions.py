@@ -107,7 +107,12 @@ def histogram_counts(values: np.ndarray, low: float, high: float, bins: int) -> 
     return EqualBins(low, high, bins).counts(np.ascontiguousarray(values.T))
 
 
-def distribution(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+# Where an empty bin gets float32 eps (config analysis.empty_bins, docs/method.md §4): on the
+# densities (the authors' code, default) or on the probabilities.
+EMPTY_BINS = ("density", "probability")
+
+
+def distribution(counts: np.ndarray, edges: np.ndarray, empty_bins: str = "density") -> np.ndarray:
     """Counts (..., bins) made over the bin edges ``edges`` (bins + 1,) as the distributions
     the KL compares, as the authors computed them (docs/method.md §4).
 
@@ -117,14 +122,20 @@ def distribution(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     bin thus weighs eps against densities, i.e. about eps x bin width against probabilities.
     A histogram with no count at all (n = 0: an empty depth group) is all EMPTY_BIN, i.e.
     uniform, so two empty pools have KL 0 (numpy's density would be 0/0 there).
+
+    ``empty_bins="probability"``: the same with counts_i / n in place of the densities, so an
+    empty bin weighs eps against probabilities.
     """
+    if empty_bins not in EMPTY_BINS:
+        raise ValueError(f"empty_bins must be one of {', '.join(EMPTY_BINS)}, not {empty_bins!r} "
+                         "(config analysis.empty_bins)")
     counts = np.asarray(counts, dtype=np.float64)
     widths = np.diff(np.asarray(edges, dtype=np.float64))
     if widths.shape != counts.shape[-1:]:
         raise ValueError(f"{counts.shape[-1]} bins of counts but {len(widths) + 1} bin edges: convert counts with "
                          "the edges they were made with (the range file's min, max and the bins setting)")
     total = counts.sum(axis=-1, keepdims=True)
-    density = counts / widths / np.where(total == 0, 1, total)
+    density = (counts / widths if empty_bins == "density" else counts) / np.where(total == 0, 1, total)
     density = np.where(density == 0, EMPTY_BIN, density)
     return density / density.sum(axis=-1, keepdims=True)
 
@@ -135,8 +146,8 @@ def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def weighted_kl(counts_p: np.ndarray, counts_q: np.ndarray, weights: np.ndarray,
-                edges: np.ndarray) -> tuple[float, np.ndarray]:
+                edges: np.ndarray, empty_bins: str = "density") -> tuple[float, np.ndarray]:
     """Sum over components of weight * symmetric KL of :func:`distribution` of the counts
     (9, bins) made over ``edges``, and the per-component KL."""
-    per_component = symmetric_kl(distribution(counts_p, edges), distribution(counts_q, edges))
+    per_component = symmetric_kl(distribution(counts_p, edges, empty_bins), distribution(counts_q, edges, empty_bins))
     return float((np.asarray(weights) * per_component).sum()), per_component

@@ -14,6 +14,7 @@ appear here (:func:`table_columns`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,9 @@ LABELS = {m.name: m.label for m in MEASURES}
 # The two variance entropies are one measure on unscaled and scaled filters; config figures.entropy
 # picks the one the figures draw (and the findings state).
 ENTROPY_VARIANTS = ("unscaled", "scaled")
+# What a depth group's variance entropy is weighted by (config analysis.entropy_weights, docs/method.md §5):
+# each layer's non-sparse filters (default) or all its filters.
+ENTROPY_WEIGHTS = {"nonsparse": "n_nonsparse", "all": "n_filters"}
 
 
 def of_family(family: str) -> tuple[Measure, ...]:
@@ -101,11 +105,14 @@ def names(family: str) -> list[str]:
     return [m.name for m in of_family(family)]
 
 
-def table_columns(family: str) -> list[Measure]:
+def table_columns(family: str, entropy_weights: str = "nonsparse") -> list[Measure]:
     """A family's measures in the column order of its by-depth table: block by block, a block being the
-    measures of one (table, aggregation) in registry order, the blocks in the order they first appear."""
+    measures of one (table, aggregation) in registry order, the blocks in the order they first appear;
+    the variance entropies weighted as ``entropy_weights`` names (:data:`ENTROPY_WEIGHTS`)."""
     blocks = list(dict.fromkeys((m.table, m.aggregation) for m in of_family(family)))
-    return sorted(of_family(family), key=lambda m: blocks.index((m.table, m.aggregation)))
+    over = ENTROPY_WEIGHTS[entropy_weights]
+    return [dataclasses.replace(m, over=over) if m.name.startswith("entropy_") else m
+            for m in sorted(of_family(family), key=lambda m: blocks.index((m.table, m.aggregation)))]
 
 
 def drawn(family: str, entropy: str = "scaled") -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ analysis.sparse_reference, docs/method.md §3), read from the store's layer tabl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -113,17 +113,28 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
               sparse_reference: str = DEFAULT_SPARSE_REFERENCE) -> tuple[pd.DataFrame, LayerMoments]:
     """Pass 1. Returns the per-layer table and the per-layer moments (sparse filters by the
     layer's ``sparse_reference``)."""
+    return summarize_references(store, threads, max_rows, [sparse_reference])[sparse_reference]
+
+
+def summarize_references(store: FilterStore, threads: int, max_rows: int,
+                         references: Sequence[str]) -> dict[str, tuple[pd.DataFrame, LayerMoments]]:
+    """Pass 1 under each sparse reference of ``references``, from one read: per reference, the
+    per-layer table and moments of :func:`summarize`. Each reference's statistics are those a
+    pass under it alone gives, bit for bit (the kernel runs once per reference over the same
+    rows); orthogonality, over whole layers, is taken once."""
     # Imported here, not with the module: importing numba costs every process time and memory
     # (docs/benchmarks.md), and only pass 1 uses it (passes 2 and 3 and the merges import this module).
     from filterlens.reduce.piece_summary import summarize_piece
 
-    layout = _Layout.of(store, sparse_reference)
+    layouts = {reference: _Layout.of(store, reference) for reference in dict.fromkeys(references)}
+    layout = next(iter(layouts.values()))
 
     def task(rows: np.ndarray, segment: Segment):
         pieces = []
         for piece in segment.pieces:
-            pieces.append((piece, summarize_piece(layout.piece_rows(rows, segment, piece),
-                                                  layout.sparse_reference[piece.layer_id])))
+            x = layout.piece_rows(rows, segment, piece)
+            pieces.append((piece, {reference: summarize_piece(x, each.sparse_reference[piece.layer_id])
+                                   for reference, each in layouts.items()}))
         grams = {lid: _layer_orthogonality(layout, lid, rows, layout.row_start[lid] - segment.start)
                  for lid in segment.whole_layers}
         return pieces, grams
@@ -131,30 +142,72 @@ def summarize(store: FilterStore, threads: int, max_rows: int,
     segments = _segments(store, max_rows)
     results = map_segments(store, segments, task, threads)
     n_layers = len(store.table["layer_id"])
-    count = np.zeros(n_layers, dtype=np.int64)
-    sparse = np.zeros(n_layers, dtype=np.int64)
-    seen_max = np.zeros(n_layers)
-    unscaled = [Moments() for _ in range(n_layers)]
-    scaled = [Moments() for _ in range(n_layers)]
-    measure_sums = np.zeros((n_layers, 2))  # L1/L2 ratio, high-frequency share
+    sums = {reference: _LayerSums.empty(n_layers) for reference in layouts}
     ortho = np.full(n_layers, np.nan)
     for pieces, grams in results:  # segments and their pieces are in row order
-        for piece, s in pieces:
-            lid = piece.layer_id
-            count[lid] += s.n_filters
-            sparse[lid] += s.n_sparse
-            seen_max[lid] = max(seen_max[lid], s.peak)
-            unscaled[lid] = unscaled[lid] + s.unscaled
-            scaled[lid] = scaled[lid] + s.scaled
-            measure_sums[lid] += s.measure_sums
+        for piece, summaries in pieces:
+            for reference, s in summaries.items():
+                sums[reference].add(piece.layer_id, s)
         for lid, value in grams.items():
             ortho[lid] = value
+    some = next(iter(sums.values()))
     for lid in range(n_layers):
-        if not any(lid in s.whole_layers for s in segments) and count[lid]:
+        if not any(lid in s.whole_layers for s in segments) and some.count[lid]:
             ortho[lid] = _split_layer_orthogonality(store, layout, lid, threads)
-    _check_layer_table(store, layout, seen_max)
-    table = _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums)
-    return table, LayerMoments(scaled, unscaled)
+    _check_layer_table(store, layout, some.seen_max)
+    return {reference: (_layer_table(store, s.count, s.sparse, s.unscaled, s.scaled, ortho, s.measure_sums),
+                        LayerMoments(s.scaled, s.unscaled)) for reference, s in sums.items()}
+
+
+@dataclass
+class _LayerSums:
+    """Pass 1's per-layer sums under one sparse reference, added piece by piece in row order."""
+
+    count: np.ndarray
+    sparse: np.ndarray
+    seen_max: np.ndarray
+    unscaled: list[Moments]
+    scaled: list[Moments]
+    measure_sums: np.ndarray  # L1/L2 ratio, high-frequency share
+
+    @classmethod
+    def empty(cls, n_layers: int) -> "_LayerSums":
+        return cls(np.zeros(n_layers, dtype=np.int64), np.zeros(n_layers, dtype=np.int64), np.zeros(n_layers),
+                   [Moments() for _ in range(n_layers)], [Moments() for _ in range(n_layers)],
+                   np.zeros((n_layers, 2)))
+
+    def add(self, lid: int, s) -> None:
+        self.count[lid] += s.n_filters
+        self.sparse[lid] += s.n_sparse
+        self.seen_max[lid] = max(self.seen_max[lid], s.peak)
+        self.unscaled[lid] = self.unscaled[lid] + s.unscaled
+        self.scaled[lid] = self.scaled[lid] + s.scaled
+        self.measure_sums[lid] += s.measure_sums
+
+
+def stacked(tables: Mapping[str, pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
+    """Layer tables by variant name as one table with a column ``variant`` (the variants' layer
+    tables of pass 1); none: ``like``'s columns and no row."""
+    import pandas as pd
+
+    if not tables:
+        return like.iloc[:0].assign(variant="")
+    return pd.concat([table.assign(variant=name) for name, table in tables.items()], ignore_index=True)
+
+
+def with_depths(table: pd.DataFrame, store: FilterStore) -> pd.DataFrame:
+    """Pass 1's layer ``table`` with its depth columns (conv_depth, conv_depth_norm, max_conv_depth,
+    depth_definition, depth_group) taken from ``store``'s layer table: a table of the store under
+    another depth definition (:func:`filterlens.extract.store.with_depth_definition`) needs no read."""
+    layers = store.layers.sort_values("layer_id").reset_index(drop=True)
+    table = table.copy()
+    table["conv_depth"] = layers.conv_depth.to_numpy()
+    table["conv_depth_norm"] = layers.conv_depth_norm.to_numpy()
+    max_depth = int(store.attrs.get("max_conv_depth", layers.conv_depth.max() if len(layers) else 0))
+    table["max_conv_depth"] = max_depth
+    table["depth_definition"] = store.attrs.get("depth_definition")  # which depth conv_depth is
+    table["depth_group"] = depth_group(table.conv_depth.to_numpy(), max_depth)
+    return table
 
 
 def _layer_orthogonality(layout: _Layout, lid: int, rows, offset: int, **options) -> float:
@@ -191,10 +244,7 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) ->
     table = layers[["layer_id", "name", "conv_depth", "conv_depth_norm", "c_in", "c_out", "groups", "max_abs",
                     "bn_folded"]].copy()
     table.insert(0, "model_id", store.model_id)
-    max_depth = int(store.attrs.get("max_conv_depth", layers.conv_depth.max() if len(layers) else 0))
-    table["max_conv_depth"] = max_depth
-    table["depth_definition"] = store.attrs.get("depth_definition")  # which depth conv_depth is
-    table["depth_group"] = depth_group(table.conv_depth.to_numpy(), max_depth)
+    table = with_depths(table, store)
     table["n_filters"] = count
     table["n_sparse"] = sparse
     table["n_nonsparse"] = count - sparse
@@ -214,14 +264,87 @@ def _layer_table(store, count, sparse, unscaled, scaled, ortho, measure_sums) ->
 
 # --- passes 2 and 3: coefficients ---------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)  # one projection is one object: specs that share it share its coefficients
+class Projection:
+    """What passes 2 and 3 project a store's filters on: a full ``basis``, and the sparse
+    reference that tells which filters are sparse (config analysis.sparse_reference)."""
+
+    basis: Basis
+    sparse_reference: str = DEFAULT_SPARSE_REFERENCE
+
+
+@dataclass
+class CoefficientRange:
+    """Pass 2's per-component summary (9,) of a model's coefficients on one projection: min and
+    max over all its scaled filters, min and max over the non-sparse ones, and ``extreme``, the
+    non-sparse coefficient of largest magnitude with its sign (the first one of a tie, in row
+    order; 0 without a non-sparse filter), which fixes a component's sign by the projections
+    (analysis.pca_sign: u_based, docs/method.md §4)."""
+
+    low: np.ndarray
+    high: np.ndarray
+    low_nonsparse: np.ndarray
+    high_nonsparse: np.ndarray
+    extreme: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "CoefficientRange":
+        inf = np.full(N_COMPONENTS, np.inf)
+        return cls(inf.copy(), -inf, inf.copy(), -inf.copy(), np.zeros(N_COMPONENTS))
+
+    def add(self, coefficients: np.ndarray, nonsparse: np.ndarray | None) -> None:
+        """Adds the coefficients (9, m) of a block's scaled filters, ``nonsparse`` (m,) marking the
+        non-sparse ones (None: the non-sparse summaries are not wanted and stay as they are)."""
+        np.minimum(self.low, coefficients.min(axis=1), out=self.low)
+        np.maximum(self.high, coefficients.max(axis=1), out=self.high)
+        if nonsparse is None:
+            return
+        kept = coefficients[:, nonsparse] if not nonsparse.all() else coefficients
+        if kept.shape[1]:
+            np.minimum(self.low_nonsparse, kept.min(axis=1), out=self.low_nonsparse)
+            np.maximum(self.high_nonsparse, kept.max(axis=1), out=self.high_nonsparse)
+            at = np.abs(kept).argmax(axis=1)
+            largest = kept[np.arange(N_COMPONENTS), at]
+            replace = np.abs(largest) > np.abs(self.extreme)
+            self.extreme[replace] = largest[replace]
+
+    def merge(self, other: "CoefficientRange") -> None:
+        """Adds ``other``, the summary of rows after this one's."""
+        np.minimum(self.low, other.low, out=self.low)
+        np.maximum(self.high, other.high, out=self.high)
+        np.minimum(self.low_nonsparse, other.low_nonsparse, out=self.low_nonsparse)
+        np.maximum(self.high_nonsparse, other.high_nonsparse, out=self.high_nonsparse)
+        replace = np.abs(other.extreme) > np.abs(self.extreme)
+        self.extreme[replace] = other.extreme[replace]
+
+
+@dataclass(frozen=True)
+class HistogramSpec:
+    """What pass 3 counts: the non-sparse coefficients on ``projection``, each component
+    multiplied by its ``signs`` entry (+1 or -1: a flipped component, analysis.pca_sign), in
+    equal bins over [low, high]."""
+
+    projection: Projection
+    low: float
+    high: float
+    signs: tuple[float, ...] = (1.0,) * N_COMPONENTS
+
+
 def _coefficient_blocks(layout: _Layout, basis: Basis, rows: np.ndarray, segment: Segment, piece: Piece,
-                        with_sparse: bool = False):
-    """Coefficients (9, m) of the piece's scaled non-sparse filters (``with_sparse``: of all its
-    scaled filters) on ``basis``, one component per row, block by block."""
+                        with_sparse: bool = False, marked: bool = False):
+    """Coefficients (9, m) of the piece's scaled non-sparse filters on ``basis``, one component
+    per row, block by block; ``with_sparse``: of all its scaled filters, each block with which
+    of them are non-sparse (``marked``; None otherwise)."""
     x = layout.piece_rows(rows, segment, piece)
     for start in range(0, len(x), COEFFICIENT_BLOCK_ROWS):
         block = x[start:start + COEFFICIENT_BLOCK_ROWS]
-        block, peaks = (block, row_peaks(block)) if with_sparse else layout.nonsparse(block, piece.layer_id)
+        if with_sparse:
+            peaks = row_peaks(block)
+            if len(block):
+                nonsparse = ~sparse_mask(block, layout.sparse_reference[piece.layer_id], peaks) if marked else None
+                yield basis.project_scaled(block, peaks), nonsparse
+            continue
+        block, peaks = layout.nonsparse(block, piece.layer_id)
         if len(block):
             yield basis.project_scaled(block, peaks)
 
@@ -231,28 +354,47 @@ def coefficient_range(store: FilterStore, basis: Basis, threads: int, max_rows: 
     scaled filters F / max|F| (an all-zero filter stays zero), sparse ones included: the
     authors' range is over every scaled filter of their database (docs/method.md §4), while the
     histograms (pass 3) count the non-sparse ones only. (inf, -inf) for a model with no filter."""
-    layout = _Layout.of(store)
+    summary = coefficient_ranges(store, {"": Projection(basis)}, threads, max_rows, nonsparse=False)[""]
+    return summary.low, summary.high
+
+
+def coefficient_ranges(store: FilterStore, projections: Mapping[str, Projection], threads: int,
+                       max_rows: int, nonsparse: bool = True) -> dict[str, CoefficientRange]:
+    """Pass 2 on each of ``projections`` (by name) from one read: the :class:`CoefficientRange`
+    of the model's coefficients on each (without ``nonsparse``, its min and max over all filters only)."""
+    layouts = {reference: _Layout.of(store, reference)
+               for reference in dict.fromkeys(p.sparse_reference for p in projections.values())}
 
     def task(rows: np.ndarray, segment: Segment):
-        low = np.full(N_COMPONENTS, np.inf)
-        high = np.full(N_COMPONENTS, -np.inf)
+        out = {name: CoefficientRange.empty() for name in projections}
         for piece in segment.pieces:
-            for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece, with_sparse=True):
-                np.minimum(low, coefficients.min(axis=1), out=low)
-                np.maximum(high, coefficients.max(axis=1), out=high)
-        return low, high
+            for name, projection in projections.items():
+                for coefficients, kept in _coefficient_blocks(layouts[projection.sparse_reference],
+                                                              projection.basis, rows, segment, piece,
+                                                              with_sparse=True, marked=nonsparse):
+                    out[name].add(coefficients, kept)
+        return out
 
-    results = map_segments(store, _segments(store, max_rows), task, threads)
-    low = np.min([r[0] for r in results], axis=0) if results else np.full(N_COMPONENTS, np.inf)
-    high = np.max([r[1] for r in results], axis=0) if results else np.full(N_COMPONENTS, -np.inf)
-    return low, high
+    total = {name: CoefficientRange.empty() for name in projections}
+    for result in map_segments(store, _segments(store, max_rows), task, threads):
+        for name, summary in result.items():
+            total[name].merge(summary)
+    return total
 
 
 def coefficient_histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
                            threads: int, max_rows: int, sparse_reference: str = DEFAULT_SPARSE_REFERENCE) -> np.ndarray:
     """Pass 3. Counts (n_layers, 9, bins) of the coefficients of the scaled non-sparse filters
     (sparse by the layer's ``sparse_reference``)."""
-    return _histograms(store, basis, low, high, bins, threads, max_rows, sparse_reference)[0]
+    spec = HistogramSpec(Projection(basis, sparse_reference), low, high)
+    return _histograms(store, {"": spec}, bins, threads, max_rows)[""][0]
+
+
+def coefficient_histograms_of(store: FilterStore, specs: Mapping[str, HistogramSpec], bins: int, threads: int,
+                              max_rows: int) -> dict[str, np.ndarray]:
+    """Pass 3 for each of ``specs`` (by name) from one read: counts (n_layers, 9, bins) of each;
+    specs on the same projection share its coefficients."""
+    return {name: counts for name, (counts, _) in _histograms(store, specs, bins, threads, max_rows).items()}
 
 
 def coefficient_histograms_with_outside(store: FilterStore, basis: Basis, low: float, high: float, bins: int,
@@ -261,32 +403,44 @@ def coefficient_histograms_with_outside(store: FilterStore, basis: Basis, low: f
     """Pass 3 over a range made elsewhere (a reference bundle's): the counts (n_layers, 9, bins)
     and, per layer and component, the coefficients below ``low`` and above ``high`` (n_layers, 9, 2),
     which the counts leave out."""
-    return _histograms(store, basis, low, high, bins, threads, max_rows, sparse_reference, outside=True)
+    spec = HistogramSpec(Projection(basis, sparse_reference), low, high)
+    return _histograms(store, {"": spec}, bins, threads, max_rows, outside=True)[""]
 
 
-def _histograms(store: FilterStore, basis: Basis, low: float, high: float, bins: int, threads: int,
-                max_rows: int, sparse_reference: str, outside: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    layout = _Layout.of(store, sparse_reference)
-    equal_bins = EqualBins(low, high, bins)
+def _histograms(store: FilterStore, specs: Mapping[str, HistogramSpec], bins: int, threads: int, max_rows: int,
+                outside: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    layouts = {reference: _Layout.of(store, reference)
+               for reference in dict.fromkeys(s.projection.sparse_reference for s in specs.values())}
+    by_projection: dict[Projection, list[str]] = {}
+    for name, spec in specs.items():
+        by_projection.setdefault(spec.projection, []).append(name)
+    equal_bins = {name: EqualBins(spec.low, spec.high, bins) for name, spec in specs.items()}
+    signs = {name: np.asarray(spec.signs, dtype=np.float64)[:, None] for name, spec in specs.items()
+             if any(sign < 0 for sign in spec.signs)}
 
     def task(rows: np.ndarray, segment: Segment):
         out = []
         for piece in segment.pieces:
-            counts = np.zeros((N_COMPONENTS, bins), dtype=np.int64)
-            beyond = np.zeros((N_COMPONENTS, 2), dtype=np.int64)
-            for coefficients in _coefficient_blocks(layout, basis, rows, segment, piece):
-                counts += equal_bins.counts(coefficients)
-                if outside:
-                    beyond[:, 0] += (coefficients < equal_bins.low).sum(axis=1)
-                    beyond[:, 1] += (coefficients > equal_bins.high).sum(axis=1)
+            counts = {name: np.zeros((N_COMPONENTS, bins), dtype=np.int64) for name in specs}
+            beyond = {name: np.zeros((N_COMPONENTS, 2), dtype=np.int64) for name in specs}
+            for projection, names in by_projection.items():
+                for coefficients in _coefficient_blocks(layouts[projection.sparse_reference], projection.basis,
+                                                        rows, segment, piece):
+                    for name in names:
+                        values = coefficients * signs[name] if name in signs else coefficients
+                        counts[name] += equal_bins[name].counts(values)
+                        if outside:
+                            beyond[name][:, 0] += (values < equal_bins[name].low).sum(axis=1)
+                            beyond[name][:, 1] += (values > equal_bins[name].high).sum(axis=1)
             out.append((piece.layer_id, counts, beyond))
         return out
 
     n_layers = len(store.table["layer_id"])
-    counts = np.zeros((n_layers, N_COMPONENTS, bins), dtype=np.int64)
-    beyond = np.zeros((n_layers, N_COMPONENTS, 2), dtype=np.int64)
+    total = {name: (np.zeros((n_layers, N_COMPONENTS, bins), dtype=np.int64),
+                    np.zeros((n_layers, N_COMPONENTS, 2), dtype=np.int64)) for name in specs}
     for result in map_segments(store, _segments(store, max_rows), task, threads):
         for layer_id, piece_counts, piece_beyond in result:
-            counts[layer_id] += piece_counts
-            beyond[layer_id] += piece_beyond
-    return counts, beyond
+            for name in specs:
+                total[name][0][layer_id] += piece_counts[name]
+                total[name][1][layer_id] += piece_beyond[name]
+    return total

@@ -91,17 +91,25 @@ def coefficient_distributions(pairs: pd.DataFrame, histograms: Mapping[str, np.n
 
 # --- Fig. 7: layer quality over the pairings ------------------------------------------------
 
-def quality_over_pairings(quality: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+def quality_over_pairings(quality: pd.DataFrame, pairs: pd.DataFrame, boxes: str = "pairings") -> pd.DataFrame:
     """Fig. 7's boxes as the authors drew them: one entry per robust/normal pairing, training
     and depth group. Per dataset, the robust box holds the robust model of each pairing and the
     normal box its counterpart, so a normal model paired with k robust models counts k times;
     models in no pairing are left out. ``quality`` is the per-model table of
     :func:`filterlens.analyse.quality.quality_by_depth` (model_id, depth_group, metrics); the result
     has its columns, with ``dataset`` and ``robust`` taken from the pairing, plus ``pair``
-    (the pairing's position in ``pairs``) and ``training`` ('robust' or 'normal')."""
+    (the pairing's position in ``pairs``) and ``training`` ('robust' or 'normal').
+
+    ``boxes="models"`` (config figures.boxes): each model of the pairings once per dataset and
+    training, ``pair`` the first pairing that names it."""
     entries = [{"pair": i, "dataset": p.dataset, "training": training, "model_id": model}
                for i, p in enumerate(pairs.itertuples()) for training, model in (("robust", p.robust),
                                                                                  ("normal", p.normal))]
+    if boxes == "models":
+        first = {}
+        for entry in entries:
+            first.setdefault((entry["dataset"], entry["training"], entry["model_id"]), entry)
+        entries = list(first.values())
     columns = [c for c in quality.columns if c not in ("dataset", "robust")]
     slots = pd.DataFrame(entries, columns=["pair", "dataset", "training", "model_id"])
     table = slots.merge(quality[columns], on="model_id", how="inner", validate="many_to_many")
