@@ -440,6 +440,10 @@ def _another_models_store(store: Path) -> None:
     stamp.unlink()
 
 
+# A model's pass-1 outputs under results/summaries/<model>/: one job writes them all (its own and,
+# with the sensitivity analysis, its variants'), and snakemake removes them all when it fails.
+SUMMARY_OUTPUTS = ("layers.tsv", "moments.npz", "sensitivity/layers.tsv", "sensitivity/moments.npz")
+
 BAD_STORES = {
     "missing chunk": (lambda s: (s / "filters" / "c" / "2" / "0").unlink(),
                       ["1 of 3 chunks are missing"]),
@@ -466,7 +470,7 @@ def test_a_bad_filter_store_fails_its_summary_with_the_fix_and_nothing_else_chan
     inject, fragments = BAD_STORES[fault]
     inject(store)
     summaries = workdir / "results" / "summaries" / "micro_robust"
-    for name in ("layers.tsv", "moments.npz"):  # the store's timestamp is unchanged: ask for its summary
+    for name in SUMMARY_OUTPUTS:  # the store's timestamp is unchanged: ask for its summary
         (summaries / name).unlink()
     before = snapshot(workdir)
     # the whole workflow and the missing summary (snakemake does not remake a missing
@@ -607,7 +611,7 @@ def test_a_full_or_read_only_results_folder_is_one_message_and_every_other_outpu
         if rule == "extract_filters":
             shutil.rmtree(workdir / target)
         else:
-            for name in ("layers.tsv", "moments.npz"):
+            for name in SUMMARY_OUTPUTS:
                 (workdir / "results" / "summaries" / "micro_robust" / name).unlink()
         if fault.startswith("read-only"):
             remount_read_only(results)

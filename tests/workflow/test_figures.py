@@ -197,7 +197,9 @@ def test_the_report_holds_every_figure_and_table_with_captions(micro_run):
 @pytest.mark.parametrize("figures, expected", [
     ({"last_layer": {"seed": 1}}, ["all", "fig5_last_layer_filters", "provenance"]),
     ({"last_layer": {"n_filters": 16}}, ["all", "fig5_last_layer_filters", "provenance"]),
-    ({"entropy": "scaled"}, ["all", "fig7_layer_quality", "findings", "provenance"]),
+    # the entropy is also a choice of the sensitivity analysis, whose default column it changes
+    ({"entropy": "scaled"}, ["all", "fig7_layer_quality", "fig_sensitivity", "findings", "provenance",
+                             "sensitivity_analysis", "table_sensitivity"]),
     ({"activations": {"image_index": 3}}, ["all", "fig6_activations", "fig6_activations_data", "provenance"]),
     ({"activations": {"eps": 0.05}}, ["all", "fig6_activations", "fig6_activations_data", "provenance"]),
 ])

@@ -148,9 +148,9 @@ def test_several_models_per_job_write_what_a_job_per_model_writes(tmp_path):
     ranges of r and n, then of s; the histograms of the pair r and n), each model's outputs the
     same as from its own jobs; one log and one benchmark file per batch job."""
     config = _random_sheet_config(tmp_path, unpaired=("s",))
-    outputs = [f"results/summaries/{m}/{name}" for m in ("r", "n", "s")
+    outputs = [f"results/summaries/{m}/{where}{name}" for m in ("r", "n", "s") for where in ("", "sensitivity/")
                for name in ("layers.tsv", "moments.npz", "coefficient_range.tsv")]
-    outputs += [f"results/summaries/{m}/histograms.npz" for m in ("r", "n")]
+    outputs += [f"results/summaries/{m}/{where}histograms.npz" for m in ("r", "n") for where in ("", "sensitivity/")]
     run_snakemake(tmp_path, *outputs, "--cores", "2", "--configfile", config)
     per_model = {o: _output_contents(tmp_path / o) for o in outputs}
     shutil.rmtree(tmp_path / "results" / "summaries")
@@ -160,7 +160,8 @@ def test_several_models_per_job_write_what_a_job_per_model_writes(tmp_path):
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", plan.stdout + plan.stderr, re.MULTILINE)}
     assert counts == {"summarize_batch_0": 1, "summarize_batch_1": 1, "pca_bases": 1, "coefficient_range_batch_0": 1,
                       "coefficient_range_batch_1": 1, "global_coefficient_range": 1,
-                      "coefficient_histograms_batch_0": 1, "total": 7}, plan.stdout + plan.stderr
+                      "coefficient_histograms_batch_0": 1, "sensitivity_bases": 1, "sensitivity_ranges": 1,
+                      "total": 9}, plan.stdout + plan.stderr
     run_snakemake(tmp_path, *outputs, "--cores", "2", "--configfile", config)
     for output in outputs:
         assert _output_contents(tmp_path / output) == per_model[output], output
@@ -191,7 +192,8 @@ def _pass_jobs(plan) -> set[tuple]:
             continue
         fields = dict(re.findall(r"^    (\w+): (.*)$", fields, re.MULTILINE))
         resources = dict(item.split("=", 1) for item in fields["resources"].split(", "))
-        jobs.add((rule, fields["output"], fields["log"], fields["benchmark"], fields.get("threads", "1"),
+        outputs = ", ".join(sorted(fields["output"].split(", ")))  # snakemake prints a set
+        jobs.add((rule, outputs, fields["log"], fields["benchmark"], fields.get("threads", "1"),
                   resources["mem_mb"], resources["runtime"]))
     return jobs
 
@@ -205,11 +207,12 @@ def test_the_passes_rules_keep_their_names_files_and_resources(tmp_path):
     targets += ["results/summaries/r/histograms.npz", "results/summaries/n/histograms.npz"]
     plan = run_snakemake(tmp_path, *targets, "-n", "--configfile", config, "--set-threads", "coefficient_range=2",
                          "--set-resources", "summarize_model:runtime=5")
-    per_model = {("summarize_model", f"results/summaries/{m}/layers.tsv, results/summaries/{m}/moments.npz",
+    # each pass's own files and, beside them, its variants' (the sensitivity analysis, on by default)
+    per_model = {("summarize_model", _files(m, "layers.tsv", "moments.npz"),
                   f"logs/summarize/{m}.log", f"benchmarks/summarize/{m}.tsv", "1", "2000", "5") for m in "rns"}
-    per_model |= {("coefficient_range", f"results/summaries/{m}/coefficient_range.tsv", f"logs/coefficient_range/{m}.log",
+    per_model |= {("coefficient_range", _files(m, "coefficient_range.tsv"), f"logs/coefficient_range/{m}.log",
                    f"benchmarks/coefficient_range/{m}.tsv", "2", "2000", "60") for m in "rns"}
-    per_model |= {("coefficient_histograms", f"results/summaries/{m}/histograms.npz",
+    per_model |= {("coefficient_histograms", _files(m, "histograms.npz"),
                    f"logs/coefficient_histograms/{m}.log", f"benchmarks/coefficient_histograms/{m}.tsv", "1", "2000",
                    "60") for m in "rn"}
     assert _pass_jobs(plan) == per_model
@@ -217,21 +220,25 @@ def test_the_passes_rules_keep_their_names_files_and_resources(tmp_path):
     Path(config).write_text(Path(config).read_text() + "analysis:\n  models_per_job: 2\n")
     plan = run_snakemake(tmp_path, *targets, "-n", "--configfile", config, "--set-resources",
                          "summarize_batch_1:runtime=9", "--set-threads", "coefficient_histograms_batch_0=2")
-    summaries = "results/summaries/{0}/layers.tsv, results/summaries/{1}/layers.tsv, " \
-                "results/summaries/{0}/moments.npz, results/summaries/{1}/moments.npz"
     assert _pass_jobs(plan) == {
-        ("summarize_batch_0", summaries.format("r", "n"), "logs/summarize/batches/0.log",
+        ("summarize_batch_0", _files("rn", "layers.tsv", "moments.npz"), "logs/summarize/batches/0.log",
          "benchmarks/summarize/batches/0.tsv", "1", "2000", "120"),
-        ("summarize_batch_1", "results/summaries/s/layers.tsv, results/summaries/s/moments.npz",
+        ("summarize_batch_1", _files("s", "layers.tsv", "moments.npz"),
          "logs/summarize/batches/1.log", "benchmarks/summarize/batches/1.tsv", "1", "2000", "9"),
-        ("coefficient_range_batch_0", "results/summaries/r/coefficient_range.tsv, "
-         "results/summaries/n/coefficient_range.tsv", "logs/coefficient_range/batches/0.log",
+        ("coefficient_range_batch_0", _files("rn", "coefficient_range.tsv"), "logs/coefficient_range/batches/0.log",
          "benchmarks/coefficient_range/batches/0.tsv", "1", "2000", "120"),
-        ("coefficient_range_batch_1", "results/summaries/s/coefficient_range.tsv",
+        ("coefficient_range_batch_1", _files("s", "coefficient_range.tsv"),
          "logs/coefficient_range/batches/1.log", "benchmarks/coefficient_range/batches/1.tsv", "1", "2000", "60"),
-        ("coefficient_histograms_batch_0", "results/summaries/r/histograms.npz, results/summaries/n/histograms.npz",
+        ("coefficient_histograms_batch_0", _files("rn", "histograms.npz"),
          "logs/coefficient_histograms/batches/0.log", "benchmarks/coefficient_histograms/batches/0.tsv", "2", "2000",
          "120")}
+
+
+def _files(models: str, *names: str) -> str:
+    """The printed outputs of a pass job over ``models`` writing ``names``: each file and its
+    variants' file under sensitivity/, sorted."""
+    return ", ".join(sorted(f"results/summaries/{m}/{where}{name}" for m in models for name in names
+                            for where in ("", "sensitivity/")))
 
 
 def _output_contents(path: Path):

@@ -24,16 +24,13 @@ from filterlens.analyse.quality import quality_by_depth, sparse_shares
 from filterlens.method.choices import Settings
 from filterlens.method.depth_groups import DEPTH_GROUPS
 from filterlens.method.distributions import histogram_edges
+from filterlens.method.measures import BY_NAME, QUALITY, drawn
 from filterlens.method.pca import Moments, pca
 
 DEFAULT = "default"  # the variant column of the configured settings
 COLUMNS = ["variant", "row", "kind", "label", "dataset", "depth_group", "value", "text", "holds"]
 FINDING, NUMBER = "finding", "number"
 
-# The quality measures whose robust-minus-normal difference per depth group is a headline
-# number, and the sign the paper finds for it (robust models: fewer sparse filters, a higher
-# variance entropy, more orthogonal filterbanks).
-DIRECTIONS = {"sparsity": -1, "entropy": 1, "orthogonality": 1}
 
 
 @dataclass(frozen=True)
@@ -125,8 +122,9 @@ def headline(settings: Settings, inputs: MergeInputs, sheet: pd.DataFrame, pairs
         for group in ["all", *DEPTH_GROUPS]:
             if group not in present:
                 continue
-            for measure, sign in DIRECTIONS.items():
-                column = f"entropy_{settings.entropy}" if measure == "entropy" else measure
+            # Fig. 7's measures (of the variance entropies the chosen one) and the paper's direction of each
+            for column, _ in drawn(QUALITY, settings.entropy):
+                measure, sign = column.split("_")[0], BY_NAME[column].paper_direction
                 r_mean, n_mean = side_means(quality, part, group, column, settings.boxes)
                 difference = r_mean - n_mean
                 number(f"{measure}_difference/{dataset}/{group}",

@@ -46,7 +46,9 @@ class Measure:
     ``name``: its column in the by-depth tables and its ``metric``/``measure`` in the statistics;
     ``label``: tables and Fig. 8; ``figure_label``: the y axis of the box plots (None: not drawn);
     ``table``/``column``: the per-layer table (:data:`TABLES`) and column it is aggregated from;
-    ``aggregation``/``over``: how (the aggregations above), ``over`` the denominator or weight column.
+    ``aggregation``/``over``: how (the aggregations above), ``over`` the denominator or weight column;
+    ``paper_direction``: the sign of robust minus normal the paper reports (docs/method.md §5), 0 where
+    it states none.
     """
 
     name: str
@@ -57,16 +59,17 @@ class Measure:
     column: str
     aggregation: str
     over: str | None = None
+    paper_direction: int = 0
 
 
 MEASURES = (
-    Measure("sparsity", QUALITY, "sparsity", "sparsity", "layers", "n_sparse", RATIO, "n_filters"),
+    Measure("sparsity", QUALITY, "sparsity", "sparsity", "layers", "n_sparse", RATIO, "n_filters", -1),
     Measure("entropy_unscaled", QUALITY, "variance entropy (unscaled)", "variance entropy\n(unscaled)", "layers",
-            "entropy_unscaled", WEIGHTED_MEAN, "n_nonsparse"),
+            "entropy_unscaled", WEIGHTED_MEAN, "n_nonsparse", 1),
     Measure("entropy_scaled", QUALITY, "variance entropy (scaled)", "variance entropy\n(scaled)", "layers",
-            "entropy_scaled", WEIGHTED_MEAN, "n_nonsparse"),
+            "entropy_scaled", WEIGHTED_MEAN, "n_nonsparse", 1),
     Measure("orthogonality", QUALITY, "orthogonality", "orthogonality", "layers", "orthogonality", WEIGHTED_MEAN,
-            "c_out"),
+            "c_out", 1),
     Measure("l1l2_ratio", FILTER, "L1/L2 sparsity ratio", "L1/L2 sparsity\nratio", "layers", "l1l2_ratio_sum",
             RATIO, "n_nonsparse"),
     Measure("hf_share", FILTER, "high-frequency energy share", "high-frequency\nenergy share", "layers",
