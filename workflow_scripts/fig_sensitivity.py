@@ -20,20 +20,23 @@ with rule_script(snakemake) as log:
     colors = ["#dddddd", "#d55e00", "#0173b2"]
     labels = [(f"{r.label} [{r.dataset}" + (f", {r.depth_group}]" if r.depth_group and r.depth_group != "all" else "]"))
               if r.kind != FINDING else f"FINDING: {r.label} [{r.dataset}]" for r in table.itertuples()]
-    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 1.6 + 0.13 * len(table)))
-    ax.imshow(codes, cmap=ListedColormap(colors), vmin=0, vmax=2, aspect="auto", interpolation="nearest")
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 1.8 + 0.13 * len(table)))
+    ax.pcolormesh(codes, cmap=ListedColormap(colors), vmin=0, vmax=2, edgecolors="white", linewidth=0.4)
     moved = (codes != codes[:, :1]) & (np.arange(len(variants)) > 0)
     ys, xs = np.nonzero(moved)
-    ax.scatter(xs, ys, marker="x", s=10, color="black", linewidths=0.7)
-    ax.set_xticks(np.arange(len(variants)), variants, rotation=40, ha="right")
-    ax.set_yticks(np.arange(len(table)), labels, fontsize=4.5)
-    ax.tick_params(axis="x", labelsize=6)
+    ax.scatter(xs + 0.5, ys + 0.5, marker="x", s=10, color="black", linewidths=0.7)
+    ax.set_xlim(0, len(variants))
+    ax.set_ylim(len(table), 0)
     ax.xaxis.tick_top()
-    ax.xaxis.set_label_position("top")
-    ax.set_xlabel("variant (one documented choice changed; docs/method.md)")
+    ax.set_xticks(np.arange(len(variants)) + 0.5, variants, rotation=40, ha="left", rotation_mode="anchor",
+                  fontsize=6)
+    ax.set_yticks(np.arange(len(table)) + 0.5, labels, fontsize=4.5)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     handles = [Patch(color=colors[2], label="holds"), Patch(color=colors[1], label="does not hold"),
                Patch(color=colors[0], label="n/a"),
                plt.Line2D([], [], marker="x", linestyle="", color="black", label="verdict differs from default")]
-    fig.legend(handles=handles, loc="lower center", ncols=4, bbox_to_anchor=(0.5, 0.0))
+    ax.legend(handles=handles, loc="upper center", ncols=4, bbox_to_anchor=(0.5, -0.01), frameon=False)
     log.info("cells whose verdict differs from the default's: %d", int(moved.sum()))
     save_figure(fig, [snakemake.output.pdf, snakemake.output.png])

@@ -172,7 +172,7 @@ def test_a_version_3_store_keeps_working_names_the_upgrade_for_the_row_sum_and_g
     assert summarize(old, 1, 1000)[0].equals(expected["max_abs"]), "the default reads a version-3 store as it is"
     with pytest.raises(FilterStoreError, match=r"format version 3, whose layer table has no max_row_sum.*"
                                                r"filterlens upgrade-stores --configfile .*"
-                                               r"or set analysis.sparse_reference: max_abs"):
+                                               r"or set analysis.sparse_reference: max_abs \(and analysis.sensitivity: false"):
         summarize(old, 1, 1000, "max_row_sum")
     assert main(["upgrade-stores", "--configfile", str(_upgrade_config(tmp_path)), str(path)]) == 0
     assert f"version 3 -> {FORMAT_VERSION}" in capsys.readouterr().out

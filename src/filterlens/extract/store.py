@@ -217,7 +217,8 @@ def sparse_references(store: FilterStore, reference: str) -> list[float]:
             f"{store.path} (model {store.model_id}) has format version {store.attrs.get('format_version')}, whose "
             f"layer table has no {reference} (the sparse reference that analysis.sparse_reference: {reference} "
             f"names). Fix: add it in place from the store's own rows, filters untouched: "
-            f"{UPGRADE_COMMAND.format(path=store.path)}; or set analysis.sparse_reference: max_abs.")
+            f"{UPGRADE_COMMAND.format(path=store.path)}; or set analysis.sparse_reference: max_abs (and "
+            f"analysis.sensitivity: false, whose variant {reference} needs it too).")
     return [float(v) for v in values]
 
 
