@@ -9,7 +9,7 @@ from filterlens.analyse.sensitivity import COLUMNS, DEFAULT, MergeInputs, headli
 from filterlens.config.sheet import pairs, read_sheet
 from filterlens.io.files import read_tsv, write_tsv
 from filterlens.io.scripting import rule_script
-from filterlens.method.choices import Settings
+from filterlens.method.choices import Settings, pass_variants
 
 
 def arrays_of(paths):
@@ -43,6 +43,12 @@ with rule_script(snakemake) as log:
         return table.assign(variant=name)
 
     tables = [of(settings, inputs, DEFAULT)]
+    relabelled = pass_variants(settings, "summarize")  # pass 1 wrote a layer table of each, where the store allowed
     for name, variant in settings.variants().items():
+        if name in relabelled and not all((t.variant == name).any() for t in variant_layers.values()):
+            # a store imported from the filter database records one depth definition only (logs/summarize)
+            log.warning("%s: not computed, a model's pass 1 could not make its layer table", name)
+            tables.append(tables[0].assign(variant=name, value=np.nan, text="", holds=np.nan))
+            continue
         tables.append(of(variant, inputs.for_variant(name, variant_layers, variant_moments, variant_histograms), name))
     write_tsv(pd.concat(tables, ignore_index=True)[COLUMNS], snakemake.output[0])

@@ -13,6 +13,12 @@
 Each pass reads the store once through :mod:`filterlens.reduce.streaming`. Passes 1 and 3 tell
 sparse filters from the layer's reference that ``sparse_reference`` names (config
 analysis.sparse_reference, docs/method.md §3), read from the store's layer table.
+
+Each pass also computes several results from that one read, for the sensitivity analysis
+(docs/design.md, "Sensitivity to the documented choices"): :func:`summarize_references` under
+several sparse references, :func:`coefficient_ranges` on several :class:`Projection` (with the
+non-sparse filters' range and extremes, :class:`CoefficientRange`), and
+:func:`coefficient_histograms_of` for several :class:`HistogramSpec`.
 """
 
 from __future__ import annotations
