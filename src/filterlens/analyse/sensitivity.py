@@ -151,11 +151,12 @@ def holds_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 def wide(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """A sensitivity ``table`` (:data:`COLUMNS`) one row per finding or number (in the default's
-    order) and, per variant (the default first), columns ``{variant}`` (the value, NaN for a
-    finding) and ``{variant} holds``; and the variants in order."""
+    order, then those only a variant has: a depth group of another depth definition) and, per
+    variant (the default first), columns ``{variant}`` (the value, NaN for a finding or where the
+    variant has no such row) and ``{variant} holds``; and the variants in order."""
     variants = list(dict.fromkeys(table.variant))
     keys = ["row", "kind", "label", "dataset", "depth_group"]
-    base = table[table.variant == variants[0]][keys].reset_index(drop=True)
+    base = table[keys].drop_duplicates("row").reset_index(drop=True)
     out = base.copy()
     for variant in variants:
         part = table[table.variant == variant].set_index("row").reindex(base.row)
