@@ -135,6 +135,14 @@ def test_empty_bins_get_float32_eps_on_densities_before_normalising():
     assert p[1] / p[0] == pytest.approx((EMPTY_BIN * 0.5) / 0.75, rel=1e-12)
 
 
+def test_empty_bins_get_float32_eps_on_probabilities_when_chosen():
+    # analysis.empty_bins: probability: shares 3/4, 0, 1/4, then eps in the empty bin, normalised
+    p = distribution(np.array([3, 0, 1]), np.array([0.0, 0.5, 1.0, 1.5]), "probability")
+    np.testing.assert_allclose(p, np.array([0.75, EMPTY_BIN, 0.25]) / (1 + EMPTY_BIN), rtol=1e-15)
+    with pytest.raises(ValueError, match="analysis.empty_bins"):
+        distribution(np.array([3, 0, 1]), np.array([0.0, 0.5, 1.0, 1.5]), "densities")
+
+
 def test_distribution_is_numpys_density_histogram_with_eps_then_normalised():
     rng = np.random.default_rng(3)
     values = rng.normal(0, 0.3, 2000)

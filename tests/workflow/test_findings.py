@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterlens.analyse.findings import COLUMNS, FindingThresholds, paper_findings
+from filterlens.analyse.findings import COLUMNS, FindingThresholds, paper_findings, side_means
 from filterlens.method.depth_groups import DEPTH_GROUPS
 
 PAIRS = pd.DataFrame({"robust": ["a_r", "b_r"], "normal": ["a_n", "b_n"], "dataset": ["d", "d"]})
@@ -136,6 +136,28 @@ def test_depth_groups_are_the_methods_groups():
 
 
 @pytest.mark.workflow
+def test_fig7_boxes_over_the_pairings_count_a_shared_counterpart_per_pair_and_over_models_once():
+    # r1 and r2 share the counterpart n1; r3's counterpart n2 has no value in the group
+    pairs = pd.DataFrame({"robust": ["r1", "r2", "r3"], "normal": ["n1", "n1", "n2"], "dataset": ["d"] * 3})
+    quality = pd.DataFrame({"model_id": ["r1", "r2", "r3", "n1", "n2"], "depth_group": "all",
+                            "orthogonality": [0.2, 0.4, 0.9, 0.5, np.nan]})
+    # pairings: pairs (r1, n1) and (r2, n1), r3's pair left out for n2's missing value
+    assert side_means(quality, pairs, "all", "orthogonality", "pairings") == pytest.approx((0.3, 0.5))
+    # models: each robust model once (n2 has no value: left out)
+    assert side_means(quality, pairs, "all", "orthogonality", "models") == pytest.approx((0.5, 0.5))
+    with pytest.raises(ValueError, match="figures.boxes"):
+        side_means(quality, pairs, "all", "orthogonality", "pairs")
+
+
+def test_the_kl_finding_takes_the_chosen_pooling():
+    stats = _stats_kl(0.3, 0.4, 0.2)
+    stats.loc[stats.pooling == "unique", "kl"] = 0.1  # below the 95 % point: not shown under unique
+    parts = (_bases(0.5), _shares(0.2, 0.05), _quality({"first": 0.1}, 0.05), stats, _models((40.0, 30.0)), PAIRS)
+    finding = "filter distributions differ robust vs normal"
+    assert paper_findings(*parts).set_index("finding").shown[finding] == 0.0
+    assert paper_findings(*parts, pooling="paired").set_index("finding").shown[finding] == 1.0
+
+
 def test_the_micro_run_has_a_findings_table_with_every_finding(micro_run):
     table = pd.read_csv(micro_run / "results" / "tables" / "findings.tsv", sep="\t")
     # with the sensitivity analysis (the default), under how many variants each finding holds
