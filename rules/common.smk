@@ -43,7 +43,7 @@ from filterlens.report.figure_data import (
     activation_test_images,
     resolve_pair,
 )
-from filterlens.method.choices import PASS_CHOICES, Settings
+from filterlens.method.choices import BY_NAME, COMPARED_CHOICES, PASS_CHOICES, Settings
 from filterlens.method.measures import FILTER, QUALITY
 from filterlens.method.measures import names as measure_names
 from filterlens.models.local_sources import own_files
@@ -252,6 +252,15 @@ def choices_of(*names):
     """The configured values of the choices ``names`` (a rule's params: a rule reruns when one of
     the choices it reads changes, not another)."""
     return {name: getattr(SETTINGS, name) for name in names}
+
+
+def changed_choices(*names):
+    """The choices ``names`` whose configured value is not the default, as "key: value"."""
+    return [
+        f"{BY_NAME[name].key}: {getattr(SETTINGS, name)}"
+        for name in names
+        if getattr(SETTINGS, name) != BY_NAME[name].default
+    ]
 
 
 def variant_files(pass_rule, **patterns):

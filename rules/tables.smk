@@ -101,6 +101,7 @@ rule paper_comparison:
     params:
         fold_batchnorm=config["extraction"]["fold_batchnorm"],
         filterdb_models=config["filterdb"]["models"],
+        changed=changed_choices(*COMPARED_CHOICES),
     script:
         "../workflow_scripts/paper_comparison.py"
 

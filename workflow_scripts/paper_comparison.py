@@ -24,7 +24,8 @@ with rule_script(snakemake) as log:
                            read_tsv(snakemake.input.sparse_shares), read_tsv(snakemake.input.summary),
                            read_tsv(snakemake.input.bases))
     comparability = zoo_comparability(read_sheet(snakemake.input.sheet), read_sheet(snakemake.input.paper_sheet),
-                                      snakemake.params.fold_batchnorm, snakemake.params.filterdb_models)
+                                      snakemake.params.fold_batchnorm, snakemake.params.filterdb_models,
+                                      snakemake.params.changed)
     log.info("comparability:\n%s", comparability.to_string(index=False))
     table = paper_comparison(authors, ours, comparability)
     log.info("\n%s", table.drop(columns=["description", "source"]).to_string(index=False))

@@ -330,6 +330,10 @@ def test_only_the_papers_zoo_with_the_papers_definitions_gets_differences():
     assert raw.zoo.isna().all() and raw.definitions.str.startswith("different definitions").all()
     from_db = zoo_comparability(paper, paper, fold_batchnorm=False, filterdb_models="all")
     assert from_db.definitions.isna().all()  # the authors' own filters
+    # a documented choice away from its default moves the compared numbers, whatever the filters
+    other = zoo_comparability(paper, paper, True, "all", ["analysis.sparse_reference: max_row_sum"])
+    assert (other.definitions == "different definitions (analysis.sparse_reference: max_row_sum; the authors' "
+                                 "numbers are under the defaults)").all()
     scale = zoo_comparability(read_sheet(REPO / "config" / "models" / "scale.tsv"), paper, True).set_index("dataset")
     assert (scale.zoo == "different zoo (the paper's ids with seeded random weights)").all()
     fewer = zoo_comparability(paper.drop(index=[paper.model_id[paper.robust == True].iloc[0]]),  # noqa: E712

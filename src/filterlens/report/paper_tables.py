@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -127,7 +127,7 @@ EXTRACTION_INDEPENDENT = {"filters_total_robust", "normal_clean_acc_mean", "robu
 
 
 def zoo_comparability(sheet: pd.DataFrame, paper_sheet: pd.DataFrame, fold_batchnorm: bool,
-                      filterdb_models=()) -> pd.DataFrame:
+                      filterdb_models=(), changed: Sequence[str] = ()) -> pd.DataFrame:
     """Per dataset of the paper (and 'all': every dataset), whether this run's numbers can be
     compared with the authors' (docs/method.md §1-§2).
 
@@ -136,8 +136,10 @@ def zoo_comparability(sheet: pd.DataFrame, paper_sheet: pd.DataFrame, fold_batch
     are not the paper's model (seeded random weights, the mini zoo); else why not.
     ``definitions``: None when every model's filters are as the authors' (BatchNorm folded by
     the export: ``fold_batchnorm``, or read from the authors' database: source filterdb or
-    ``filterdb_models``, "all" for every model); else why not. It matters for every number
-    but the filter counts and accuracies (:data:`EXTRACTION_INDEPENDENT`).
+    ``filterdb_models``, "all" for every model) and every documented choice that moves the
+    compared numbers is at its default (``changed``: those that are not, as "key: value",
+    docs/method.md, "The documented choices"); else why not. It matters for every number but
+    the filter counts and accuracies (:data:`EXTRACTION_INDEPENDENT`).
     """
     from filterlens.config.sheet import pairs
 
@@ -162,6 +164,8 @@ def zoo_comparability(sheet: pd.DataFrame, paper_sheet: pd.DataFrame, fold_batch
         raw = [] if fold_batchnorm else [m for m in models if m not in from_db]
         definitions = (f"different definitions ({len(raw)} models' filters are raw weights: "
                        "extraction.fold_batchnorm is false; the authors' are BatchNorm-folded)") if raw else None
+        if changed and not definitions:
+            definitions = f"different definitions ({'; '.join(changed)}; the authors' numbers are under the defaults)"
         rows.append({"dataset": dataset, "zoo": zoo, "definitions": definitions})
     return pd.DataFrame(rows)
 
