@@ -4,25 +4,22 @@ full basis (analysis.histogram_range paired_nonsparse: of its non-sparse ones; a
 u_based: also each component's non-sparse coefficient of largest magnitude); with the sensitivity
 analysis, the same for every variant whose pass 2 differs, from the same read."""
 
-from filterlens.analyse.bases import load_basis
+from filterlens.analyse.bases import projections
 from filterlens.analyse.coefficient_range import range_rows
 from filterlens.extract.store import check_store_matches, open_filter_store
 from filterlens.io.files import write_tsv_rows
 from filterlens.io.scripting import rule_script
 from filterlens.method.choices import Settings, pass_variants
 from filterlens.reduce.jobs import job_models
-from filterlens.reduce.passes import Projection, coefficient_ranges
+from filterlens.reduce.passes import coefficient_ranges
 from filterlens.reduce.streaming import rows_per_segment
 
 
 with rule_script(snakemake) as log:
     settings = Settings(**snakemake.params.choices)
     variants = pass_variants(settings, "coefficient_range") if snakemake.params.sensitivity else {}
-    projections = {settings.sparse_reference: Projection(load_basis(snakemake.input.basis), settings.sparse_reference)}
-    for name, variant in variants.items():
-        if variant.sparse_reference not in projections:
-            projections[variant.sparse_reference] = Projection(load_basis(snakemake.input.variant_bases, name),
-                                                               variant.sparse_reference)
+    on = projections(settings.sparse_reference, snakemake.input.basis, variants,
+                     snakemake.input.get("variant_bases"))
     # the non-sparse filters' summaries: for a variant, or where the configured range or sign needs them
     nonsparse = bool(variants) or settings.histogram_range != "all_filters" or settings.pca_sign != "v_based"
     max_rows = rows_per_segment(snakemake.resources.mem_mb, snakemake.threads)
@@ -30,7 +27,7 @@ with rule_script(snakemake) as log:
     for model in job_models(snakemake, inputs=["store"], outputs=outputs):
         store = open_filter_store(model.inputs["store"])
         check_store_matches(store, model.model_id, model.dataset, max_rows)
-        summaries = coefficient_ranges(store, projections, snakemake.threads, max_rows, nonsparse=nonsparse)
+        summaries = coefficient_ranges(store, on, snakemake.threads, max_rows, nonsparse=nonsparse)
         rows = range_rows(store.model_id, summaries[settings.sparse_reference], settings.histogram_range)
         log.info("%s: per component min and max\n%s", store.model_id,
                  "\n".join(f"{c:>9} {a!r:>24} {b!r:>24}" for _, c, a, b, _ in rows))

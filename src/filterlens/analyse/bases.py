@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 import numpy as np
 
 from filterlens.method.pca import N_COMPONENTS, Basis, Moments
+from filterlens.reduce.passes import Projection
 
 if TYPE_CHECKING:
     import pandas as pd  # the coefficient passes' jobs load a basis and import no pandas
@@ -57,3 +58,15 @@ def load_basis(path, variant: str | None = None) -> Basis:
     with np.load(path) as data:
         return Basis(int(data[f"{prefix}n"]), data[f"{prefix}mean"], data[f"{prefix}components"],
                      data[f"{prefix}explained_variance"], data[f"{prefix}ratio"])
+
+
+def projections(sparse_reference: str, basis_path, variants: Mapping, variant_bases_path) -> dict[str, Projection]:
+    """What passes 2 and 3 project on, by sparse reference: the configured ``sparse_reference``
+    on the full basis at ``basis_path``, and each other reference of ``variants`` (name ->
+    :class:`filterlens.method.choices.Settings`) on its variant's basis in ``variant_bases_path``
+    (rule sensitivity_bases)."""
+    out = {sparse_reference: Projection(load_basis(basis_path), sparse_reference)}
+    for name, variant in variants.items():
+        if variant.sparse_reference not in out:
+            out[variant.sparse_reference] = Projection(load_basis(variant_bases_path, name), variant.sparse_reference)
+    return out

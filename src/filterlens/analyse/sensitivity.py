@@ -83,7 +83,7 @@ def headline(settings: Settings, inputs: MergeInputs, sheet: pd.DataFrame, pairs
     are in ``inputs``): columns :data:`COLUMNS` but ``variant``. ``statistics`` is config
     statistics (the permutation baseline of the KL findings, as rule stats_kl takes it)."""
     sets = basis_sets(pairs, [])
-    bases = {name: pca(set_moments(sets[name], inputs.moments)) for name in ("full", "robust", "normal")}
+    bases = {name: pca(set_moments(sets[name], inputs.moments)) for name in ("full", "normal")}  # KL weights, Fig. 2
     layers = pd.concat([inputs.layers[m] for m in sheet.model_id], ignore_index=True)
     quality = quality_by_depth(layers, sheet, settings.entropy_weights)
     shares = sparse_shares(layers, sheet)

@@ -63,6 +63,11 @@ class _Layout:
         return cls(store, t["max_abs"].astype(float), reference, t["c_out"].astype(int),
                    (t["c_in"] // t["groups"]).astype(int), t["row_start"].astype(int), t["row_stop"].astype(int))
 
+    @classmethod
+    def by_reference(cls, store: FilterStore, references) -> dict[str, "_Layout"]:
+        """A layout of ``store`` per distinct sparse reference of ``references``, in their order."""
+        return {reference: cls.of(store, reference) for reference in dict.fromkeys(references)}
+
     def piece_rows(self, rows: np.ndarray, segment: Segment, piece: Piece) -> np.ndarray:
         x = rows[piece.start - segment.start:piece.stop - segment.start]
         check_finite(x, self.store, piece.layer_id)
@@ -132,7 +137,7 @@ def summarize_references(store: FilterStore, threads: int, max_rows: int,
     # (docs/benchmarks.md), and only pass 1 uses it (passes 2 and 3 and the merges import this module).
     from filterlens.reduce.piece_summary import summarize_piece
 
-    layouts = {reference: _Layout.of(store, reference) for reference in dict.fromkeys(references)}
+    layouts = _Layout.by_reference(store, references)
     layout = next(iter(layouts.values()))
 
     def task(rows: np.ndarray, segment: Segment):
@@ -295,24 +300,21 @@ class CoefficientRange:
 
     @classmethod
     def empty(cls) -> "CoefficientRange":
-        inf = np.full(N_COMPONENTS, np.inf)
-        return cls(inf.copy(), -inf, inf.copy(), -inf.copy(), np.zeros(N_COMPONENTS))
+        def full(value):
+            return np.full(N_COMPONENTS, value)
+        return cls(full(np.inf), full(-np.inf), full(np.inf), full(-np.inf), full(0.0))
 
-    def add(self, coefficients: np.ndarray, nonsparse: np.ndarray | None) -> None:
-        """Adds the coefficients (9, m) of a block's scaled filters, ``nonsparse`` (m,) marking the
-        non-sparse ones (None: the non-sparse summaries are not wanted and stay as they are)."""
-        np.minimum(self.low, coefficients.min(axis=1), out=self.low)
-        np.maximum(self.high, coefficients.max(axis=1), out=self.high)
-        if nonsparse is None:
-            return
-        kept = coefficients[:, nonsparse] if not nonsparse.all() else coefficients
-        if kept.shape[1]:
-            np.minimum(self.low_nonsparse, kept.min(axis=1), out=self.low_nonsparse)
-            np.maximum(self.high_nonsparse, kept.max(axis=1), out=self.high_nonsparse)
-            at = np.abs(kept).argmax(axis=1)
-            largest = kept[np.arange(N_COMPONENTS), at]
-            replace = np.abs(largest) > np.abs(self.extreme)
-            self.extreme[replace] = largest[replace]
+    @classmethod
+    def of(cls, coefficients: np.ndarray, nonsparse: np.ndarray | None) -> "CoefficientRange":
+        """The summary of a block's coefficients (9, m) of scaled filters, ``nonsparse`` (m,) marking
+        the non-sparse ones (None: the non-sparse summaries are not wanted and stay empty)."""
+        out = cls.empty()
+        out.low, out.high = coefficients.min(axis=1), coefficients.max(axis=1)
+        kept = coefficients if nonsparse is None or nonsparse.all() else coefficients[:, nonsparse]
+        if nonsparse is not None and kept.shape[1]:
+            out.low_nonsparse, out.high_nonsparse = kept.min(axis=1), kept.max(axis=1)
+            out.extreme = kept[np.arange(N_COMPONENTS), np.abs(kept).argmax(axis=1)]
+        return out
 
     def merge(self, other: "CoefficientRange") -> None:
         """Adds ``other``, the summary of rows after this one's."""
@@ -368,8 +370,7 @@ def coefficient_ranges(store: FilterStore, projections: Mapping[str, Projection]
                        max_rows: int, nonsparse: bool = True) -> dict[str, CoefficientRange]:
     """Pass 2 on each of ``projections`` (by name) from one read: the :class:`CoefficientRange`
     of the model's coefficients on each (without ``nonsparse``, its min and max over all filters only)."""
-    layouts = {reference: _Layout.of(store, reference)
-               for reference in dict.fromkeys(p.sparse_reference for p in projections.values())}
+    layouts = _Layout.by_reference(store, (p.sparse_reference for p in projections.values()))
 
     def task(rows: np.ndarray, segment: Segment):
         out = {name: CoefficientRange.empty() for name in projections}
@@ -378,7 +379,7 @@ def coefficient_ranges(store: FilterStore, projections: Mapping[str, Projection]
                 for coefficients, kept in _coefficient_blocks(layouts[projection.sparse_reference],
                                                               projection.basis, rows, segment, piece,
                                                               with_sparse=True, marked=nonsparse):
-                    out[name].add(coefficients, kept)
+                    out[name].merge(CoefficientRange.of(coefficients, kept))
         return out
 
     total = {name: CoefficientRange.empty() for name in projections}
@@ -415,8 +416,7 @@ def coefficient_histograms_with_outside(store: FilterStore, basis: Basis, low: f
 
 def _histograms(store: FilterStore, specs: Mapping[str, HistogramSpec], bins: int, threads: int, max_rows: int,
                 outside: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    layouts = {reference: _Layout.of(store, reference)
-               for reference in dict.fromkeys(s.projection.sparse_reference for s in specs.values())}
+    layouts = _Layout.by_reference(store, (s.projection.sparse_reference for s in specs.values()))
     by_projection: dict[Projection, list[str]] = {}
     for name, spec in specs.items():
         by_projection.setdefault(spec.projection, []).append(name)
